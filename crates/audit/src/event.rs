@@ -1,0 +1,178 @@
+//! The typed events that every other crate emits.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// Who did something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// rampart itself (jobs, startup).
+    System,
+    /// An account, by its unique user name.
+    User(String),
+    /// Someone not yet identified (a failed login names the attempted user in the subject).
+    Anonymous,
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::System => f.write_str("system"),
+            Self::User(name) => write!(f, "user:{name}"),
+            Self::Anonymous => f.write_str("anonymous"),
+        }
+    }
+}
+
+/// How an action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It happened.
+    Success,
+    /// It was attempted and failed (a wrong password).
+    Failure,
+    /// It was refused by policy (no grant, locked, MFA missing).
+    Denied,
+}
+
+impl Outcome {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Denied => "denied",
+        }
+    }
+}
+
+macro_rules! actions {
+    ($( $variant:ident = $name:literal, $doc:literal; )*) => {
+        /// Everything rampart audits. The stored name is stable; new variants may be added.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Action {
+            $( #[doc = $doc] $variant, )*
+        }
+
+        impl Action {
+            /// Every action.
+            pub const ALL: &'static [Action] = &[$(Action::$variant),*];
+
+            /// The stored name, such as `login.success`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Action::$variant => $name,)* }
+            }
+
+            /// Parses a stored name.
+            pub fn parse(name: &str) -> Option<Self> {
+                match name { $($name => Some(Action::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+actions! {
+    Startup = "system.startup", "rampart started serving.";
+    Shutdown = "system.shutdown", "rampart stopped serving.";
+    LoginPassword = "login.password", "A password was checked (first factor).";
+    LoginMfa = "login.mfa", "A second factor was checked.";
+    LoginLocked = "login.locked", "An account or address was locked out after failures.";
+    SessionStart = "session.start", "A session began after a complete login.";
+    SessionEnd = "session.end", "A session ended by logout or timeout.";
+    SessionRevoke = "session.revoke", "A session was revoked.";
+    MfaEnroll = "mfa.enroll", "A second factor was enrolled.";
+    MfaReset = "mfa.reset", "An account's second factors were removed by an admin.";
+    RecoveryCodeUsed = "mfa.recovery_code", "A recovery code was used.";
+    EnrollLinkIssue = "enroll.issue", "A one-time enrollment link was issued.";
+    EnrollComplete = "enroll.complete", "An enrollment link was used to set a password.";
+    UserCreate = "user.create", "An account was created.";
+    UserDisable = "user.disable", "An account was disabled.";
+    UserEnable = "user.enable", "An account was enabled.";
+    RoleCreate = "role.create", "A role was created or changed.";
+    RoleDelete = "role.delete", "A role was deleted.";
+    GrantAdd = "grant.add", "A role was granted to an account.";
+    GrantRemove = "grant.remove", "A grant was removed.";
+    TargetAdd = "target.add", "A target was registered or changed.";
+    TargetRemove = "target.remove", "A target was removed.";
+    Authorize = "access.authorize", "An access decision was made for a target.";
+    AuditExport = "audit.export", "The audit log or a checkpoint was exported.";
+    PermissionDenied = "admin.denied", "An admin action was refused for lack of permission.";
+}
+
+/// One thing that happened, before it is sealed into the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Who acted.
+    pub actor: Actor,
+    /// What was done.
+    pub action: Action,
+    /// What it was done to (an account name, a target, a role).
+    pub subject: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The client address.
+    pub source: Option<IpAddr>,
+    /// Extra fields. Only text rampart produced, or scrubbed text.
+    pub details: BTreeMap<String, String>,
+}
+
+impl AuditEvent {
+    /// A successful event with no source and no details.
+    pub fn new(actor: Actor, action: Action, subject: impl Into<String>) -> Self {
+        Self {
+            actor,
+            action,
+            subject: subject.into(),
+            outcome: Outcome::Success,
+            source: None,
+            details: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the outcome.
+    pub fn outcome(mut self, outcome: Outcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+
+    /// Sets the client address.
+    pub fn source(mut self, source: Option<IpAddr>) -> Self {
+        self.source = source;
+        self
+    }
+
+    /// Adds a detail.
+    pub fn detail(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.details.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// The details as the JSON object that is stored and hashed (keys sorted).
+    pub fn details_json(&self) -> String {
+        serde_json::to_string(&self.details).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_names_are_unique_and_parse_back() {
+        let mut names: Vec<_> = Action::ALL.iter().map(|a| a.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Action::ALL.len());
+        for a in Action::ALL {
+            assert_eq!(Action::parse(a.as_str()), Some(*a));
+        }
+    }
+
+    #[test]
+    fn details_are_stored_with_sorted_keys() {
+        let ev = AuditEvent::new(Actor::System, Action::Startup, "")
+            .detail("zeta", "1")
+            .detail("alpha", "2");
+        assert_eq!(ev.details_json(), r#"{"alpha":"2","zeta":"1"}"#);
+    }
+}
