@@ -78,7 +78,10 @@ impl Checkpoint {
     pub fn verify(&self, public_key_hex: &str) -> Result<(), CheckpointError> {
         let key = hex::decode(public_key_hex.trim()).map_err(|_| CheckpointError::BadKey)?;
         UnparsedPublicKey::new(&signature::ED25519, key)
-            .verify(&message(self.seq, &self.hash, self.time_us), &self.signature)
+            .verify(
+                &message(self.seq, &self.hash, self.time_us),
+                &self.signature,
+            )
             .map_err(|_| CheckpointError::BadSignature)
     }
 
@@ -105,9 +108,13 @@ impl Checkpoint {
         let mut h = [0u8; 32];
         hex::decode_to_slice(hash, &mut h).map_err(|_| CheckpointError::Malformed("hash"))?;
         Ok(Self {
-            seq: seq.parse().map_err(|_| CheckpointError::Malformed("sequence"))?,
+            seq: seq
+                .parse()
+                .map_err(|_| CheckpointError::Malformed("sequence"))?,
             hash: h,
-            time_us: time.parse().map_err(|_| CheckpointError::Malformed("time"))?,
+            time_us: time
+                .parse()
+                .map_err(|_| CheckpointError::Malformed("time"))?,
             signature: hex::decode(sig).map_err(|_| CheckpointError::Malformed("signature"))?,
         })
     }

@@ -133,7 +133,9 @@ impl std::fmt::Display for BreakKind {
             Self::Altered => "the record was altered (its hash does not match its contents)",
             Self::Missing => "records are missing before it (it does not link to its predecessor)",
             Self::Malformed => "a stored hash is malformed",
-            Self::Truncated => "records at and after it were removed (a signed checkpoint names it)",
+            Self::Truncated => {
+                "records at and after it were removed (a signed checkpoint names it)"
+            }
             Self::CheckpointMismatch => "it differs from the signed checkpoint",
         })
     }
@@ -213,7 +215,9 @@ fn record_hash(prev: &Hash, r: &AuditRecord) -> Hash {
     h.update(prev);
     h.update(r.seq.to_be_bytes());
     h.update(r.time_us.to_be_bytes());
-    for field in [&r.actor, &r.action, &r.subject, &r.outcome, &r.source, &r.details] {
+    for field in [
+        &r.actor, &r.action, &r.subject, &r.outcome, &r.source, &r.details,
+    ] {
         h.update((field.len() as u64).to_be_bytes());
         h.update(field.as_bytes());
     }
@@ -260,7 +264,10 @@ mod tests {
         records[6].subject = "someone-else".into();
         assert_eq!(
             verify(&records),
-            Err(ChainBreak { seq: 7, kind: BreakKind::Altered })
+            Err(ChainBreak {
+                seq: 7,
+                kind: BreakKind::Altered
+            })
         );
     }
 
@@ -270,7 +277,10 @@ mod tests {
         records.remove(3);
         assert_eq!(
             verify(&records),
-            Err(ChainBreak { seq: 4, kind: BreakKind::Missing })
+            Err(ChainBreak {
+                seq: 4,
+                kind: BreakKind::Missing
+            })
         );
     }
 
@@ -282,7 +292,10 @@ mod tests {
         records[2].hash = hex::encode(record_hash(&prev, &records[2]));
         assert_eq!(
             verify(&records),
-            Err(ChainBreak { seq: 4, kind: BreakKind::Missing })
+            Err(ChainBreak {
+                seq: 4,
+                kind: BreakKind::Missing
+            })
         );
     }
 
@@ -299,7 +312,17 @@ mod tests {
         for r in &records[..8] {
             v.push(r).unwrap();
         }
-        assert_eq!(v.finish(), Err(ChainBreak { seq: 9, kind: BreakKind::Truncated }));
-        assert_eq!(verify(&records[..8]), Ok(8), "without a checkpoint a cut is invisible");
+        assert_eq!(
+            v.finish(),
+            Err(ChainBreak {
+                seq: 9,
+                kind: BreakKind::Truncated
+            })
+        );
+        assert_eq!(
+            verify(&records[..8]),
+            Ok(8),
+            "without a checkpoint a cut is invisible"
+        );
     }
 }
