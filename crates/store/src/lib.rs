@@ -1,1 +1,210 @@
-//! Persistence for every room on SQLite or PostgreSQL through sqlx, with migrations per engine.
+//! Persistence for rampart on SQLite (the embedded default) or PostgreSQL (for several
+//! nodes), through sqlx's `Any` driver so that each query is written once.
+//!
+//! Every change that must be audited is made in the same transaction as its audit
+//! record ([`Store::audited`] and the `*_audited` methods): if the record cannot be
+//! written, the change does not happen (fail closed). Writes are serialized: one writer at
+//! a time in this process (a mutex, which also keeps SQLite from returning `SQLITE_BUSY`
+//! on lock upgrades), and one per cluster on PostgreSQL (a transaction-scoped advisory
+//! lock), so the audit chain never forks.
+//!
+//! Times are stored as integer microseconds (or seconds, where named `_s`) since the
+//! epoch, which both engines store exactly.
+
+mod accounts;
+mod audit;
+mod migrate;
+mod policy;
+mod sessions;
+
+pub use accounts::{Account, NewAccount};
+pub use audit::AuditQuery;
+pub use sessions::SessionRow;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use rampart_audit::{AuditEvent, AuditRecord, Chain};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// SQLite file in the data directory.
+    Sqlite,
+    /// A PostgreSQL server shared by the nodes of a cluster.
+    Postgres,
+}
+
+/// A failure of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or answered with an error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The URL names an engine rampart does not support.
+    #[error("store.url must start with sqlite:// or postgres://, got {0:?}")]
+    UnsupportedUrl(String),
+    /// A unique value (user name, email, name) is already taken.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The row asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A stored value does not parse: the database was edited by hand or is corrupt.
+    #[error("a stored value is invalid: {0}")]
+    Corrupt(String),
+}
+
+/// The shared handle to the database.
+#[derive(Debug)]
+pub struct Store {
+    pool: AnyPool,
+    engine: Engine,
+    writer: tokio::sync::Mutex<()>,
+}
+
+/// Lock id of rampart's writer in PostgreSQL (`pg_advisory_xact_lock`): "rmpt".
+const WRITER_LOCK: i64 = 0x726d_7074;
+
+impl Store {
+    /// Connects and brings the schema up to date. `url` is `sqlite://PATH` or
+    /// `postgres://…`.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let engine = if url.starts_with("sqlite:") {
+            Engine::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Engine::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if engine == Engine::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if engine == Engine::Sqlite {
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        if engine == Engine::Sqlite {
+            // WAL persists in the file: readers never block the writer.
+            pool.execute("PRAGMA journal_mode = WAL").await?;
+        }
+        let store = Self {
+            pool,
+            engine,
+            writer: tokio::sync::Mutex::new(()),
+        };
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    /// The engine in use.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// The pool, for read queries of other crates' store code.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Closes every connection (on shutdown, after the last write).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Appends events to the audit chain in one transaction and returns the records.
+    pub async fn append_audit(
+        &self,
+        events: &[AuditEvent],
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut w = self.write().await?;
+        let records = w.audit(events).await?;
+        w.commit().await?;
+        Ok(records)
+    }
+
+    /// Starts a serialized write transaction. Audit records appended through it are
+    /// committed together with the change, or not at all.
+    pub async fn write(&self) -> Result<Write<'_>, StoreError> {
+        let guard = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        if self.engine == Engine::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(WRITER_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(Write {
+            tx,
+            _guard: guard,
+            head: None,
+        })
+    }
+}
+
+/// A write transaction holding the writer lock.
+#[derive(Debug)]
+pub struct Write<'s> {
+    tx: Transaction<'static, Any>,
+    _guard: tokio::sync::MutexGuard<'s, ()>,
+    head: Option<Chain>,
+}
+
+impl Write<'_> {
+    /// Seals and inserts audit events as part of this transaction.
+    pub async fn audit(&mut self, events: &[AuditEvent]) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut head = match self.head {
+            Some(head) => head,
+            None => audit::head(&mut self.tx).await?,
+        };
+        let mut records = Vec::with_capacity(events.len());
+        let now = now_us();
+        for event in events {
+            let record = head.seal(event, now);
+            audit::insert(&mut self.tx, &record).await?;
+            records.push(record);
+        }
+        self.head = Some(head);
+        Ok(records)
+    }
+
+    /// The transaction, for the change itself.
+    pub fn tx(&mut self) -> &mut Transaction<'static, Any> {
+        &mut self.tx
+    }
+
+    /// Commits the change and its audit records.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Microseconds since the epoch, now.
+pub fn now_us() -> i64 {
+    jiff::Timestamp::now().as_microsecond()
+}
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`].
+fn conflict(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
+    let what = what.into();
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        _ => StoreError::Database(e),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,190 @@
+//! The audit table: append inside write transactions, read in pages.
+
+use rampart_audit::{AuditRecord, Chain, Verifier};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, Row};
+
+use crate::{Store, StoreError};
+
+/// Filters for reading the audit log, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Only this actor (`user:alice`, `system`).
+    pub actor: Option<String>,
+    /// Only actions starting with this (`login`, `user.create`).
+    pub action_prefix: Option<String>,
+    /// Only this outcome.
+    pub outcome: Option<String>,
+    /// Only records older than this sequence number (for paging back).
+    pub before_seq: Option<u64>,
+    /// Only records newer than this time (µs).
+    pub since_us: Option<i64>,
+    /// At most this many (capped at 1,000).
+    pub limit: u32,
+}
+
+const COLUMNS: &str =
+    "seq, time_us, actor, action, subject, outcome, source, details, prev_hash, hash";
+
+pub(crate) async fn head(tx: &mut sqlx::Transaction<'static, Any>) -> Result<Chain, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 1"
+    ))
+    .fetch_optional(&mut **tx)
+    .await?;
+    match row {
+        None => Ok(Chain::default()),
+        Some(row) => Chain::after(&record(&row)?).map_err(|e| StoreError::Corrupt(e.to_string())),
+    }
+}
+
+pub(crate) async fn insert(conn: &mut AnyConnection, r: &AuditRecord) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    ))
+    .bind(seq_i64(r.seq)?)
+    .bind(r.time_us)
+    .bind(&r.actor)
+    .bind(&r.action)
+    .bind(&r.subject)
+    .bind(&r.outcome)
+    .bind(&r.source)
+    .bind(&r.details)
+    .bind(&r.prev_hash)
+    .bind(&r.hash)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Reads records matching `q`, newest first.
+    pub async fn audit_search(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut sql = format!("SELECT {COLUMNS} FROM audit_log WHERE 1 = 1");
+        let mut n = 0;
+        let mut param = |sql: &mut String, clause: &str| {
+            n += 1;
+            sql.push_str(&clause.replace('?', &format!("${n}")));
+        };
+        if q.actor.is_some() {
+            param(&mut sql, " AND actor = ?");
+        }
+        if q.action_prefix.is_some() {
+            param(&mut sql, " AND action LIKE ?");
+        }
+        if q.outcome.is_some() {
+            param(&mut sql, " AND outcome = ?");
+        }
+        if q.before_seq.is_some() {
+            param(&mut sql, " AND seq < ?");
+        }
+        if q.since_us.is_some() {
+            param(&mut sql, " AND time_us >= ?");
+        }
+        sql.push_str(" ORDER BY seq DESC LIMIT ");
+        sql.push_str(&q.limit.clamp(1, 1000).to_string());
+        let mut query = sqlx::query(&sql);
+        if let Some(a) = &q.actor {
+            query = query.bind(a.clone());
+        }
+        if let Some(p) = &q.action_prefix {
+            let escaped = p.replace(['%', '_'], "");
+            query = query.bind(format!("{escaped}%"));
+        }
+        if let Some(o) = &q.outcome {
+            query = query.bind(o.clone());
+        }
+        if let Some(s) = q.before_seq {
+            query = query.bind(seq_i64(s)?);
+        }
+        if let Some(t) = q.since_us {
+            query = query.bind(t);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        rows.iter().map(record).collect()
+    }
+
+    /// Records with `seq > after`, oldest first, at most `limit`.
+    pub async fn audit_page(&self, after: u64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq ASC LIMIT $2"
+        ))
+        .bind(seq_i64(after)?)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
+    /// Feeds the whole chain through `verifier` in pages of 10,000, calling `progress`
+    /// with the number checked so far. Stops at the first break.
+    pub async fn audit_verify(
+        &self,
+        verifier: &mut Verifier,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Result<(), rampart_audit::ChainBreak>, StoreError> {
+        let mut after = 0;
+        loop {
+            let page = self.audit_page(after, 10_000).await?;
+            let Some(last) = page.last() else {
+                return Ok(Ok(()));
+            };
+            after = last.seq;
+            for record in &page {
+                if let Err(e) = verifier.push(record) {
+                    return Ok(Err(e));
+                }
+            }
+            progress(after);
+        }
+    }
+
+    /// The number of records and the newest one.
+    pub async fn audit_head(&self) -> Result<Option<AuditRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 1"
+        ))
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    /// How many records of `action` with `outcome` exist since `since_us`.
+    pub async fn audit_count(
+        &self,
+        action: &str,
+        outcome: &str,
+        since_us: i64,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM audit_log WHERE action = $1 AND outcome = $2 AND time_us >= $3",
+        )
+        .bind(action)
+        .bind(outcome)
+        .bind(since_us)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<i64, _>("n")?)
+    }
+}
+
+fn seq_i64(seq: u64) -> Result<i64, StoreError> {
+    i64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("sequence {seq} out of range")))
+}
+
+fn record(row: &AnyRow) -> Result<AuditRecord, StoreError> {
+    let seq: i64 = row.try_get("seq")?;
+    Ok(AuditRecord {
+        seq: u64::try_from(seq)
+            .map_err(|_| StoreError::Corrupt(format!("negative sequence {seq}")))?,
+        time_us: row.try_get("time_us")?,
+        actor: row.try_get("actor")?,
+        action: row.try_get("action")?,
+        subject: row.try_get("subject")?,
+        outcome: row.try_get("outcome")?,
+        source: row.try_get("source")?,
+        details: row.try_get("details")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}

@@ -1,0 +1,159 @@
+//! Schema migrations, one list per engine, applied in order and recorded.
+
+use sqlx::Row;
+
+use crate::{Engine, Store, StoreError};
+
+/// One step of the schema: the same version for both engines, with each engine's SQL.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+/// The tables shared by both engines, in portable SQL (`BIGINT` and `TEXT` only).
+const V1_COMMON: &str = "
+CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    email TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    owner TEXT,
+    password_hash TEXT,
+    totp_sealed TEXT,
+    totp_last_step BIGINT,
+    active BIGINT NOT NULL,
+    created_us BIGINT NOT NULL,
+    last_login_us BIGINT
+);
+CREATE TABLE recovery_codes (
+    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    code_hash TEXT NOT NULL,
+    used_us BIGINT,
+    PRIMARY KEY (account_id, code_hash)
+);
+CREATE TABLE throttle (
+    key TEXT PRIMARY KEY,
+    failures BIGINT NOT NULL,
+    last_failure_s BIGINT NOT NULL,
+    locked_until_s BIGINT NOT NULL
+);
+CREATE TABLE sessions (
+    id_hash TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    stage TEXT NOT NULL,
+    created_s BIGINT NOT NULL,
+    last_seen_s BIGINT NOT NULL,
+    source TEXT NOT NULL,
+    revoked BIGINT NOT NULL
+);
+CREATE INDEX sessions_account ON sessions(account_id);
+CREATE TABLE enroll_links (
+    token_hash TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    expires_s BIGINT NOT NULL,
+    used_s BIGINT
+);
+CREATE TABLE targets (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    address TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    created_us BIGINT NOT NULL
+);
+CREATE TABLE roles (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE bindings (
+    account TEXT NOT NULL,
+    role TEXT NOT NULL REFERENCES roles(name) ON DELETE CASCADE,
+    expires_us BIGINT,
+    created_us BIGINT NOT NULL,
+    PRIMARY KEY (account, role)
+);
+CREATE TABLE audit_log (
+    seq BIGINT PRIMARY KEY,
+    time_us BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    source TEXT NOT NULL,
+    details TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX audit_time ON audit_log(time_us);
+CREATE INDEX audit_actor ON audit_log(actor, seq);
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "accounts, sessions, access, audit",
+    sqlite: V1_COMMON,
+    postgres: V1_COMMON,
+}];
+
+/// Applies every migration not yet recorded, each in its own transaction.
+pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
+    let mut w = store.write().await?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_us BIGINT NOT NULL)",
+    )
+    .execute(&mut **w.tx())
+    .await?;
+    w.commit().await?;
+    for m in MIGRATIONS {
+        let mut w = store.write().await?;
+        let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+            .bind(m.version)
+            .fetch_optional(&mut **w.tx())
+            .await?;
+        if done.is_some() {
+            continue;
+        }
+        let sql = match store.engine() {
+            Engine::Sqlite => m.sqlite,
+            Engine::Postgres => m.postgres,
+        };
+        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::query(statement).execute(&mut **w.tx()).await?;
+        }
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_us) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(crate::now_us())
+        .execute(&mut **w.tx())
+        .await?;
+        w.commit().await?;
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applied schema migration"
+        );
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The newest applied schema version.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        version(self).await
+    }
+}
+
+async fn version(store: &Store) -> Result<i64, StoreError> {
+    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+        .fetch_one(store.pool())
+        .await?;
+    Ok(row.try_get::<i64, _>("v")?)
+}

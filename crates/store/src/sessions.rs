@@ -1,0 +1,167 @@
+//! Server-side sessions, stored by the hash of their id.
+
+use rampart_audit::AuditEvent;
+use rampart_identity::session::Stage;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Store, StoreError};
+
+/// A session as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// SHA-256 of the session id (the id itself is only in the cookie).
+    pub id_hash: String,
+    /// The account.
+    pub account_id: String,
+    /// How far the login has come.
+    pub stage: Stage,
+    /// Creation time (s).
+    pub created_s: i64,
+    /// Last request (s).
+    pub last_seen_s: i64,
+    /// Client address at login.
+    pub source: String,
+    /// Revoked by the user, an admin, or disabling the account.
+    pub revoked: bool,
+}
+
+const COLUMNS: &str = "id_hash, account_id, stage, created_s, last_seen_s, source, revoked";
+
+impl Store {
+    /// Stores a new session; `event` is audited with it when given.
+    pub async fn create_session(
+        &self,
+        row: &SessionRow,
+        event: Option<AuditEvent>,
+    ) -> Result<(), StoreError> {
+        let mut w = self.write().await?;
+        sqlx::query(&format!(
+            "INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 0)"
+        ))
+        .bind(&row.id_hash)
+        .bind(&row.account_id)
+        .bind(row.stage.as_str())
+        .bind(row.created_s)
+        .bind(row.last_seen_s)
+        .bind(&row.source)
+        .execute(&mut **w.tx())
+        .await?;
+        if let Some(event) = event {
+            w.audit(&[event]).await?;
+        }
+        w.commit().await
+    }
+
+    /// A session by the hash of its id.
+    pub async fn session(&self, id_hash: &str) -> Result<Option<SessionRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM sessions WHERE id_hash = $1"
+        ))
+        .bind(id_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(session).transpose()
+    }
+
+    /// Records activity on a session.
+    pub async fn touch_session(&self, id_hash: &str, now_s: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_seen_s = $1 WHERE id_hash = $2")
+            .bind(now_s)
+            .bind(id_hash)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Moves a session to a later stage of login (a new session id replaces the old one,
+    /// so an id seen before MFA is worthless after it), auditing the step.
+    pub async fn advance_session(
+        &self,
+        old_hash: &str,
+        new: &SessionRow,
+        event: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut w = self.write().await?;
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(old_hash)
+            .execute(&mut **w.tx())
+            .await?;
+        sqlx::query(&format!(
+            "INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 0)"
+        ))
+        .bind(&new.id_hash)
+        .bind(&new.account_id)
+        .bind(new.stage.as_str())
+        .bind(new.created_s)
+        .bind(new.last_seen_s)
+        .bind(&new.source)
+        .execute(&mut **w.tx())
+        .await?;
+        if new.stage == Stage::Complete {
+            sqlx::query("UPDATE accounts SET last_login_us = $1 WHERE id = $2")
+                .bind(crate::now_us())
+                .bind(&new.account_id)
+                .execute(&mut **w.tx())
+                .await?;
+        }
+        w.audit(&[event]).await?;
+        w.commit().await
+    }
+
+    /// Revokes one session of an account.
+    pub async fn revoke_session(
+        &self,
+        account_id: &str,
+        id_hash: &str,
+        event: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut w = self.write().await?;
+        let done = sqlx::query("UPDATE sessions SET revoked = 1 WHERE id_hash = $1 AND account_id = $2 AND revoked = 0")
+            .bind(id_hash)
+            .bind(account_id)
+            .execute(&mut **w.tx())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        w.audit(&[event]).await?;
+        w.commit().await?;
+        Ok(true)
+    }
+
+    /// The live-looking (not revoked) sessions of an account, newest first.
+    pub async fn sessions_of(&self, account_id: &str) -> Result<Vec<SessionRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM sessions WHERE account_id = $1 AND revoked = 0 ORDER BY created_s DESC LIMIT 100"
+        ))
+        .bind(account_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(session).collect()
+    }
+
+    /// Deletes sessions unused since `before_s`.
+    pub async fn purge_sessions(&self, before_s: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE last_seen_s < $1 OR revoked = 1")
+            .bind(before_s)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn session(row: &AnyRow) -> Result<SessionRow, StoreError> {
+    let stage: String = row.try_get("stage")?;
+    let revoked: i64 = row.try_get("revoked")?;
+    Ok(SessionRow {
+        id_hash: row.try_get("id_hash")?,
+        account_id: row.try_get("account_id")?,
+        stage: Stage::parse(&stage)
+            .ok_or_else(|| StoreError::Corrupt(format!("session stage {stage:?}")))?,
+        created_s: row.try_get("created_s")?,
+        last_seen_s: row.try_get("last_seen_s")?,
+        source: row.try_get("source")?,
+        revoked: revoked != 0,
+    })
+}

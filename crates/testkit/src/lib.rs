@@ -1,0 +1,211 @@
+//! Real peers for tests, started on free loopback ports in temporary folders and stopped
+//! when their guard drops. A missing program is an error that names the Debian package
+//! to install: tests never skip silently.
+//!
+//! This crate is only a dev-dependency; it may panic, since a test that cannot start its
+//! peer must fail loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound, read back, released).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Waits until `127.0.0.1:port` accepts connections, or panics after `deadline`.
+pub fn wait_for_port(port: u16, deadline: Duration, what: &str) {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on 127.0.0.1:{port} within {deadline:?}");
+}
+
+/// A PostgreSQL server: the one the test command started (`RAMPART_TEST_PG_URL`), or a
+/// fresh one in a temporary folder, stopped on drop.
+#[derive(Debug)]
+pub struct Postgres {
+    url: String,
+    owned: Option<(PathBuf, tempfile::TempDir)>,
+}
+
+impl Postgres {
+    /// Starts or reuses a server and creates a fresh database in it.
+    pub fn start() -> Postgres {
+        if let Ok(base) = std::env::var("RAMPART_TEST_PG_URL") {
+            let db = format!("t{}", unique());
+            run_psql(&base, &format!("CREATE DATABASE {db}"));
+            let url = format!("{}/{db}", base.trim_end_matches('/'));
+            return Postgres { url, owned: None };
+        }
+        let bin = pg_bin();
+        let dir = tempfile::Builder::new()
+            .prefix("rampart-pg")
+            .tempdir()
+            .expect("tempdir");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let as_root = is_root();
+        if as_root {
+            // initdb refuses to run as root: hand the folder to the postgres user.
+            chown_postgres(dir.path());
+        }
+        let port = free_port();
+        let initdb = bin.join("initdb");
+        let mut cmd = postgres_cmd(as_root, &initdb);
+        cmd.args([
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ]);
+        let out = cmd.output().expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            dir.path().display()
+        );
+        let log = dir.path().join("pg.log");
+        let mut cmd = postgres_cmd(as_root, &bin.join("pg_ctl"));
+        cmd.args([
+            "-D",
+            data.to_str().unwrap(),
+            "-o",
+            &opts,
+            "-l",
+            log.to_str().unwrap(),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ]);
+        let out = cmd.output().expect("run pg_ctl");
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        let base = format!("postgres://postgres@127.0.0.1:{port}");
+        run_psql(&format!("{base}/postgres"), "CREATE DATABASE rampart_test");
+        Postgres {
+            url: format!("{base}/rampart_test"),
+            owned: Some((data, dir)),
+        }
+    }
+
+    /// The connection URL of the test database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some((data, _dir)) = &self.owned {
+            let mut cmd = postgres_cmd(is_root(), &pg_bin().join("pg_ctl"));
+            cmd.args([
+                "-D",
+                data.to_str().unwrap_or("."),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ]);
+            let _ = cmd.output();
+        }
+    }
+}
+
+/// The folder with PostgreSQL's server programs.
+pub fn pg_bin() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+        .into_iter()
+        .rev()
+        .find(|p| p.join("initdb").exists())
+        .unwrap_or_else(|| panic!("PostgreSQL server not found: apt-get install -y postgresql"))
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+fn postgres_cmd(as_root: bool, program: &Path) -> Command {
+    if as_root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn chown_postgres(path: &Path) {
+    let ok = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(path)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "chown to postgres failed: is the postgresql package installed? apt-get install -y postgresql"
+    );
+}
+
+fn run_psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("psql not runnable ({e}): apt-get install -y postgresql-client")
+        });
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn unique() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos
+    )
+}
