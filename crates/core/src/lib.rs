@@ -8,9 +8,11 @@
 //! Invariants: no I/O, no async runtime, no database; a `Secret` never prints its contents
 //! and cannot be serialized.
 
+mod bounded;
 mod control;
 mod secret;
 
+pub use bounded::{Bounded, OutOfRange};
 pub use control::{ControlId, ControlSection};
 pub use secret::Secret;
 

@@ -11,6 +11,7 @@
 
 pub mod account;
 pub mod password;
+pub mod policy;
 pub mod sealed;
 pub mod session;
 pub mod throttle;

@@ -1,0 +1,78 @@
+//! The `[policy]` section of `rampart.toml`: MFA, sessions and lockout.
+
+use rampart_core::Bounded;
+use serde::Deserialize;
+
+use crate::session::SessionPolicy;
+use crate::throttle::ThrottlePolicy;
+
+/// Whether a second factor is demanded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MfaPolicy {
+    /// People and third parties must enroll and use a second factor (ACC-2).
+    #[default]
+    Required,
+    /// A second factor is offered, not demanded. The report shows ACC-2 as failing.
+    Optional,
+}
+
+/// Authentication policy.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// `required` (default) or `optional`.
+    pub mfa: MfaPolicy,
+    /// Minutes without a request after which a session ends (5–240).
+    pub session_idle_minutes: Bounded<5, 240>,
+    /// Hours after login after which a session ends whatever happens (1–24).
+    pub session_absolute_hours: Bounded<1, 24>,
+    /// Failed checks before an account or address is locked (3–20).
+    pub lockout_failures: Bounded<3, 20>,
+    /// Length of the first lock in seconds; each further failure doubles it (10–3600).
+    pub lockout_seconds: Bounded<10, 3600>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            mfa: MfaPolicy::Required,
+            session_idle_minutes: Bounded::clamped(30),
+            session_absolute_hours: Bounded::clamped(12),
+            lockout_failures: Bounded::clamped(5),
+            lockout_seconds: Bounded::clamped(60),
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// Session lifetimes.
+    pub fn sessions(&self) -> SessionPolicy {
+        SessionPolicy {
+            idle_secs: self.session_idle_minutes.get() * 60,
+            absolute_secs: self.session_absolute_hours.get() * 3600,
+        }
+    }
+
+    /// Lockout rules.
+    pub fn throttle(&self) -> ThrottlePolicy {
+        ThrottlePolicy {
+            max_failures: u32::try_from(self.lockout_failures.get()).unwrap_or(5),
+            base_lock_secs: self.lockout_seconds.get(),
+            ..ThrottlePolicy::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let p = PolicyConfig::default();
+        assert_eq!(p.mfa, MfaPolicy::Required);
+        assert_eq!(p.sessions(), SessionPolicy::default());
+        assert_eq!(p.throttle(), ThrottlePolicy::default());
+    }
+}
