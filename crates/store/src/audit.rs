@@ -168,6 +168,51 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Records of `action` since `since_us`, counted per actor, most active first.
+    pub async fn audit_counts_by_actor(
+        &self,
+        action: &str,
+        since_us: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT actor, COUNT(*) AS n FROM audit_log WHERE action = $1 AND time_us >= $2 GROUP BY actor ORDER BY n DESC, actor LIMIT 100",
+        )
+        .bind(action)
+        .bind(since_us)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("actor")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// How many records of `action` since `since_us` have a detail `key` equal to `value`.
+    pub async fn audit_count_detail(
+        &self,
+        action: &str,
+        since_us: i64,
+        key: &str,
+        value: &str,
+    ) -> Result<i64, StoreError> {
+        // Details are JSON with sorted keys written by serde_json: the pair appears verbatim.
+        let needle = format!(
+            "%{}%",
+            serde_json::json!({ key: value })
+                .to_string()
+                .trim_start_matches('{')
+                .trim_end_matches('}')
+        );
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM audit_log WHERE action = $1 AND time_us >= $2 AND details LIKE $3")
+            .bind(action)
+            .bind(since_us)
+            .bind(needle)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
 fn seq_i64(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("sequence {seq} out of range")))
 }

@@ -29,11 +29,11 @@ pub struct SessionRow {
 const COLUMNS: &str = "id_hash, account_id, stage, created_s, last_seen_s, source, revoked";
 
 impl Store {
-    /// Stores a new session; `event` is audited with it when given.
+    /// Stores a new session with its audit events, in one transaction.
     pub async fn create_session(
         &self,
         row: &SessionRow,
-        event: Option<AuditEvent>,
+        events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         let mut w = self.write().await?;
         sqlx::query(&format!(
@@ -47,8 +47,8 @@ impl Store {
         .bind(&row.source)
         .execute(&mut **w.tx())
         .await?;
-        if let Some(event) = event {
-            w.audit(&[event]).await?;
+        if !events.is_empty() {
+            w.audit(events).await?;
         }
         w.commit().await
     }
@@ -80,7 +80,7 @@ impl Store {
         &self,
         old_hash: &str,
         new: &SessionRow,
-        event: AuditEvent,
+        events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         let mut w = self.write().await?;
         sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
@@ -105,7 +105,7 @@ impl Store {
                 .execute(&mut **w.tx())
                 .await?;
         }
-        w.audit(&[event]).await?;
+        w.audit(events).await?;
         w.commit().await
     }
 

@@ -96,7 +96,7 @@ async fn suite(store: &Store) {
         source: "127.0.0.1".into(),
         revoked: false,
     };
-    store.create_session(&row, None).await.unwrap();
+    store.create_session(&row, &[]).await.unwrap();
     assert_eq!(store.sessions_of(&alice.id).await.unwrap().len(), 1);
     store
         .set_active(&alice.id, false, ev(Action::UserDisable, "alice"))

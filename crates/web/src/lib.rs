@@ -1,1 +1,210 @@
-//! The HTTPS front door: HTTP to HTTPS redirect, TLS, security headers, login with MFA, the server-rendered admin UI and JSON API.
+//! The HTTPS front door of rampart (ENC-1, ENC-2): the HTTP listener that only redirects,
+//! the HTTPS listener with security headers on every response, login with password and
+//! TOTP, enrollment, and the server-rendered admin UI.
+//!
+//! Invariants: the HTTP listener never serves content and never echoes the client's Host;
+//! every HTTPS response carries HSTS; every state-changing request passes the CSRF check;
+//! every admin page checks its permission with `rampart_access::authorize`; every login
+//! step, session and admin change is audited in the same transaction as the change.
+
+mod admin;
+mod auth;
+pub mod evidence;
+mod guard;
+pub mod ops;
+mod pages;
+pub mod probe;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use rampart_identity::password::Cost;
+use rampart_identity::policy::PolicyConfig;
+use rampart_identity::sealed::MasterKey;
+use rampart_store::Store;
+use serde::Deserialize;
+
+pub use admin::parse_target;
+pub use guard::HSTS;
+
+/// The `[web]` section of `rampart.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// The host name people use; redirects and links point here, never at a client's Host.
+    pub public_host: String,
+    /// The HTTPS port people use, when it differs from the listener's (behind a port map).
+    pub public_https_port: Option<u16>,
+    /// Address of the HTTPS listener.
+    pub https_listen: SocketAddr,
+    /// Address of the HTTP listener, which only redirects.
+    pub http_listen: SocketAddr,
+    /// Address of the Prometheus `/metrics` listener (loopback by default).
+    pub metrics_listen: SocketAddr,
+    /// Largest request body accepted, in KiB (larger: 413).
+    pub max_body_kib: u32,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            public_host: "localhost".into(),
+            public_https_port: None,
+            https_listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            http_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            max_body_kib: 64,
+        }
+    }
+}
+
+impl WebConfig {
+    /// `https://host[:port]` as people reach it.
+    pub fn public_origin(&self) -> String {
+        let port = self.public_https_port.unwrap_or(self.https_listen.port());
+        if port == 443 {
+            format!("https://{}", self.public_host)
+        } else {
+            format!("https://{}:{port}", self.public_host)
+        }
+    }
+}
+
+/// Counters exported at `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// HTTPS requests served.
+    pub requests: AtomicU64,
+    /// Complete logins.
+    pub logins: AtomicU64,
+    /// Failed credential checks.
+    pub login_failures: AtomicU64,
+    /// Requests refused for lack of permission.
+    pub denials: AtomicU64,
+}
+
+/// Everything a handler needs.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The parts of [`AppState`].
+#[derive(Debug)]
+pub struct Inner {
+    /// The database.
+    pub store: Arc<Store>,
+    /// Key for secrets at rest.
+    pub master: Arc<MasterKey>,
+    /// Front door settings.
+    pub web: WebConfig,
+    /// Authentication policy.
+    pub policy: PolicyConfig,
+    /// Argon2id cost.
+    pub cost: Cost,
+    /// A hash to check unknown users against, so they cost the same time.
+    pub decoy_hash: String,
+    /// Limits concurrent Argon2 computations (memory and CPU).
+    pub hashing: tokio::sync::Semaphore,
+    /// Counters.
+    pub metrics: Metrics,
+    /// The served certificate's DER, so the probe can pin it.
+    pub leaf_der: Vec<u8>,
+}
+
+impl AppState {
+    /// Wraps the parts.
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+
+    /// `https://host[:port]`.
+    pub fn public_origin(&self) -> String {
+        self.0.web.public_origin()
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The HTTPS application.
+pub fn https_router(state: AppState) -> Router {
+    let limit = usize::try_from(state.web.max_body_kib).unwrap_or(64) * 1024;
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/static/app.css", get(pages::stylesheet))
+        .merge(auth::routes())
+        .merge(admin::routes())
+        .layer(axum::middleware::from_fn(guard::csrf))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .layer(axum::middleware::from_fn(guard::security_headers))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// The HTTP application: one redirect for everything.
+pub fn http_router(state: AppState) -> Router {
+    Router::new()
+        .fallback(guard::redirect_to_https)
+        .with_state(state)
+}
+
+/// The metrics application.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(state)
+}
+
+/// How long a TLS handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn count_requests(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    state.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    next.run(request).await
+}
+
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> String {
+    let m = &state.metrics;
+    let line = |name: &str, help: &str, v: &AtomicU64| {
+        format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+            v.load(Ordering::Relaxed)
+        )
+    };
+    [
+        line(
+            "rampart_https_requests_total",
+            "HTTPS requests served.",
+            &m.requests,
+        ),
+        line("rampart_logins_total", "Complete logins.", &m.logins),
+        line(
+            "rampart_login_failures_total",
+            "Failed credential checks.",
+            &m.login_failures,
+        ),
+        line(
+            "rampart_denials_total",
+            "Requests refused for lack of permission.",
+            &m.denials,
+        ),
+    ]
+    .concat()
+}

@@ -1,0 +1,212 @@
+//! Admin operations shared by the web UI and the CLI, so both audit the same way.
+
+use std::collections::BTreeSet;
+
+use rampart_access::{
+    Binding, Permission, Principal, Request, Role, RoleName, TargetGrant, TargetPattern, authorize,
+};
+use rampart_audit::{Action, Actor, AuditEvent};
+use rampart_core::Environment;
+use rampart_identity::{AccountKind, Email, Username, random_token, token_hash};
+use rampart_store::{Account, NewAccount, Store, StoreError};
+
+/// How long an enrollment link stays valid.
+pub const ENROLL_LINK_HOURS: i64 = 24;
+
+/// A failed admin operation, phrased for the person who asked.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// Input that does not parse.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Creates an account and a one-time enrollment link for it; returns the link's token.
+pub async fn create_user(
+    store: &Store,
+    actor: Actor,
+    username: &str,
+    email: &str,
+    display_name: &str,
+    kind: &str,
+    owner: Option<&str>,
+) -> Result<(Account, String), OpError> {
+    let username = Username::parse(username).map_err(|e| OpError::Invalid(e.to_string()))?;
+    let email = Email::parse(email).map_err(|e| OpError::Invalid(e.to_string()))?;
+    let kind = AccountKind::parse(kind).ok_or_else(|| {
+        OpError::Invalid(format!(
+            "kind must be person, third_party or service; got {kind:?}"
+        ))
+    })?;
+    let owner = match (kind, owner.map(str::trim).filter(|o| !o.is_empty())) {
+        (AccountKind::Service, None) => {
+            return Err(OpError::Invalid(
+                "a service account needs an owner: the person responsible for it".into(),
+            ));
+        }
+        (AccountKind::Service, Some(o)) => {
+            Some(Username::parse(o).map_err(|e| OpError::Invalid(e.to_string()))?)
+        }
+        (_, Some(_)) => {
+            return Err(OpError::Invalid(
+                "only service accounts have an owner".into(),
+            ));
+        }
+        (_, None) => None,
+    };
+    let display_name = display_name.trim().chars().take(128).collect::<String>();
+    let new = NewAccount {
+        display_name: if display_name.is_empty() {
+            username.to_string()
+        } else {
+            display_name
+        },
+        username: username.clone(),
+        email,
+        kind,
+        owner,
+    };
+    let event = AuditEvent::new(actor.clone(), Action::UserCreate, username.to_string())
+        .detail("kind", kind.as_str());
+    let account = store.create_account(&new, event).await?;
+    let token = issue_enroll_link(store, actor, &account).await?;
+    Ok((account, token))
+}
+
+/// Issues a fresh one-time enrollment link (24 h) for an account; returns its token.
+pub async fn issue_enroll_link(
+    store: &Store,
+    actor: Actor,
+    account: &Account,
+) -> Result<String, OpError> {
+    let token = random_token().map_err(|e| OpError::Invalid(e.to_string()))?;
+    let expires = jiff::Timestamp::now().as_second() + ENROLL_LINK_HOURS * 3600;
+    let event = AuditEvent::new(actor, Action::EnrollLinkIssue, account.username.to_string())
+        .detail("expires_s", expires.to_string());
+    store
+        .create_enroll_link(&account.id, &token_hash(&token), expires, event)
+        .await?;
+    Ok(token)
+}
+
+/// Parses target grants written one per line as `PATTERN [ENVIRONMENT] LOGIN`.
+pub fn parse_grants(text: &str) -> Result<Vec<TargetGrant>, OpError> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let (pattern, env, login) = match words.as_slice() {
+                [p, l] => (*p, None, *l),
+                [p, e, l] => (*p, Some(*e), *l),
+                _ => {
+                    return Err(OpError::Invalid(format!(
+                        "a grant is PATTERN [ENVIRONMENT] LOGIN; got {line:?}"
+                    )));
+                }
+            };
+            let target =
+                TargetPattern::parse(pattern).map_err(|e| OpError::Invalid(e.to_string()))?;
+            let environment = env
+                .map(Environment::parse)
+                .transpose()
+                .map_err(|e| OpError::Invalid(e.to_string()))?;
+            if login.is_empty()
+                || login.len() > 64
+                || !login
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '*'))
+            {
+                return Err(OpError::Invalid(format!(
+                    "{login:?} is not a valid login or database role"
+                )));
+            }
+            Ok(TargetGrant {
+                target,
+                environment,
+                login: login.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Builds a role from its parts.
+pub fn make_role(name: &str, permissions: &[String], grants: &str) -> Result<Role, OpError> {
+    let name = RoleName::parse(name.trim()).map_err(|e| OpError::Invalid(e.to_string()))?;
+    let permissions = permissions
+        .iter()
+        .map(|p| {
+            Permission::parse(p)
+                .ok_or_else(|| OpError::Invalid(format!("unknown permission {p:?}")))
+        })
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    Ok(Role {
+        name,
+        permissions,
+        grants: parse_grants(grants)?,
+    })
+}
+
+/// The bindings of an account paired with their roles, for `authorize`.
+pub async fn bindings_with_roles(
+    store: &Store,
+    username: &str,
+) -> Result<Vec<(Binding, Role)>, StoreError> {
+    let roles = store.roles().await?;
+    Ok(store
+        .bindings(Some(username))
+        .await?
+        .into_iter()
+        .filter_map(|b| {
+            roles
+                .iter()
+                .find(|r| r.name == b.role)
+                .cloned()
+                .map(|r| (b, r))
+        })
+        .collect())
+}
+
+/// Decides an admin permission for an account with a complete login.
+pub async fn check_permission(
+    store: &Store,
+    account: &Account,
+    permission: Permission,
+) -> Result<Result<(), rampart_access::Denial>, StoreError> {
+    let pairs = bindings_with_roles(store, account.username.as_str()).await?;
+    let refs: Vec<(Binding, &Role)> = pairs.iter().map(|(b, r)| (b.clone(), r)).collect();
+    let who = Principal {
+        name: account.username.to_string(),
+        active: account.active,
+        mfa_satisfied: true,
+    };
+    Ok(authorize(
+        &who,
+        &refs,
+        Request::Admin(permission),
+        jiff::Timestamp::now(),
+    )
+    .map(|_| ()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn grants_parse_with_and_without_environment() {
+        let grants = parse_grants("web-* production deploy\n\n  db-1 postgres  \n").unwrap();
+        assert_eq!(grants.len(), 2);
+        assert_eq!(
+            grants[0].environment.as_ref().map(Environment::as_str),
+            Some("production")
+        );
+        assert_eq!(grants[1].login, "postgres");
+        assert!(parse_grants("just-one-word").is_err());
+        assert!(parse_grants("web-1 prod; rm -rf").is_err());
+    }
+}
