@@ -12,6 +12,8 @@ pub enum Actor {
     User(String),
     /// Someone not yet identified (a failed login names the attempted user in the subject).
     Anonymous,
+    /// An operator using the command line on the server, by operating-system user.
+    Cli(String),
 }
 
 impl std::fmt::Display for Actor {
@@ -20,6 +22,7 @@ impl std::fmt::Display for Actor {
             Self::System => f.write_str("system"),
             Self::User(name) => write!(f, "user:{name}"),
             Self::Anonymous => f.write_str("anonymous"),
+            Self::Cli(name) => write!(f, "cli:{name}"),
         }
     }
 }

@@ -1,25 +1,82 @@
 //! `rampart`: one program that makes a SaaS security page true and proves it.
 //!
-//! This binary only parses the command line and wires the crates together; every decision
-//! lives in a domain crate.
+//! This binary parses the command line, loads and checks `rampart.toml`, and wires the
+//! crates together; every decision lives in a domain crate. Exit codes: 0 success, 1 a
+//! failed check (a broken audit chain, violations), 64 a usage or configuration error.
 
 mod cmd;
+mod config;
+mod init;
+mod serve;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, DataDir};
 
 /// rampart: access gateway, audit log, log store, backups and network checks that make a
 /// security page true, with live evidence.
 #[derive(Debug, Parser)]
 #[command(name = "rampart", version, about, long_about = None)]
 struct Cli {
+    /// Data directory: configuration, keys, certificates, the SQLite database.
+    #[arg(
+        long,
+        global = true,
+        env = "RAMPART_DATA_DIR",
+        default_value = "./rampart-data"
+    )]
+    data_dir: PathBuf,
+    /// Configuration file (default: rampart.toml in the data directory).
+    #[arg(long, global = true, env = "RAMPART_CONFIG")]
+    config: Option<PathBuf>,
+    /// Format of rampart's own operational log on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Initialize the data directory if needed, then serve. The first command to run.
+    Up(cmd::InitArgs),
+    /// Create the data directory: configuration, keys, certificate, database, first admin.
+    Init(cmd::InitArgs),
+    /// Serve the front door (the data directory must exist).
+    Serve,
+    /// Check the configuration file and exit (64 with one sentence when it is wrong).
+    CheckConfig,
+    /// Print the configuration reference (docs/config.md) generated from the template.
+    ConfigReference,
+    /// Manage accounts (ACC-1, ACC-2).
+    #[command(subcommand)]
+    User(cmd::user::UserCommand),
+    /// Administrative helpers.
+    #[command(subcommand)]
+    Admin(cmd::user::AdminCommand),
+    /// Manage targets: the servers and tools reached through rampart.
+    #[command(subcommand)]
+    Target(cmd::access::TargetCommand),
+    /// Manage roles: permissions and target grants.
+    #[command(subcommand)]
+    Role(cmd::access::RoleCommand),
+    /// Grant roles to accounts, with optional expiry (ACC-3, ACC-6).
+    #[command(subcommand)]
+    Grant(cmd::access::GrantCommand),
+    /// Read, verify and export the audit log (LOG-3).
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
+    /// The security page with live evidence for every control.
+    Report(cmd::report::ReportArgs),
     /// Scrub personal data from text or JSON lines (LOG-2).
     Scrub(cmd::scrub::Args),
     /// Check network inventories: segmentation, exposure, provider peering (NET-*, ACC-4/5, EXT-2).
@@ -27,10 +84,121 @@ enum Command {
     Net(cmd::net::Command),
 }
 
+/// How a command ended, when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success.
+    Ok,
+    /// A check found a problem (exit 1).
+    Failed,
+}
+
+/// An error that is the operator's to fix: printed as one sentence, exit 64.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Wraps a sentence as an exit-64 error.
+pub fn exit_usage(sentence: impl Into<String>) -> anyhow::Error {
+    UsageError(sentence.into()).into()
+}
+
 fn main() -> ExitCode {
+    // Before anything builds a TLS config: a dependency enabling rustls' ring feature
+    // would otherwise make the default provider ambiguous.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     match cli.command {
-        Command::Scrub(args) => cmd::scrub::run(args),
-        Command::Net(command) => cmd::net::run(command),
+        Command::Scrub(args) => return cmd::scrub::run(args),
+        Command::Net(command) => return cmd::net::run(command),
+        Command::ConfigReference => {
+            print!("{}", config::reference());
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
     }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rampart: cannot start the async runtime: {e}");
+            return ExitCode::from(70);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(Exit::Ok) => ExitCode::SUCCESS,
+        Ok(Exit::Failed) => ExitCode::from(1),
+        Err(e) => {
+            if let Some(usage) = e.downcast_ref::<UsageError>() {
+                eprintln!("rampart: {usage}");
+                ExitCode::from(64)
+            } else {
+                eprintln!("rampart: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
+    let dir = DataDir(cli.data_dir.clone());
+    let config_path = cli.config.clone().unwrap_or_else(|| dir.config());
+    match cli.command {
+        Command::Up(args) => {
+            if !dir.config().exists() || !dir.master_key().exists() {
+                cmd::init(&dir, &args).await?;
+            }
+            let config = load(&config_path)?;
+            serve::run(&dir, config, rampart_identity::password::Cost::OWASP).await
+        }
+        Command::Init(args) => cmd::init(&dir, &args).await,
+        Command::Serve => {
+            let config = load(&config_path)?;
+            serve::run(&dir, config, rampart_identity::password::Cost::OWASP).await
+        }
+        Command::CheckConfig => {
+            load(&config_path)?;
+            println!("{}: ok", config_path.display());
+            Ok(Exit::Ok)
+        }
+        Command::User(c) => cmd::user::run(&cmd::Ctx::open(&dir, &config_path).await?, c).await,
+        Command::Admin(c) => {
+            cmd::user::run_admin(&cmd::Ctx::open(&dir, &config_path).await?, c).await
+        }
+        Command::Target(c) => {
+            cmd::access::run_target(&cmd::Ctx::open(&dir, &config_path).await?, c).await
+        }
+        Command::Role(c) => {
+            cmd::access::run_role(&cmd::Ctx::open(&dir, &config_path).await?, c).await
+        }
+        Command::Grant(c) => {
+            cmd::access::run_grant(&cmd::Ctx::open(&dir, &config_path).await?, c).await
+        }
+        Command::Audit(c) => cmd::audit::run(&cmd::Ctx::open(&dir, &config_path).await?, c).await,
+        Command::Report(args) => {
+            cmd::report::run(&cmd::Ctx::open(&dir, &config_path).await?, args).await
+        }
+        Command::Scrub(_) | Command::Net(_) | Command::ConfigReference => Ok(Exit::Ok),
+    }
+}
+
+/// Loads the configuration; any problem is an exit-64 sentence.
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    Config::load(path).map_err(|e| exit_usage(e.0))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,rampart=info,rampart_web=info,rampart_store=info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }

@@ -208,3 +208,11 @@ fn conflict(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
 
 #[cfg(test)]
 mod tests;
+
+/// The `[store]` section of `rampart.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `postgres://…` for a cluster of nodes; absent: SQLite in the data directory.
+    pub url: Option<String>,
+}

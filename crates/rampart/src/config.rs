@@ -1,0 +1,337 @@
+//! `rampart.toml`: one strict file, validated whole before any port is bound.
+//!
+//! The commented template [`TEMPLATE`] is what `rampart init` writes, the source of the
+//! generated reference `docs/config.md` ([`reference`]), and must parse to exactly
+//! [`Config::default`] (a test holds all three together).
+
+use std::path::{Path, PathBuf};
+
+use rampart_identity::policy::PolicyConfig;
+use rampart_store::StoreConfig;
+use rampart_web::WebConfig;
+use rampart_web::tls::{TlsConfig, TlsMode};
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Listeners and the public name.
+    pub web: WebConfig,
+    /// Certificates.
+    pub tls: TlsConfig,
+    /// Database.
+    pub store: StoreConfig,
+    /// Authentication policy.
+    pub policy: PolicyConfig,
+}
+
+/// A configuration that cannot be used: one sentence naming the key, the value and what
+/// is allowed. The binary exits with 64 (`EX_USAGE`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The file `rampart init` writes: every key with its default and a comment.
+pub const TEMPLATE: &str = r#"# rampart configuration. Every key is optional: the values below are the defaults.
+# Reference: docs/config.md. Check a change with `rampart check-config`.
+
+[web]
+# Host name people use to reach rampart. Redirects and links point here, never at a client's Host header.
+public_host = "localhost"
+# HTTPS port people use, when it differs from the listener's port (behind a port mapping).
+# public_https_port = 443
+# Address of the HTTPS listener (the front door).
+https_listen = "0.0.0.0:8443"
+# Address of the HTTP listener. It only answers 308 redirects to HTTPS (ENC-2).
+http_listen = "0.0.0.0:8080"
+# Address of the Prometheus /metrics listener. Keep it on loopback or a private network.
+metrics_listen = "127.0.0.1:9090"
+# Largest request body accepted, in KiB; larger bodies get 413.
+max_body_kib = 64
+
+[tls]
+# "self-signed" (made at init, in tls/ of the data directory) or "files".
+mode = "self-signed"
+# PEM certificate chain and private key, for mode = "files". Reloaded when they change.
+# cert_file = "/etc/rampart/tls/fullchain.pem"
+# key_file = "/etc/rampart/tls/privkey.pem"
+
+[store]
+# Several rampart nodes share one PostgreSQL database. Absent: SQLite in the data directory.
+# url = "postgres://rampart@db.internal:5432/rampart"
+
+[policy]
+# "required": people and third parties must use a second factor (ACC-2). "optional" fails ACC-2 in the report.
+mfa = "required"
+# Minutes without a request after which a session ends (5 to 240).
+session_idle_minutes = 30
+# Hours after login after which a session ends whatever happens (1 to 24).
+session_absolute_hours = 12
+# Failed password or code checks before an account or address is locked (3 to 20).
+lockout_failures = 5
+# Seconds of the first lock; each further failure doubles it, up to an hour (10 to 3600).
+lockout_seconds = 60
+"#;
+
+impl Config {
+    /// Reads and validates a file. Paths inside are relative to the file's folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "cannot read the configuration {}: {e}",
+                path.display()
+            ))
+        })?;
+        let mut config = Self::parse(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.tls.cert_file = config.tls.cert_file.map(|p| base.join(p));
+        config.tls.key_file = config.tls.key_file.map(|p| base.join(p));
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; errors name the line, the key and the problem.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let place = e
+                .span()
+                .map(|span| {
+                    let line_no = text
+                        .get(..span.start)
+                        .map(|t| t.matches('\n').count() + 1)
+                        .unwrap_or(1);
+                    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+                    format!(" line {line_no} (`{line}`)")
+                })
+                .unwrap_or_default();
+            ConfigError(format!("{}{place}: {}", path.display(), e.message().trim()))
+        })
+    }
+
+    /// Checks what types cannot: files that must exist, names that must be host names.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let host = &self.web.public_host;
+        let host_ok = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+        if !host_ok {
+            return Err(ConfigError(format!(
+                "web.public_host = {host:?} is not a host name: use a bare name such as \"gateway.example.com\", without scheme, port or path"
+            )));
+        }
+        let listeners = [
+            ("web.https_listen", self.web.https_listen),
+            ("web.http_listen", self.web.http_listen),
+            ("web.metrics_listen", self.web.metrics_listen),
+        ];
+        for (i, (a, x)) in listeners.iter().enumerate() {
+            for (b, y) in listeners.iter().skip(i + 1) {
+                if x == y {
+                    return Err(ConfigError(format!(
+                        "{a} and {b} are both {x}: each listener needs its own address"
+                    )));
+                }
+            }
+        }
+        if !(1..=10_240).contains(&self.web.max_body_kib) {
+            return Err(ConfigError(format!(
+                "web.max_body_kib = {} is not allowed: use a value from 1 to 10240",
+                self.web.max_body_kib
+            )));
+        }
+        if self.tls.mode == TlsMode::Files {
+            for (key, path) in [
+                ("tls.cert_file", &self.tls.cert_file),
+                ("tls.key_file", &self.tls.key_file),
+            ] {
+                match path {
+                    None => return Err(ConfigError(format!("tls.mode = \"files\" needs {key}"))),
+                    Some(p) if !p.is_file() => {
+                        return Err(ConfigError(format!(
+                            "{key} = {:?}: no such file",
+                            p.display().to_string()
+                        )));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        if let Some(url) = &self.store.url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError(
+                "store.url must be a postgres:// URL (leave it out to use SQLite in the data directory)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database URL: the configured one, or SQLite in `data_dir`.
+    pub fn store_url(&self, data_dir: &Path) -> String {
+        self.store.url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("rampart.db").display()
+            )
+        })
+    }
+}
+
+/// The configuration reference in Markdown, generated from [`TEMPLATE`].
+pub fn reference() -> String {
+    let mut out = String::from(
+        "# Configuration reference\n\n\
+         Generated from the template that `rampart init` writes (`crates/rampart/src/config.rs`); \
+         regenerate with `rampart config-reference > docs/config.md`. A test keeps this file in sync.\n\n\
+         rampart reads one TOML file, `rampart.toml` in the data directory (or `--config PATH`). \
+         Unknown keys are errors. The whole file is checked before any port is bound; a wrong value \
+         stops rampart with exit code 64 and one sentence naming the key, the value and what is allowed.\n",
+    );
+    let mut comment: Vec<String> = Vec::new();
+    let mut section = String::new();
+    for line in TEMPLATE.lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_owned();
+            out.push_str(&format!(
+                "\n## `[{section}]`\n\n| key | default | meaning |\n|---|---|---|\n"
+            ));
+            comment.clear();
+        } else if let Some((key, value)) = key_value(line) {
+            let default = if line.starts_with('#') {
+                "(unset)".to_owned()
+            } else {
+                format!("`{value}`")
+            };
+            let example = if line.starts_with('#') {
+                format!(" Example: `{value}`.")
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(
+                "| `{section}.{key}` | {default} | {}{example} |\n",
+                comment.join(" ")
+            ));
+            comment.clear();
+        } else if let Some(text) = line.strip_prefix('#') {
+            if !section.is_empty() {
+                comment.push(text.trim().replace('|', "\\|"));
+            }
+        }
+    }
+    out
+}
+
+/// `key = value` or `# key = value` (a commented optional key).
+fn key_value(line: &str) -> Option<(&str, &str)> {
+    let bare = line.trim_start_matches('#').trim();
+    let (key, value) = bare.split_once(" = ")?;
+    let key_ok = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    key_ok.then_some((key, value.trim()))
+}
+
+/// Where the data directory's files live.
+#[derive(Debug, Clone)]
+pub struct DataDir(pub PathBuf);
+
+impl DataDir {
+    /// `rampart.toml`.
+    pub fn config(&self) -> PathBuf {
+        self.0.join("rampart.toml")
+    }
+    /// The master key for secrets at rest.
+    pub fn master_key(&self) -> PathBuf {
+        self.0.join("keys").join("master.key")
+    }
+    /// The audit checkpoint signing key (PKCS#8).
+    pub fn audit_key(&self) -> PathBuf {
+        self.0.join("keys").join("audit-signing.pk8")
+    }
+    /// The SSH host key of the bastion.
+    pub fn ssh_host_key(&self) -> PathBuf {
+        self.0.join("keys").join("ssh_host_ed25519_key")
+    }
+    /// The SSH user CA key that signs short-lived certificates for targets.
+    pub fn ssh_user_ca(&self) -> PathBuf {
+        self.0.join("keys").join("ssh_user_ca")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn the_template_is_the_default_configuration() {
+        let parsed = Config::parse(TEMPLATE, Path::new("rampart.toml")).unwrap();
+        assert_eq!(parsed, Config::default());
+        parsed.validate().unwrap();
+    }
+
+    #[test]
+    fn docs_config_md_is_generated_from_the_template() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/config.md");
+        let on_disk = std::fs::read_to_string(&path).expect("docs/config.md exists");
+        assert_eq!(
+            on_disk,
+            reference(),
+            "docs/config.md is stale: run `rampart config-reference > docs/config.md`"
+        );
+        for key in [
+            "web.public_host",
+            "tls.cert_file",
+            "store.url",
+            "policy.session_idle_minutes",
+        ] {
+            assert!(on_disk.contains(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_line() {
+        let err = Config::parse("[web]\npublic_hots = \"x\"\n", Path::new("r.toml"))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("public_hots"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_range() {
+        let err = Config::parse(
+            "[policy]\nsession_idle_minutes = 999\n",
+            Path::new("r.toml"),
+        )
+        .unwrap_err()
+        .0;
+        assert!(err.contains("session_idle_minutes = 999"), "{err}");
+        assert!(err.contains("from 5 to 240"), "{err}");
+    }
+
+    #[test]
+    fn missing_certificate_files_are_named() {
+        let mut c = Config::default();
+        c.tls.mode = TlsMode::Files;
+        c.tls.cert_file = Some("/nonexistent/cert.pem".into());
+        c.tls.key_file = Some("/nonexistent/key.pem".into());
+        let err = c.validate().unwrap_err().0;
+        assert!(
+            err.contains("tls.cert_file") && err.contains("/nonexistent/cert.pem"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_url_as_public_host_is_refused() {
+        let mut c = Config::default();
+        c.web.public_host = "https://gw.example.com/".into();
+        assert!(c.validate().unwrap_err().0.contains("web.public_host"));
+    }
+}

@@ -1,0 +1,195 @@
+//! `rampart serve`: bind every listener (or exit 64 saying which one failed), then serve
+//! until SIGTERM or Ctrl-C, then drain in-flight requests, write the shutdown record, exit.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use rampart_audit::{Action, Actor, AuditEvent, SigningKey};
+use rampart_identity::password::Cost;
+use rampart_identity::sealed::MasterKey;
+use rampart_store::Store;
+use rampart_web::{AppState, Inner, Metrics, tls};
+
+use crate::config::{Config, DataDir};
+use crate::{Exit, exit_usage};
+
+/// How long in-flight requests get after a stop signal.
+const DRAIN: Duration = Duration::from_secs(20);
+
+/// Serves until a stop signal. Errors that are the operator's to fix exit 64.
+pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
+    let https = bind(config.web.https_listen, "web.https_listen")?;
+    let http = bind(config.web.http_listen, "web.http_listen")?;
+    let metrics = bind(config.web.metrics_listen, "web.metrics_listen")?;
+
+    let paths = config
+        .tls
+        .paths(&dir.0)
+        .map_err(|e| exit_usage(e.to_string()))?;
+    let server_config = tls::server_config(&paths).map_err(|e| exit_usage(e.to_string()))?;
+    let leaf_der = tls::leaf_der(&paths).map_err(|e| exit_usage(e.to_string()))?;
+    let master = read_key(&dir.master_key())?;
+    let master = MasterKey::from_bytes(&master)
+        .map_err(|e| exit_usage(format!("{}: {e}", dir.master_key().display())))?;
+    let signing = SigningKey::from_pkcs8(&read_key(&dir.audit_key())?)
+        .map_err(|e| exit_usage(format!("{}: {e}", dir.audit_key().display())))?;
+    let store = Arc::new(
+        Store::open(&config.store_url(&dir.0))
+            .await
+            .context("cannot open the store")?,
+    );
+    store
+        .set_meta("audit.public_key", &signing.public_key_hex())
+        .await?;
+    let decoy_hash =
+        tokio::task::spawn_blocking(move || rampart_identity::password::decoy_hash(cost)).await??;
+
+    let state = AppState::new(Inner {
+        store: store.clone(),
+        master: Arc::new(master),
+        web: config.web.clone(),
+        policy: config.policy.clone(),
+        cost,
+        decoy_hash,
+        hashing: tokio::sync::Semaphore::new(2),
+        metrics: Metrics::default(),
+        leaf_der,
+    });
+
+    store
+        .append_audit(&[
+            AuditEvent::new(Actor::System, Action::Startup, env!("CARGO_PKG_VERSION"))
+                .detail("https", config.web.https_listen.to_string())
+                .detail("http", config.web.http_listen.to_string()),
+        ])
+        .await
+        .context("cannot write the startup audit record")?;
+
+    let handle = Handle::new();
+    let rustls = RustlsConfig::from_config(server_config);
+    let mut https_server =
+        axum_server::from_tcp_rustls(https, rustls.clone()).handle(handle.clone());
+    https_server.http_builder().http1().max_buf_size(64 * 1024);
+    let https_task = tokio::spawn(
+        https_server.serve(
+            rampart_web::https_router(state.clone())
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        ),
+    );
+    let http_task = tokio::spawn(
+        axum_server::from_tcp(http)
+            .handle(handle.clone())
+            .serve(rampart_web::http_router(state.clone()).into_make_service()),
+    );
+    let metrics_task = tokio::spawn(
+        axum_server::from_tcp(metrics)
+            .handle(handle.clone())
+            .serve(rampart_web::metrics_router(state.clone()).into_make_service()),
+    );
+    let reload = rustls.clone();
+    let watcher = tokio::spawn(tls::watch(paths, Duration::from_secs(5), move |c| {
+        reload.reload_from_config(c)
+    }));
+    let housekeeping = tokio::spawn(housekeeping(
+        store.clone(),
+        signing,
+        config.policy.sessions().absolute_secs,
+    ));
+
+    tracing::info!(https = %config.web.https_listen, http = %config.web.http_listen, origin = %config.web.public_origin(), "rampart is serving");
+    eprintln!(
+        "rampart is serving {} (HTTP {} redirects to it). Stop with Ctrl-C.",
+        config.web.public_origin(),
+        config.web.http_listen
+    );
+
+    let failed = tokio::select! {
+        _ = stop_signal() => None,
+        r = https_task => Some(("HTTPS", r)),
+        r = http_task => Some(("HTTP", r)),
+        r = metrics_task => Some(("metrics", r)),
+    };
+    if let Some((which, result)) = failed {
+        let why = match result {
+            Ok(Ok(())) => "stopped".to_owned(),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        anyhow::bail!("the {which} listener failed: {why}");
+    }
+    eprintln!(
+        "stopping: finishing in-flight requests (up to {} s)",
+        DRAIN.as_secs()
+    );
+    handle.graceful_shutdown(Some(DRAIN));
+    let deadline = tokio::time::Instant::now() + DRAIN + Duration::from_secs(1);
+    while handle.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    watcher.abort();
+    housekeeping.abort();
+    store
+        .append_audit(&[AuditEvent::new(Actor::System, Action::Shutdown, "signal")])
+        .await
+        .context("cannot write the shutdown audit record")?;
+    store.close().await;
+    Ok(Exit::Ok)
+}
+
+fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener> {
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| exit_usage(format!("cannot listen on {addr} ({key}): {e}")))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+fn read_key(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        exit_usage(format!(
+            "cannot read {}: {e}; run `rampart init` to create the data directory",
+            path.display()
+        ))
+    })
+}
+
+/// Signs a checkpoint of the audit head every ten minutes and purges dead sessions.
+async fn housekeeping(store: Arc<Store>, signing: SigningKey, absolute_secs: i64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        if let Err(e) = crate::cmd::audit::store_checkpoint(&store, &signing).await {
+            tracing::warn!(error = %e, "could not sign an audit checkpoint");
+        }
+        let before = jiff::Timestamp::now().as_second() - absolute_secs;
+        if let Err(e) = store.purge_sessions(before).await {
+            tracing::warn!(error = %e, "could not purge old sessions");
+        }
+    }
+}
+
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
