@@ -115,7 +115,8 @@ impl TotpSecret {
         let offset = usize::from(mac.last().copied().unwrap_or(0) & 0x0f);
         let word = mac
             .get(offset..offset + 4)
-            .map(|b| u32::from_be_bytes([b[0] & 0x7f, b[1], b[2], b[3]]))
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(|b| u32::from_be_bytes(b) & 0x7fff_ffff)
             .unwrap_or(0);
         format!("{:06}", word % 1_000_000)
     }

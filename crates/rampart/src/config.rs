@@ -216,10 +216,10 @@ pub fn reference() -> String {
                 comment.join(" ")
             ));
             comment.clear();
-        } else if let Some(text) = line.strip_prefix('#') {
-            if !section.is_empty() {
-                comment.push(text.trim().replace('|', "\\|"));
-            }
+        } else if let Some(text) = line.strip_prefix('#')
+            && !section.is_empty()
+        {
+            comment.push(text.trim().replace('|', "\\|"));
         }
     }
     out

@@ -193,7 +193,7 @@ fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     /// `ssh-keygen -y` derives the public key from our private key file: OpenSSH reads it.

@@ -22,6 +22,9 @@ const DRAIN: Duration = Duration::from_secs(20);
 
 /// Serves until a stop signal. Errors that are the operator's to fix exit 64.
 pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
+    // Before the ports open: a SIGTERM that arrives during start-up must drain, not kill.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
     let https = bind(config.web.https_listen, "web.https_listen")?;
     let http = bind(config.web.http_listen, "web.http_listen")?;
     let metrics = bind(config.web.metrics_listen, "web.metrics_listen")?;
@@ -108,7 +111,8 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     );
 
     let failed = tokio::select! {
-        _ = stop_signal() => None,
+        _ = tokio::signal::ctrl_c() => None,
+        _ = term.recv() => None,
         r = https_task => Some(("HTTPS", r)),
         r = http_task => Some(("HTTP", r)),
         r = metrics_task => Some(("metrics", r)),
@@ -168,28 +172,5 @@ async fn housekeeping(store: Arc<Store>, signing: SigningKey, absolute_secs: i64
         if let Err(e) = store.purge_sessions(before).await {
             tracing::warn!(error = %e, "could not purge old sessions");
         }
-    }
-}
-
-async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }

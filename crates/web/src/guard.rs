@@ -64,13 +64,28 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
 /// request was made to. Clients that send neither (curl, scripts) are not browsers and
 /// carry no ambient cookie risk. Session cookies are also `SameSite=Strict`.
 pub async fn csrf(request: Request, next: Next) -> Response {
-    if matches!(
+    // HTTP/2 carries the host in the :authority pseudo-header (the URI), not in Host.
+    let authority = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            request
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let safe = matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
-    ) || same_origin(request.headers())
-    {
+    );
+    if safe || same_origin(request.headers(), &authority) {
         return next.run(request).await;
     }
+    // Read (and drop) the body first, so the refusal is not a reset of an unread stream.
+    let _ = axum::body::to_bytes(request.into_body(), 64 * 1024).await;
     (
         StatusCode::FORBIDDEN,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -79,24 +94,20 @@ pub async fn csrf(request: Request, next: Next) -> Response {
         .into_response()
 }
 
-fn same_origin(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if !matches!(site.as_bytes(), b"same-origin" | b"none") {
-            return false;
-        }
+fn same_origin(headers: &HeaderMap, authority: &str) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site")
+        && !matches!(site.as_bytes(), b"same-origin" | b"none")
+    {
+        return false;
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
     origin
         .to_str()
         .ok()
         .and_then(|o| o.strip_prefix("https://"))
-        == Some(host)
+        == Some(authority)
 }
 
 #[cfg(test)]
@@ -113,30 +124,30 @@ mod tests {
 
     #[test]
     fn cross_site_posts_are_refused_and_same_origin_ones_pass() {
-        assert!(same_origin(&headers(&[
-            ("host", "gw:8443"),
-            ("origin", "https://gw:8443")
-        ])));
-        assert!(same_origin(&headers(&[
-            ("sec-fetch-site", "same-origin"),
-            ("host", "gw")
-        ])));
-        assert!(same_origin(&headers(&[])));
-        assert!(!same_origin(&headers(&[
-            ("host", "gw:8443"),
-            ("origin", "https://evil.example")
-        ])));
-        assert!(!same_origin(&headers(&[
-            ("host", "gw:8443"),
-            ("origin", "http://gw:8443")
-        ])));
-        assert!(!same_origin(&headers(&[
-            ("sec-fetch-site", "cross-site"),
-            ("host", "gw")
-        ])));
-        assert!(!same_origin(&headers(&[
-            ("sec-fetch-site", "same-site"),
-            ("host", "gw")
-        ])));
+        assert!(same_origin(
+            &headers(&[("origin", "https://gw:8443")]),
+            "gw:8443"
+        ));
+        assert!(same_origin(
+            &headers(&[("sec-fetch-site", "same-origin")]),
+            "gw"
+        ));
+        assert!(same_origin(&headers(&[]), "gw"));
+        assert!(!same_origin(
+            &headers(&[("origin", "https://evil.example")]),
+            "gw:8443"
+        ));
+        assert!(!same_origin(
+            &headers(&[("origin", "http://gw:8443")]),
+            "gw:8443"
+        ));
+        assert!(!same_origin(
+            &headers(&[("sec-fetch-site", "cross-site")]),
+            "gw"
+        ));
+        assert!(!same_origin(
+            &headers(&[("sec-fetch-site", "same-site")]),
+            "gw"
+        ));
     }
 }

@@ -150,6 +150,8 @@ pub fn https_router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn(guard::security_headers))
         .layer(DefaultBodyLimit::max(limit))
+        // Answers 413 before any handler runs when Content-Length is too large.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         .with_state(state)
 }
 

@@ -109,7 +109,10 @@ pub async fn run(ctx: &Ctx, command: AuditCommand) -> Result<Exit> {
             records.reverse();
             print_json(&records)?;
             let mut last = records.last().map(|r| r.seq).unwrap_or(0);
-            while follow {
+            if !follow {
+                return Ok(Exit::Ok);
+            }
+            loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let page = ctx.store.audit_page(last, 1000).await?;
                 if let Some(r) = page.last() {
@@ -117,7 +120,6 @@ pub async fn run(ctx: &Ctx, command: AuditCommand) -> Result<Exit> {
                 }
                 print_json(&page)?;
             }
-            Ok(Exit::Ok)
         }
         AuditCommand::Export { after } => {
             let mut next = after;

@@ -1,0 +1,88 @@
+//! Shared steps of the end-to-end tests: enroll a person, log in.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+pub use rampart_testkit::rampart::{Curl, Rampart, Response, between, oathtool};
+
+pub const PASSWORD: &str = "vivid-otter-canyon-42-lamp";
+
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_rampart"))
+}
+
+pub fn start() -> Rampart {
+    Rampart::start(bin(), "")
+}
+
+/// The path and query of a URL (what curl is pointed at).
+pub fn path_of(url: &str) -> &str {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    rest.find('/').and_then(|i| rest.get(i..)).unwrap_or("/")
+}
+
+/// Uses an enrollment link: sets the password, enrolls TOTP with a code from oathtool.
+/// Returns the TOTP secret; the session is complete afterwards.
+pub fn enroll(curl: &Curl, enroll_url: &str) -> String {
+    let path = path_of(enroll_url);
+    let page = curl.get(path);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let set = curl.post(path, &[("password", PASSWORD), ("confirm", PASSWORD)]);
+    assert_eq!(set.status, 303, "{}", set.body);
+    assert_eq!(set.header("location"), Some("/mfa/enroll"));
+    let mfa = curl.get("/mfa/enroll");
+    assert_eq!(mfa.status, 200, "{}", mfa.body);
+    let secret = between(&mfa.body, "<code id=\"totp-secret\">", "</code>")
+        .expect("secret shown")
+        .to_owned();
+    let sealed = between(&mfa.body, "name=\"sealed\" value=\"", "\"")
+        .expect("sealed field")
+        .to_owned();
+    let done = curl.post(
+        "/mfa/enroll",
+        &[("sealed", &sealed), ("code", &oathtool(&secret, 0))],
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains("recovery codes"), "{}", done.body);
+    secret
+}
+
+/// Logs in with password and a TOTP code `offset` seconds ahead; returns the MFA response.
+pub fn login(curl: &Curl, user: &str, secret: &str, offset: i64) -> Response {
+    let first = curl.post("/login", &[("login", user), ("password", PASSWORD)]);
+    assert_eq!(first.status, 303, "{}", first.body);
+    assert_eq!(first.header("location"), Some("/login/mfa"));
+    curl.post("/login/mfa", &[("code", &oathtool(secret, offset))])
+}
+
+pub fn logout(curl: &Curl) {
+    let out = curl.post("/logout", &[]);
+    assert_eq!(out.status, 303);
+}
+
+/// Runs the CLI and returns stdout, asserting success.
+pub fn cli_ok(r: &Rampart, args: &[&str]) -> String {
+    let out = r.cli(args);
+    assert!(
+        out.status.success(),
+        "rampart {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs SQL on the SQLite database with python3's sqlite3 module (the server stopped).
+pub fn sqlite(db: &Path, sql: &str) {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()"])
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "sqlite: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
