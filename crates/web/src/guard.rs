@@ -59,9 +59,9 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// Refuses state-changing requests that a browser marks as cross-site: `Sec-Fetch-Site`
-/// must be `same-origin` or `none`, and `Origin`, when sent, must be the origin the
-/// request was made to. Clients that send neither (curl, scripts) are not browsers and
+/// Refuses state-changing requests that a browser marks as cross-site: `Sec-Fetch-Site`,
+/// when sent, must be `same-origin` or `none`; otherwise `Origin`, when sent, must be the
+/// origin the request was made to. Clients that send neither (curl, scripts) are not browsers and
 /// carry no ambient cookie risk. Session cookies are also `SameSite=Strict`.
 pub async fn csrf(request: Request, next: Next) -> Response {
     // HTTP/2 carries the host in the :authority pseudo-header (the URI), not in Host.
@@ -95,19 +95,18 @@ pub async fn csrf(request: Request, next: Next) -> Response {
 }
 
 fn same_origin(headers: &HeaderMap, authority: &str) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site")
-        && !matches!(site.as_bytes(), b"same-origin" | b"none")
-    {
-        return false;
+    // Browsers that send Sec-Fetch-Site say exactly where a request came from; with our
+    // `Referrer-Policy: no-referrer` they send `Origin: null` even for our own forms.
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.as_bytes(), b"same-origin" | b"none");
     }
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.strip_prefix("https://"))
-        == Some(authority)
+    match headers
+        .get(header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or("null"))
+    {
+        None => true,
+        Some(origin) => origin.strip_prefix("https://") == Some(authority),
+    }
 }
 
 #[cfg(test)]
