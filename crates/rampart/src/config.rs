@@ -51,11 +51,23 @@ metrics_listen = "127.0.0.1:9090"
 max_body_kib = 64
 
 [tls]
-# "self-signed" (made at init, in tls/ of the data directory) or "files".
+# "self-signed" (made at init, in tls/ of the data directory), "files" (cert_file and key_file) or "acme" (see [tls.acme]).
 mode = "self-signed"
 # PEM certificate chain and private key, for mode = "files". Reloaded when they change.
 # cert_file = "/etc/rampart/tls/fullchain.pem"
 # key_file = "/etc/rampart/tls/privkey.pem"
+
+[tls.acme]
+# ACME directory of the CA, for mode = "acme". HTTP-01 challenges are answered on the HTTP listener, which must be reachable on port 80 under every name.
+directory = "https://acme-v02.api.letsencrypt.org/directory"
+# Contact email for the CA's expiry notices.
+# contact = "security@example.com"
+# PEM root of the ACME server's own HTTPS certificate, when it is not publicly trusted (a private CA).
+# ca_file = "/etc/rampart/acme-root.pem"
+# Names on the certificate; default: web.public_host.
+# domains = ["gateway.example.com"]
+# Renew this many days before the certificate expires (1 to 60).
+renew_before_days = 30
 
 [store]
 # Several rampart nodes share one PostgreSQL database. Absent: SQLite in the data directory.
@@ -87,6 +99,7 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         config.tls.cert_file = config.tls.cert_file.map(|p| base.join(p));
         config.tls.key_file = config.tls.key_file.map(|p| base.join(p));
+        config.tls.acme.ca_file = config.tls.acme.ca_file.map(|p| base.join(p));
         config.validate()?;
         Ok(config)
     }
@@ -157,6 +170,23 @@ impl Config {
                     }
                     Some(_) => {}
                 }
+            }
+        }
+        if self.tls.mode == TlsMode::Acme {
+            let acme = &self.tls.acme;
+            if !acme.directory.starts_with("https://") {
+                return Err(ConfigError(format!(
+                    "tls.acme.directory = {:?} must be an https:// URL",
+                    acme.directory
+                )));
+            }
+            if let Some(p) = &acme.ca_file
+                && !p.is_file()
+            {
+                return Err(ConfigError(format!(
+                    "tls.acme.ca_file = {:?}: no such file",
+                    p.display().to_string()
+                )));
             }
         }
         if let Some(url) = &self.store.url

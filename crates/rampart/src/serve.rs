@@ -60,7 +60,8 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         decoy_hash,
         hashing: tokio::sync::Semaphore::new(2),
         metrics: Metrics::default(),
-        leaf_der,
+        leaf_der: std::sync::RwLock::new(leaf_der),
+        challenges: Default::default(),
     });
 
     store
@@ -94,9 +95,29 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
             .serve(rampart_web::metrics_router(state.clone()).into_make_service()),
     );
     let reload = rustls.clone();
-    let watcher = tokio::spawn(tls::watch(paths, Duration::from_secs(5), move |c| {
-        reload.reload_from_config(c)
+    let reloaded = state.clone();
+    let apply: Arc<tls::Apply> = Arc::new(Box::new(move |c, leaf| {
+        reload.reload_from_config(c);
+        if let Ok(mut l) = reloaded.leaf_der.write() {
+            *l = leaf;
+        }
     }));
+    let watcher = tokio::spawn(tls::watch(paths, Duration::from_secs(5), apply.clone()));
+    let acme = (config.tls.mode == tls::TlsMode::Acme).then(|| {
+        let domains = if config.tls.acme.domains.is_empty() {
+            vec![config.web.public_host.clone()]
+        } else {
+            config.tls.acme.domains.clone()
+        };
+        tokio::spawn(rampart_web::acme::keep_renewed(
+            config.tls.acme.clone(),
+            domains,
+            dir.0.clone(),
+            state.challenges.clone(),
+            store.clone(),
+            apply.clone(),
+        ))
+    });
     let housekeeping = tokio::spawn(housekeeping(
         store.clone(),
         signing,
@@ -136,6 +157,9 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     }
     watcher.abort();
     housekeeping.abort();
+    if let Some(task) = acme {
+        task.abort();
+    }
     store
         .append_audit(&[AuditEvent::new(Actor::System, Action::Shutdown, "signal")])
         .await

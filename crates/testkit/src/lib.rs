@@ -6,6 +6,7 @@
 //! peer must fail loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod pebble;
 pub mod rampart;
 
 use std::net::TcpListener;

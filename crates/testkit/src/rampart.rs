@@ -29,6 +29,12 @@ impl Rampart {
     /// Initializes a data directory and serves it. `extra` is appended to the generated
     /// configuration (sections other than `[web]`).
     pub fn start(bin: &Path, extra: &str) -> Rampart {
+        Self::start_with(bin, |_| extra.to_owned())
+    }
+
+    /// Like [`Rampart::start`], with the extra configuration made from the chosen HTTP port
+    /// (for peers that must know it before rampart starts, like an ACME CA).
+    pub fn start_with(bin: &Path, extra: impl FnOnce(u16) -> String) -> Rampart {
         let dir = tempfile::Builder::new()
             .prefix("rampart-e2e")
             .tempdir()
@@ -52,6 +58,7 @@ impl Rampart {
             .to_owned();
         let (https_port, http_port, metrics_port) = (free_port(), free_port(), free_port());
         let public_host = "gateway.test".to_owned();
+        let extra = extra(http_port);
         let config = format!(
             "[web]\npublic_host = \"{public_host}\"\nhttps_listen = \"127.0.0.1:{https_port}\"\nhttp_listen = \"127.0.0.1:{http_port}\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n\n{extra}\n"
         );

@@ -102,11 +102,12 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Response {
     if let Err(r) = require(&state, &viewer, Permission::ViewReport).await {
         return r;
     }
+    let leaf = state.leaf_der.read().map(|l| l.clone()).unwrap_or_default();
     let probe = crate::probe::enc2(
         state.web.http_listen,
         state.web.https_listen,
         &state.public_origin(),
-        &state.leaf_der,
+        &leaf,
     )
     .await;
     let report = evidence::collect(&state.store, &state.policy, Some(probe)).await;

@@ -7,6 +7,7 @@
 //! every admin page checks its permission with `rampart_access::authorize`; every login
 //! step, session and admin change is audited in the same transaction as the change.
 
+pub mod acme;
 mod admin;
 mod auth;
 pub mod evidence;
@@ -112,8 +113,10 @@ pub struct Inner {
     pub hashing: tokio::sync::Semaphore,
     /// Counters.
     pub metrics: Metrics,
-    /// The served certificate's DER, so the probe can pin it.
-    pub leaf_der: Vec<u8>,
+    /// The served certificate's DER, so the probe can pin it (replaced on reload).
+    pub leaf_der: std::sync::RwLock<Vec<u8>>,
+    /// Pending ACME HTTP-01 answers, served on the HTTP listener.
+    pub challenges: acme::Challenges,
 }
 
 impl AppState {
@@ -155,11 +158,34 @@ pub fn https_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The HTTP application: one redirect for everything.
+/// The HTTP application: one redirect for everything, except the answers to pending ACME
+/// HTTP-01 challenges (RFC 8555 §8.3).
 pub fn http_router(state: AppState) -> Router {
     Router::new()
+        .route("/.well-known/acme-challenge/{token}", get(acme_challenge))
         .fallback(guard::redirect_to_https)
         .with_state(state)
+}
+
+async fn acme_challenge(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let answer = state
+        .challenges
+        .read()
+        .ok()
+        .and_then(|m| m.get(&token).cloned());
+    match answer {
+        Some(key_authorization) => (
+            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+            key_authorization,
+        )
+            .into_response(),
+        None => guard::redirect_to_https(axum::extract::State(state), request).await,
+    }
 }
 
 /// The metrics application.

@@ -18,6 +18,8 @@ pub enum TlsMode {
     SelfSigned,
     /// `cert_file` and `key_file`, reloaded when they change on disk.
     Files,
+    /// Issued by an ACME CA (`[tls.acme]`), HTTP-01 on the HTTP listener, renewed before expiry.
+    Acme,
 }
 
 /// The `[tls]` section.
@@ -30,6 +32,8 @@ pub struct TlsConfig {
     pub cert_file: Option<PathBuf>,
     /// PEM private key (mode `files`).
     pub key_file: Option<PathBuf>,
+    /// ACME settings (mode `acme`).
+    pub acme: crate::acme::AcmeConfig,
 }
 
 /// A certificate or key that cannot be used.
@@ -67,13 +71,23 @@ pub struct CertPaths {
 }
 
 impl TlsConfig {
-    /// The files to serve, given the data directory.
+    /// The files to serve now, given the data directory. In ACME mode these are the
+    /// self-signed pair until the first certificate has been issued.
     pub fn paths(&self, data_dir: &Path) -> Result<CertPaths, TlsError> {
+        let self_signed = CertPaths {
+            cert: data_dir.join("tls").join("self-signed.pem"),
+            key: data_dir.join("tls").join("self-signed.key"),
+        };
         match self.mode {
-            TlsMode::SelfSigned => Ok(CertPaths {
-                cert: data_dir.join("tls").join("self-signed.pem"),
-                key: data_dir.join("tls").join("self-signed.key"),
-            }),
+            TlsMode::SelfSigned => Ok(self_signed),
+            TlsMode::Acme => {
+                let issued = crate::acme::paths(data_dir);
+                Ok(if issued.cert.exists() && issued.key.exists() {
+                    issued
+                } else {
+                    self_signed
+                })
+            }
             TlsMode::Files => match (&self.cert_file, &self.key_file) {
                 (Some(cert), Some(key)) => Ok(CertPaths {
                     cert: cert.clone(),
@@ -132,13 +146,12 @@ pub fn leaf_der(paths: &CertPaths) -> Result<Vec<u8>, TlsError> {
         .ok_or_else(|| TlsError::Empty(paths.cert.clone()))
 }
 
+/// What a reload hands over: the new config and the DER of its leaf certificate.
+pub type Apply = Box<dyn Fn(Arc<ServerConfig>, Vec<u8>) + Send + Sync>;
+
 /// Polls the files every `every` and hands a fresh config to `apply` when either changed.
 /// A broken new pair is logged and the old one kept.
-pub async fn watch(
-    paths: CertPaths,
-    every: Duration,
-    apply: impl Fn(Arc<ServerConfig>) + Send + 'static,
-) {
+pub async fn watch(paths: CertPaths, every: Duration, apply: std::sync::Arc<Apply>) {
     let stamp = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen: (Option<SystemTime>, Option<SystemTime>) =
         (stamp(&paths.cert), stamp(&paths.key));
@@ -149,9 +162,9 @@ pub async fn watch(
             continue;
         }
         seen = now;
-        match server_config(&paths) {
-            Ok(config) => {
-                apply(config);
+        match server_config(&paths).and_then(|c| Ok((c, leaf_der(&paths)?))) {
+            Ok((config, leaf)) => {
+                apply(config, leaf);
                 tracing::info!(cert = %paths.cert.display(), "reloaded TLS certificate");
             }
             Err(e) => tracing::warn!(error = %e, "kept the previous TLS certificate"),
