@@ -38,22 +38,47 @@ pub(crate) async fn head(tx: &mut sqlx::Transaction<'static, Any>) -> Result<Cha
     }
 }
 
-pub(crate) async fn insert(conn: &mut AnyConnection, r: &AuditRecord) -> Result<(), StoreError> {
-    sqlx::query(&format!(
-        "INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-    ))
-    .bind(seq_i64(r.seq)?)
-    .bind(r.time_us)
-    .bind(&r.actor)
-    .bind(&r.action)
-    .bind(&r.subject)
-    .bind(&r.outcome)
-    .bind(&r.source)
-    .bind(&r.details)
-    .bind(&r.prev_hash)
-    .bind(&r.hash)
-    .execute(conn)
-    .await?;
+/// Rows per INSERT statement: 10 parameters each, far below every engine's limit.
+pub(crate) const ROWS_PER_INSERT: usize = 64;
+
+/// Inserts records with one multi-row statement.
+pub(crate) async fn insert(
+    conn: &mut AnyConnection,
+    rows: &[AuditRecord],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES ");
+    for i in 0..rows.len() {
+        let b = i * 10;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        sql.push_str(
+            &(1..=10)
+                .map(|k| format!("${}", b + k))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        sql.push(')');
+    }
+    let mut query = sqlx::query(&sql);
+    for r in rows {
+        query = query
+            .bind(seq_i64(r.seq)?)
+            .bind(r.time_us)
+            .bind(r.actor.clone())
+            .bind(r.action.clone())
+            .bind(r.subject.clone())
+            .bind(r.outcome.clone())
+            .bind(r.source.clone())
+            .bind(r.details.clone())
+            .bind(r.prev_hash.clone())
+            .bind(r.hash.clone());
+    }
+    query.execute(conn).await?;
     Ok(())
 }
 

@@ -22,7 +22,10 @@ pub use audit::AuditQuery;
 pub use sessions::SessionRow;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
 
 use rampart_audit::{AuditEvent, AuditRecord, Chain};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -55,6 +58,10 @@ pub enum StoreError {
     /// A stored value does not parse: the database was edited by hand or is corrupt.
     #[error("a stored value is invalid: {0}")]
     Corrupt(String),
+    /// A group of audit records could not be committed (the first error, as text: the
+    /// same failure is reported to every waiter of the group).
+    #[error("the audit log could not be written: {0}")]
+    AuditWrite(String),
 }
 
 /// The shared handle to the database.
@@ -62,8 +69,18 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     engine: Engine,
-    writer: tokio::sync::Mutex<()>,
+    writer: Arc<tokio::sync::Mutex<()>>,
+    group: mpsc::Sender<Pending>,
 }
+
+/// Events waiting for the group committer, and where to send their records.
+type Pending = (
+    Vec<AuditEvent>,
+    oneshot::Sender<Result<Vec<AuditRecord>, StoreError>>,
+);
+
+/// Most events committed in one group transaction.
+const GROUP_MAX: usize = 2048;
 
 /// Lock id of rampart's writer in PostgreSQL (`pg_advisory_xact_lock`): "rmpt".
 const WRITER_LOCK: i64 = 0x726d_7074;
@@ -100,10 +117,14 @@ impl Store {
             // WAL persists in the file: readers never block the writer.
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
+        let writer = Arc::new(tokio::sync::Mutex::new(()));
+        let (group, queue) = mpsc::channel(4096);
+        tokio::spawn(group_commit(pool.clone(), engine, writer.clone(), queue));
         let store = Self {
             pool,
             engine,
-            writer: tokio::sync::Mutex::new(()),
+            writer,
+            group,
         };
         migrate::run(&store).await?;
         Ok(store)
@@ -124,57 +145,120 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Appends events to the audit chain in one transaction and returns the records.
+    /// Appends events to the audit chain and returns their records once they are
+    /// committed. Concurrent callers are grouped into one transaction (group commit), so
+    /// many small appends cost about as much as one large one.
     pub async fn append_audit(
         &self,
         events: &[AuditEvent],
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut w = self.write().await?;
-        let records = w.audit(events).await?;
-        w.commit().await?;
-        Ok(records)
+        let (done, wait) = oneshot::channel();
+        self.group
+            .send((events.to_vec(), done))
+            .await
+            .map_err(|_| StoreError::AuditWrite("the audit writer has stopped".into()))?;
+        wait.await
+            .map_err(|_| StoreError::AuditWrite("the audit writer has stopped".into()))?
     }
 
     /// Starts a serialized write transaction. Audit records appended through it are
     /// committed together with the change, or not at all.
-    pub async fn write(&self) -> Result<Write<'_>, StoreError> {
-        let guard = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
-        if self.engine == Engine::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(WRITER_LOCK)
-                .execute(&mut *tx)
-                .await?;
+    pub async fn write(&self) -> Result<Write, StoreError> {
+        begin(&self.pool, self.engine, &self.writer).await
+    }
+}
+
+async fn begin(
+    pool: &AnyPool,
+    engine: Engine,
+    writer: &Arc<tokio::sync::Mutex<()>>,
+) -> Result<Write, StoreError> {
+    let guard = writer.clone().lock_owned().await;
+    // IMMEDIATE takes SQLite's write lock at BEGIN, waiting (busy_timeout) for another
+    // process's writer, instead of failing at the first write after a read.
+    let mut tx = match engine {
+        Engine::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        Engine::Postgres => pool.begin().await?,
+    };
+    if engine == Engine::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(WRITER_LOCK)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(Write {
+        tx,
+        _guard: guard,
+        head: None,
+    })
+}
+
+/// The group committer: takes whatever is queued (up to [`GROUP_MAX`] events), commits it
+/// in one transaction, and answers every waiter. Ends when the store is dropped.
+async fn group_commit(
+    pool: AnyPool,
+    engine: Engine,
+    writer: Arc<tokio::sync::Mutex<()>>,
+    mut queue: mpsc::Receiver<Pending>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut group = vec![first];
+        let mut count = group.iter().map(|(e, _)| e.len()).sum::<usize>();
+        while count < GROUP_MAX {
+            match queue.try_recv() {
+                Ok(next) => {
+                    count += next.0.len();
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
         }
-        Ok(Write {
-            tx,
-            _guard: guard,
-            head: None,
-        })
+        let events: Vec<AuditEvent> = group.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
+        let result = async {
+            let mut w = begin(&pool, engine, &writer).await?;
+            let records = w.audit(&events).await?;
+            w.commit().await?;
+            Ok::<_, StoreError>(records)
+        }
+        .await;
+        match result {
+            Ok(records) => {
+                let mut rest = records.into_iter();
+                for (events, done) in group {
+                    let mine: Vec<AuditRecord> = rest.by_ref().take(events.len()).collect();
+                    let _ = done.send(Ok(mine));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "audit group commit failed");
+                let text = e.to_string();
+                for (_, done) in group {
+                    let _ = done.send(Err(StoreError::AuditWrite(text.clone())));
+                }
+            }
+        }
     }
 }
 
 /// A write transaction holding the writer lock.
 #[derive(Debug)]
-pub struct Write<'s> {
+pub struct Write {
     tx: Transaction<'static, Any>,
-    _guard: tokio::sync::MutexGuard<'s, ()>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
     head: Option<Chain>,
 }
 
-impl Write<'_> {
+impl Write {
     /// Seals and inserts audit events as part of this transaction.
     pub async fn audit(&mut self, events: &[AuditEvent]) -> Result<Vec<AuditRecord>, StoreError> {
         let mut head = match self.head {
             Some(head) => head,
             None => audit::head(&mut self.tx).await?,
         };
-        let mut records = Vec::with_capacity(events.len());
         let now = now_us();
-        for event in events {
-            let record = head.seal(event, now);
-            audit::insert(&mut self.tx, &record).await?;
-            records.push(record);
+        let records: Vec<AuditRecord> = events.iter().map(|event| head.seal(event, now)).collect();
+        for chunk in records.chunks(audit::ROWS_PER_INSERT) {
+            audit::insert(&mut self.tx, chunk).await?;
         }
         self.head = Some(head);
         Ok(records)

@@ -180,6 +180,26 @@ async fn suite(store: &Store) {
         "newest first"
     );
 
+    // Concurrent appenders are grouped; the chain stays one line with no gaps.
+    let store_ref = &*store;
+    let appends = (0..40).map(|t| async move {
+        let events: Vec<_> = (0..5)
+            .map(|i| ev(Action::Authorize, &format!("c{t}-{i}")))
+            .collect();
+        store_ref.append_audit(&events).await.unwrap()
+    });
+    let results = futures::future::join_all(appends).await;
+    let mut seqs: Vec<u64> = results.iter().flatten().map(|r| r.seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, ((n + 1)..=(n + 200)).collect::<Vec<_>>());
+    for records in &results {
+        assert!(
+            records.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+            "each caller's events stay together"
+        );
+    }
+    let n = n + 200;
+
     // A batch append continues the chain.
     let events: Vec<_> = (0..100)
         .map(|i| ev(Action::Authorize, &format!("t{i}")))
