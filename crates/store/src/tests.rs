@@ -181,7 +181,7 @@ async fn suite(store: &Store) {
     );
 
     // Concurrent appenders are grouped; the chain stays one line with no gaps.
-    let store_ref = &*store;
+    let store_ref = store;
     let appends = (0..40).map(|t| async move {
         let events: Vec<_> = (0..5)
             .map(|i| ev(Action::Authorize, &format!("c{t}-{i}")))
