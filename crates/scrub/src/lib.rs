@@ -34,6 +34,7 @@ mod validate;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::ops::Range;
 
 use hmac::{Hmac, Mac};
 use regex_automata::meta::{self, Regex};
@@ -128,27 +129,16 @@ impl Scrubber {
     pub fn scrub<'a>(&self, text: &'a str, counts: &mut Counts) -> Cow<'a, str> {
         let mut out: Option<String> = None;
         let mut copied = 0;
-        let mut at = 0;
-        while at < text.len() {
-            let Some(found) = self.regex.find(Input::new(text).range(at..)) else {
-                break;
+        for (index, range) in self.spans(text) {
+            let Some(rule) = self.rules.get(index) else {
+                continue;
             };
-            let start = found.start();
-            match self.resolve(text, start) {
-                Some((index, Verdict::Redact(range))) => {
-                    let out = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
-                    out.push_str(text.get(copied..range.start).unwrap_or(""));
-                    if let Some(rule) = self.rules.get(index) {
-                        let value = text.get(range.clone()).unwrap_or("");
-                        self.replacer.write(&rule.detector, &rule.tag, value, out);
-                        counts.add(&rule.detector, 1);
-                    }
-                    copied = range.end;
-                    at = range.end;
-                }
-                Some((_, Verdict::Keep(end))) => at = end,
-                _ => at = next_char(text, start),
-            }
+            let out = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
+            out.push_str(text.get(copied..range.start).unwrap_or(""));
+            let value = text.get(range.clone()).unwrap_or("");
+            self.replacer.write(&rule.detector, &rule.tag, value, out);
+            counts.add(&rule.detector, 1);
+            copied = range.end;
         }
         match out {
             None => Cow::Borrowed(text),
@@ -157,6 +147,20 @@ impl Scrubber {
                 Cow::Owned(out)
             }
         }
+    }
+
+    /// What [`scrub`](Self::scrub) would replace, without replacing it: for scans that prove
+    /// stored text is clean, and for measuring the detectors.
+    pub fn find(&self, text: &str) -> Vec<Finding> {
+        self.spans(text)
+            .filter_map(|(index, range)| {
+                let rule = self.rules.get(index)?;
+                Some(Finding {
+                    detector: rule.detector.clone(),
+                    range,
+                })
+            })
+            .collect()
     }
 
     /// Scrubs one JSON line: values of personal fields are replaced whole, every other string
@@ -180,6 +184,26 @@ impl Scrubber {
     /// A scrubber for a stream of lines, which also follows PEM blocks across lines.
     pub fn lines(&self, format: LineFormat) -> LineScrubber<'_> {
         LineScrubber::new(self, format)
+    }
+
+    /// Confirmed findings in order, as (rule index, byte range), replacements skipped.
+    fn spans<'t>(&self, text: &'t str) -> impl Iterator<Item = (usize, Range<usize>)> + use<'_, 't> {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            while at < text.len() {
+                let found = self.regex.find(Input::new(text).range(at..))?;
+                let start = found.start();
+                match self.resolve(text, start) {
+                    Some((index, Verdict::Redact(range))) => {
+                        at = range.end;
+                        return Some((index, range));
+                    }
+                    Some((_, Verdict::Keep(end))) => at = end,
+                    _ => at = next_char(text, start),
+                }
+            }
+            None
+        })
     }
 
     /// The leftmost-longest confirmed finding that starts at `start`, with its rule index.
@@ -216,6 +240,15 @@ impl Scrubber {
         self.replacer.write(detector, tag, value, &mut out);
         out
     }
+}
+
+/// One piece of personal data or secret in a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// What it is.
+    pub detector: Detector,
+    /// Where it is, in bytes; always on character boundaries.
+    pub range: Range<usize>,
 }
 
 /// A rule as the scan uses it.

@@ -76,7 +76,7 @@ pub(crate) fn built_in() -> Vec<Rule> {
         ),
         (
             Detector::UrlCredentials,
-            r#"[A-Za-z][A-Za-z0-9+.-]{0,20}://[^\s/?#@:"'<>\[\]]+:[^\s/?#@"'<>]+@"#.to_owned(),
+            r#"[A-Za-z][A-Za-z0-9+.-]{0,20}://[^\s/?#@:"'<>\[\]]+:[^\s/@"'<>]+@"#.to_owned(),
             Check::UrlCredentials,
         ),
         (

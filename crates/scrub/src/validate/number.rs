@@ -228,7 +228,10 @@ fn card_ok(part: &str) -> bool {
     let grouping_ok = match first_separator {
         None => true,
         Some(sep) => {
-            separators.all(|b| b == sep) && groups.iter().all(|g| (3..=7).contains(&g.len()))
+            let (last, rest) = groups.split_last().unwrap_or((&"", &[]));
+            separators.all(|b| b == sep)
+                && rest.iter().all(|g| (3..=7).contains(&g.len()))
+                && (2..=7).contains(&last.len())
         }
     };
     grouping_ok && issuer_ok(&digits) && luhn_ok(&digits)
