@@ -112,6 +112,9 @@ pub enum ConfigError {
         /// What the regex compiler said.
         reason: String,
     },
+    /// More custom patterns than [`MAX_CUSTOM_PATTERNS`](crate::MAX_CUSTOM_PATTERNS).
+    #[error("{0} scrub patterns configured, at most {max} are allowed", max = crate::MAX_CUSTOM_PATTERNS)]
+    TooManyPatterns(usize),
     /// A custom regex matches the empty string, which would redact between every character.
     #[error("scrub pattern {0:?} can match the empty string")]
     EmptyMatch(String),

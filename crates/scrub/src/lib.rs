@@ -26,7 +26,9 @@ mod config;
 mod detector;
 mod json;
 mod lines;
+mod prefilter;
 mod rules;
+mod scan;
 #[cfg(feature = "tracing")]
 mod tracing_writer;
 mod validate;
@@ -37,9 +39,7 @@ use std::net::IpAddr;
 use std::ops::Range;
 
 use hmac::{Hmac, Mac};
-use regex_automata::meta::{self, Regex};
-use regex_automata::util::syntax;
-use regex_automata::{Anchored, Input, MatchKind, PatternID};
+use regex_automata::meta;
 use sha2::Sha256;
 
 pub use config::{
@@ -51,7 +51,7 @@ pub use lines::{LineFormat, LineScrubber};
 #[cfg(feature = "tracing")]
 pub use tracing_writer::{ScrubMakeWriter, ScrubWriter};
 
-use validate::{Check, Verdict};
+use validate::Check;
 
 /// JSON field names whose values are personal data, normalised (lower case, no `_`, `-`, `.`).
 pub const DEFAULT_PERSONAL_FIELDS: &[&str] = &[
@@ -64,11 +64,14 @@ pub const DEFAULT_PERSONAL_FIELDS: &[&str] = &[
     "pan", "taxid", "passport", "passportnumber", "licenseplate",
 ];
 
+/// Most custom patterns a configuration may hold.
+pub const MAX_CUSTOM_PATTERNS: usize = 32;
+
 /// Finds personal data and secrets in text and replaces them. Build one from a
 /// [`ScrubConfig`] at start-up and share it (`Arc<Scrubber>`); it is immutable.
 #[derive(Debug)]
 pub struct Scrubber {
-    regex: Regex,
+    engine: scan::Engine,
     rules: Vec<CompiledRule>,
     replacer: Replacer,
     personal_fields: HashSet<String>,
@@ -85,19 +88,21 @@ impl Scrubber {
         };
         let mut rules: Vec<rules::Rule> = rules::built_in();
         let mut names = HashSet::new();
+        if config.patterns.len() > MAX_CUSTOM_PATTERNS {
+            return Err(ConfigError::TooManyPatterns(config.patterns.len()));
+        }
         for custom in &config.patterns {
             rules.push(custom_rule(custom, &mut names)?);
         }
-        let patterns: Vec<&str> = rules.iter().map(|r| r.regex.as_str()).collect();
-        let regex = Regex::builder()
-            .syntax(syntax::Config::new().unicode(true).utf8(true))
-            .configure(
-                Regex::config()
-                    .match_kind(MatchKind::LeftmostFirst)
-                    .hybrid_cache_capacity(8 << 20),
-            )
-            .build_many(&patterns)
-            .map_err(|e| ConfigError::BuiltIn(e.to_string()))?;
+        let engine = scan::Engine::new(&rules).map_err(|(index, reason)| {
+            match rules.get(index).map(|r| &r.detector) {
+                Some(Detector::Custom(name)) => ConfigError::BadPattern {
+                    name: name.to_string(),
+                    reason,
+                },
+                _ => ConfigError::BuiltIn(reason),
+            }
+        })?;
         let mut personal_fields: HashSet<String> = DEFAULT_PERSONAL_FIELDS
             .iter()
             .map(|f| (*f).to_owned())
@@ -114,11 +119,10 @@ impl Scrubber {
             .map(|r| CompiledRule {
                 tag: r.detector.tag(),
                 detector: r.detector,
-                check: r.check,
             })
             .collect();
         Ok(Self {
-            regex,
+            engine,
             rules,
             replacer,
             personal_fields,
@@ -129,9 +133,9 @@ impl Scrubber {
     pub fn scrub<'a>(&self, text: &'a str, counts: &mut Counts) -> Cow<'a, str> {
         let mut out: Option<String> = None;
         let mut copied = 0;
-        for (index, range) in self.spans(text) {
+        self.engine.scan(text, |index, range| {
             let Some(rule) = self.rules.get(index) else {
-                continue;
+                return;
             };
             let out = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
             out.push_str(text.get(copied..range.start).unwrap_or(""));
@@ -139,7 +143,7 @@ impl Scrubber {
             self.replacer.write(&rule.detector, &rule.tag, value, out);
             counts.add(&rule.detector, 1);
             copied = range.end;
-        }
+        });
         match out {
             None => Cow::Borrowed(text),
             Some(mut out) => {
@@ -152,15 +156,16 @@ impl Scrubber {
     /// What [`scrub`](Self::scrub) would replace, without replacing it: for scans that prove
     /// stored text is clean, and for measuring the detectors.
     pub fn find(&self, text: &str) -> Vec<Finding> {
-        self.spans(text)
-            .filter_map(|(index, range)| {
-                let rule = self.rules.get(index)?;
-                Some(Finding {
+        let mut findings = Vec::new();
+        self.engine.scan(text, |index, range| {
+            if let Some(rule) = self.rules.get(index) {
+                findings.push(Finding {
                     detector: rule.detector.clone(),
                     range,
-                })
-            })
-            .collect()
+                });
+            }
+        });
+        findings
     }
 
     /// Scrubs one JSON line: values of personal fields are replaced whole, every other string
@@ -184,51 +189,6 @@ impl Scrubber {
     /// A scrubber for a stream of lines, which also follows PEM blocks across lines.
     pub fn lines(&self, format: LineFormat) -> LineScrubber<'_> {
         LineScrubber::new(self, format)
-    }
-
-    /// Confirmed findings in order, as (rule index, byte range), replacements skipped.
-    fn spans<'t>(&self, text: &'t str) -> impl Iterator<Item = (usize, Range<usize>)> + use<'_, 't> {
-        let mut at = 0;
-        std::iter::from_fn(move || {
-            while at < text.len() {
-                let found = self.regex.find(Input::new(text).range(at..))?;
-                let start = found.start();
-                match self.resolve(text, start) {
-                    Some((index, Verdict::Redact(range))) => {
-                        at = range.end;
-                        return Some((index, range));
-                    }
-                    Some((_, Verdict::Keep(end))) => at = end,
-                    _ => at = next_char(text, start),
-                }
-            }
-            None
-        })
-    }
-
-    /// The leftmost-longest confirmed finding that starts at `start`, with its rule index.
-    fn resolve(&self, text: &str, start: usize) -> Option<(usize, Verdict)> {
-        let mut best: Option<(usize, Verdict)> = None;
-        for (index, rule) in self.rules.iter().enumerate() {
-            let Ok(pattern) = PatternID::new(index) else {
-                break;
-            };
-            let input = Input::new(text)
-                .range(start..)
-                .anchored(Anchored::Pattern(pattern));
-            let Some(m) = self.regex.find(input) else {
-                continue;
-            };
-            let verdict = validate::confirm(rule.check, text, m.start(), m.end());
-            let Some(end) = verdict.end() else {
-                continue;
-            };
-            // Strictly longer wins, so on a tie the earlier (more specific) rule stays.
-            if best.as_ref().and_then(|(_, v)| v.end()).is_none_or(|e| end > e) {
-                best = Some((index, verdict));
-            }
-        }
-        best
     }
 
     fn is_personal_field(&self, key: &str) -> bool {
@@ -256,7 +216,6 @@ pub struct Finding {
 struct CompiledRule {
     detector: Detector,
     tag: String,
-    check: Check,
 }
 
 /// How a confirmed finding is written.
@@ -335,6 +294,7 @@ fn custom_rule(
     Ok(rules::Rule {
         detector: Detector::Custom(name.into()),
         regex: custom.regex.clone(),
+        families: prefilter::ALWAYS,
         check: Check::Custom,
     })
 }
@@ -346,7 +306,7 @@ fn normalise_field(name: &str) -> String {
         .collect()
 }
 
-fn next_char(text: &str, at: usize) -> usize {
+pub(crate) fn next_char(text: &str, at: usize) -> usize {
     let width = text
         .get(at..)
         .and_then(|rest| rest.chars().next())
