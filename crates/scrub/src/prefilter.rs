@@ -41,40 +41,25 @@ const SECRET_WORDS: [&[u8]; 24] = [
 /// The families whose rules could match somewhere in `line`.
 pub(crate) fn families(line: &[u8]) -> Families {
     let mut found: Families = 0;
-    // Digits in the current run, where runs may hold single separators ` -./()`.
-    let mut run_digits = 0u32;
-    let mut group_digits = 0u32;
-    // The separator just seen, if the previous byte was one.
-    let mut last_separator: Option<u8> = None;
-    // Dots in the current dotted-digits run, for IPv4.
-    let mut dots = 0u32;
+    let mut run = Run::default();
+    // Colons in the current hex-and-colon token, for uncompressed IPv6.
     let mut colons = 0u32;
     for (i, &b) in line.iter().enumerate() {
         if b.is_ascii_digit() {
-            run_digits += 1;
-            group_digits += 1;
-            last_separator = None;
-            if run_digits >= MIN_RUN_DIGITS {
-                found |= DIGITS;
-            }
+            run.digit(i > 0 && line.get(i - 1).is_some_and(u8::is_ascii_alphabetic));
             continue;
         }
         match b {
             b' ' | b'-' | b'.' | b'/' | b'(' | b')' | b'+' => {
-                if b == b'.' && group_digits > 0 {
-                    dots += 1;
-                    if dots >= 3 && next_is_digit(line, i) {
+                if b == b'.' && run.group > 0 {
+                    run.dots += 1;
+                    if run.dots >= 3 && next_is_digit(line, i) {
                         found |= IPV4;
                     }
                 } else if b != b'.' {
-                    dots = 0;
+                    run.dots = 0;
                 }
-                // Two separators in a row end a number, unless one is a bracket or `+`.
-                if last_separator.is_some_and(|p| !is_bracket(p)) && !is_bracket(b) {
-                    run_digits = 0;
-                }
-                last_separator = Some(b);
-                group_digits = 0;
+                found |= run.separator(b, line.get(i + 1).copied());
                 colons = 0;
                 if b == b'-' && line.get(i..i + 11) == Some(b"-----BEGIN ") {
                     found |= PEM;
@@ -86,7 +71,7 @@ pub(crate) fn families(line: &[u8]) -> Families {
             b':' => {
                 // A time (`10:23:45`) is not part of a phone number: drop its hour.
                 if next_is_digit(line, i) {
-                    run_digits = run_digits.saturating_sub(group_digits);
+                    run.digits = run.digits.saturating_sub(run.group);
                 }
                 colons += 1;
                 match line.get(i + 1) {
@@ -97,27 +82,22 @@ pub(crate) fn families(line: &[u8]) -> Families {
                 if colons >= 6 {
                     found |= IPV6;
                 }
-                found |= secret_before(line, i);
-                reset(&mut run_digits, &mut group_digits, &mut dots, &mut last_separator);
+                found |= secret_before(line, i) | run.end();
             }
             b'=' => {
-                found |= secret_before(line, i);
-                reset(&mut run_digits, &mut group_digits, &mut dots, &mut last_separator);
+                found |= secret_before(line, i) | run.end();
                 colons = 0;
             }
-            b'@' => {
-                found |= EMAIL;
-                reset(&mut run_digits, &mut group_digits, &mut dots, &mut last_separator);
-            }
-            b'J' if i >= 2 && line.get(i - 2..i) == Some(b"ey") => found |= JWT,
-            b'_' => {
-                found |= key_before_underscore(line, i);
-                reset(&mut run_digits, &mut group_digits, &mut dots, &mut last_separator);
-            }
+            b'@' => found |= EMAIL | run.end(),
+            b'J' if i >= 2 && line.get(i - 2..i) == Some(b"ey") => found |= JWT | run.end(),
+            b'_' => found |= key_before_underscore(line, i) | run.end(),
             // Corsican NIR departments 2A and 2B count as digits.
-            b'A' | b'B' | b'a' | b'b' if group_digits > 0 && i > 0 && line.get(i - 1) == Some(&b'2') => {
-                run_digits += 1;
-                group_digits += 1;
+            b'A' | b'B' | b'a' | b'b'
+                if line.get(i.wrapping_sub(1)) == Some(&b'2')
+                    && (run.group == 1 || (run.group == 6 && run.digits == 6))
+                    && line.get(i + 1).is_some_and(|n| n.is_ascii_digit() || *n == b' ') =>
+            {
+                run.digit(false);
                 if b == b'A' {
                     found |= key_at_a(line, i);
                 }
@@ -134,34 +114,110 @@ pub(crate) fn families(line: &[u8]) -> Families {
                 {
                     found |= CODE;
                 }
-                reset(&mut run_digits, &mut group_digits, &mut dots, &mut last_separator);
-                if !(b'A'..=b'F').contains(&b) {
+                found |= run.end();
+                if b > b'F' {
                     colons = 0;
                 }
             }
-            b'a'..=b'f' => {
-                reset(&mut run_digits, &mut group_digits, &mut dots, &mut last_separator);
-            }
+            b'a'..=b'f' => found |= run.end(),
             b'x' if line.get(i..i + 3) == Some(b"xox") => {
-                found |= API_KEY;
-                reset(&mut run_digits, &mut group_digits, &mut dots, &mut last_separator);
+                found |= API_KEY | run.end();
                 colons = 0;
             }
-            b'\t' => found |= word_before_space(line, i),
+            b'\t' => found |= word_before_space(line, i) | run.end(),
             _ => {
-                reset(&mut run_digits, &mut group_digits, &mut dots, &mut last_separator);
+                found |= run.end();
                 colons = 0;
             }
         }
     }
-    found
+    found | run.end()
 }
 
-fn reset(run_digits: &mut u32, group_digits: &mut u32, dots: &mut u32, sep: &mut Option<u8>) {
-    *run_digits = 0;
-    *group_digits = 0;
-    *dots = 0;
-    *sep = None;
+/// A run of digits that may hold single separators ` -./()+`: a candidate number.
+#[derive(Debug, Default)]
+struct Run {
+    digits: u32,
+    /// Digits since the last separator.
+    group: u32,
+    /// Dots between digit groups, for IPv4.
+    dots: u32,
+    /// The separator just seen, if the previous byte was one.
+    last_separator: Option<u8>,
+    /// The first of ` ` and `.` that separated groups of this run.
+    spacing: Option<u8>,
+    /// The first group is glued to a word (`b353` in a UUID) and counts for nothing.
+    glued: bool,
+}
+
+impl Run {
+    fn digit(&mut self, after_letter: bool) {
+        if self.digits == 0 && after_letter {
+            self.glued = true;
+        }
+        self.digits += 1;
+        self.group += 1;
+        self.last_separator = None;
+    }
+
+    fn separator(&mut self, b: u8, next: Option<u8>) -> Families {
+        // A separator that is not followed by more of the number ends it (`… 9338.`).
+        if !next.is_some_and(|n| n.is_ascii_digit() || is_separator(n)) {
+            return self.end();
+        }
+        let mut found = 0;
+        if self.glued {
+            self.glued = false;
+            self.digits = 0;
+            self.spacing = None;
+        }
+        // Two separators in a row end a number, unless one is a bracket or `+`.
+        if self.last_separator.is_some_and(|p| !is_bracket(p)) && !is_bracket(b) {
+            found |= self.long_enough(self.digits);
+            self.digits = 0;
+            self.spacing = None;
+        }
+        match (b, self.spacing) {
+            _ if self.digits == 0 => {}
+            // `limit=50 200 221.623`: a dot after space-separated groups is a decimal point;
+            // the number restarts at the group before it.
+            (b'.', Some(b' ')) => {
+                found |= self.long_enough(self.digits.saturating_sub(self.group));
+                self.digits = self.group;
+                self.spacing = Some(b'.');
+            }
+            // A space after dot-separated groups ends that number.
+            (b' ', Some(b'.')) => {
+                found |= self.long_enough(self.digits);
+                self.digits = 0;
+                self.spacing = Some(b' ');
+            }
+            (b' ' | b'.', None) => self.spacing = Some(b),
+            _ => {}
+        }
+        self.last_separator = Some(b);
+        self.group = 0;
+        found
+    }
+
+    /// Ends the run; [`DIGITS`] if it was long enough.
+    fn end(&mut self) -> Families {
+        let found = self.long_enough(self.digits);
+        *self = Run::default();
+        found
+    }
+
+    fn long_enough(&self, digits: u32) -> Families {
+        if digits >= MIN_RUN_DIGITS && !self.glued {
+            DIGITS
+        } else {
+            0
+        }
+    }
+}
+
+fn is_separator(b: u8) -> bool {
+    matches!(b, b' ' | b'-' | b'.' | b'/' | b'(' | b')' | b'+')
 }
 
 fn is_bracket(b: u8) -> bool {
@@ -255,6 +311,8 @@ mod tests {
             "2026-03-05T14:22:31.482Z INFO [exec-7] order 84213 processed in 23ms (items=3)",
             "2026-10-20 01:59:15.623 UTC [28976] LOG:  duration: 0.243 ms  statement: SELECT 1",
             "I, [2026-01-12T15:33:25.978Z #66637]  INFO -- : Completed 200 OK in 45ms",
+            "I, [2026-11-17T17:44:17.884Z #25168]  INFO -- : [5233562a-81d2-42b6-5d54-3a993dfa3a28] Completed 200 OK in 155ms (Views: 95.2ms | ActiveRecord: 16.7ms | Allocations: 33611)",
+            "2026-10-02T23:22:30.910Z WARN  worker-14 job=09984e97-9935-9b36-9940-8f87385fcabd attempt=1/5 commit=28a64a15ce9562fc814297bccf3bcbb2ea20d69f retry in 49s, queue depth 3534",
         ] {
             assert_eq!(families(line.as_bytes()), 0, "{line}");
         }
