@@ -191,11 +191,6 @@ impl Scrubber {
         LineScrubber::new(self, format)
     }
 
-    #[doc(hidden)]
-    pub fn debug_families(line: &str) -> u32 {
-        prefilter::families(line.as_bytes())
-    }
-
     fn is_personal_field(&self, key: &str) -> bool {
         self.personal_fields.contains(&normalise_field(key))
     }

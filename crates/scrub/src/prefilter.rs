@@ -114,12 +114,12 @@ pub(crate) fn families(line: &[u8]) -> Families {
                 {
                     found |= CODE;
                 }
-                found |= run.end();
+                found |= run.end_at_letter();
                 if b > b'F' {
                     colons = 0;
                 }
             }
-            b'a'..=b'f' => found |= run.end(),
+            b'a'..=b'z' if b != b'x' => found |= run.end_at_letter(),
             b'x' if line.get(i..i + 3) == Some(b"xox") => {
                 found |= API_KEY | run.end();
                 colons = 0;
@@ -152,7 +152,7 @@ struct Run {
 
 impl Run {
     fn digit(&mut self, after_letter: bool) {
-        if self.digits == 0 && after_letter {
+        if self.digits == 0 && (after_letter || self.glued) {
             self.glued = true;
         }
         self.digits += 1;
@@ -167,7 +167,9 @@ impl Run {
         }
         let mut found = 0;
         if self.glued {
-            self.glued = false;
+            // Hex ids go on glued through dashes (`2899ff52-4235-8078`); other separators
+            // start a fresh number.
+            self.glued = b == b'-';
             self.digits = 0;
             self.spacing = None;
         }
@@ -200,8 +202,23 @@ impl Run {
         found
     }
 
+    /// Ends the run at a letter: a number with no separator glued to a word (`1988297089857da7`)
+    /// cannot be one a rule accepts.
+    fn end_at_letter(&mut self) -> Families {
+        if self.digits > 0 && self.group == self.digits {
+            *self = Run::default();
+            return 0;
+        }
+        self.end()
+    }
+
     /// Ends the run; [`DIGITS`] if it was long enough.
     fn end(&mut self) -> Families {
+        if self.digits == 0 && self.last_separator.is_none() {
+            self.glued = false;
+            self.dots = 0;
+            return 0;
+        }
         let found = self.long_enough(self.digits);
         *self = Run::default();
         found
@@ -257,6 +274,10 @@ fn secret_before(line: &[u8], i: usize) -> Families {
 
 /// `Bearer ` and `Basic ` before a space.
 fn word_before_space(line: &[u8], i: usize) -> Families {
+    // Spaces are frequent: look only after a word ending like `bearer` or `basic`.
+    if !matches!(line.get(i.wrapping_sub(1)), Some(b'r' | b'R' | b'c' | b'C')) {
+        return 0;
+    }
     let before = line.get(..i).unwrap_or(&[]);
     if ends_with_ignore_case(before, b"bearer") || ends_with_ignore_case(before, b"basic") {
         AUTH
