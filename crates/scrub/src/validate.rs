@@ -156,8 +156,21 @@ impl<'h> Around<'h> {
 
     /// Neither end is glued to a letter, digit or `_`.
     pub(crate) fn is_word(&self) -> bool {
-        !self.before().is_some_and(is_word_char) && !self.after().is_some_and(is_word_char)
+        !self.before().is_some_and(glues_before) && !self.after().is_some_and(glues_after)
     }
+}
+
+/// A character a finding may not follow: one that continues an identifier, or the `]` that
+/// ends a replacement (so that `x@y.io+33…`, whose phone was glued to a word, is not found
+/// once the email before it has become `[EMAIL]`: scrubbing stays idempotent).
+pub(crate) fn glues_before(c: char) -> bool {
+    is_word_char(c) || c == ']'
+}
+
+/// A character a finding may not precede: one that continues an identifier, or the `[`
+/// that starts a replacement.
+pub(crate) fn glues_after(c: char) -> bool {
+    is_word_char(c) || c == '['
 }
 
 /// A character that continues an identifier.

@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
-use super::{Around, is_word_char};
+use super::{Around, glues_after, glues_before};
 
 /// File extensions that follow an `@` in asset names (`logo@2x.png`) and are not domains.
 const NOT_TLDS: [&str; 14] = [
@@ -13,8 +13,9 @@ const NOT_TLDS: [&str; 14] = [
 
 pub(super) fn email(c: &str, around: Around) -> Option<Range<usize>> {
     let (local, domain) = c.rsplit_once('@')?;
-    let local_ok = local.len() <= 64
-        && !local.starts_with('.')
+    // No 64-byte limit on the local part: rejecting a long one would retry the scan at
+    // every byte of it, and a long run before `@example.com` is worth hiding anyway.
+    let local_ok = !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..");
     if !local_ok || local.contains('@') {
@@ -34,7 +35,7 @@ pub(super) fn email(c: &str, around: Around) -> Option<Range<usize>> {
         && !NOT_TLDS.contains(&tld.to_ascii_lowercase().as_str());
     let glued = around
         .after()
-        .is_some_and(|n| is_word_char(n) || n == '@' || n == '-');
+        .is_some_and(|n| glues_after(n) || n == '@' || n == '-');
     (domain_ok && !glued).then_some(0..c.len())
 }
 
@@ -46,9 +47,12 @@ pub(super) fn ipv4(c: &str, around: Around) -> Option<Range<usize>> {
         (Some('/'), Some(p)) if p.is_alphanumeric() => return None,
         _ => {}
     }
-    if let (Some('.'), Some(n)) = around.after2_len(c.len())
-        && n.is_ascii_digit()
-    {
+    match around.after2_len(c.len()) {
+        (Some('.'), Some(n)) if n.is_ascii_digit() => return None,
+        (Some(a), _) if glues_after(a) => return None,
+        _ => {}
+    }
+    if around.before().is_some_and(glues_before) {
         return None;
     }
     if preceded_by_version_word(around.prefix()) {
@@ -65,7 +69,9 @@ pub(super) fn ipv4(c: &str, around: Around) -> Option<Range<usize>> {
 
 pub(super) fn ipv6(c: &str, around: Around) -> Option<Range<usize>> {
     let glued = |ch: char| ch.is_alphanumeric() || ch == ':' || ch == '.' || ch == '_';
-    if around.before().is_some_and(glued) || around.after().is_some_and(glued) {
+    if around.before().is_some_and(|b| glued(b) || glues_before(b))
+        || around.after().is_some_and(|a| glued(a) || glues_after(a))
+    {
         return None;
     }
     let ip: Ipv6Addr = c.parse().ok()?;

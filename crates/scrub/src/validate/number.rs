@@ -7,7 +7,7 @@
 
 use std::ops::Range;
 
-use super::{Around, is_word_char};
+use super::{Around, glues_after, glues_before};
 
 pub(super) fn card(c: &str, around: Around) -> Option<Range<usize>> {
     if !left_ok(around) {
@@ -21,7 +21,7 @@ pub(super) fn card(c: &str, around: Around) -> Option<Range<usize>> {
 }
 
 pub(super) fn iban(c: &str, around: Around) -> Option<Range<usize>> {
-    if around.before().is_some_and(is_word_char) {
+    if around.before().is_some_and(glues_before) {
         return None;
     }
     let want = iban_length(c.get(..2)?)?;
@@ -36,7 +36,7 @@ pub(super) fn iban(c: &str, around: Around) -> Option<Range<usize>> {
             }
         }
     }
-    if compact.len() != want || around.after_len(end).is_some_and(is_word_char) {
+    if compact.len() != want || around.after_len(end).is_some_and(glues_after) {
         return None;
     }
     let spaced = c.get(..end)?;
@@ -99,7 +99,7 @@ pub(super) fn nino(c: &str, _around: Around) -> Option<Range<usize>> {
 }
 
 pub(super) fn phone_international(c: &str, around: Around) -> Option<Range<usize>> {
-    if around.before().is_some_and(|b| is_word_char(b) || b == '+') {
+    if around.before().is_some_and(|b| glues_before(b) || b == '+') {
         return None;
     }
     group_ends(c)
@@ -284,7 +284,7 @@ fn digits_without_trunk(part: &str) -> String {
 fn left_ok(around: Around) -> bool {
     match around.before2() {
         (None, _) => true,
-        (Some(c), _) if is_word_char(c) || c == '+' => false,
+        (Some(c), _) if glues_before(c) || c == '+' => false,
         (Some('.' | '-' | ','), Some(p)) => !p.is_alphanumeric(),
         _ => true,
     }
@@ -294,7 +294,7 @@ fn left_ok(around: Around) -> bool {
 fn right_ok(around: Around, len: usize) -> bool {
     match around.after2_len(len) {
         (None, _) => true,
-        (Some(c), _) if is_word_char(c) => false,
+        (Some(c), _) if glues_after(c) => false,
         (Some('.' | '-' | ',' | '/'), Some(n)) => !n.is_ascii_digit(),
         _ => true,
     }

@@ -8,10 +8,10 @@ use std::ops::Range;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
-use super::{Around, is_word_char};
+use super::{Around, glues_before, is_word_char};
 
 pub(super) fn jwt(c: &str, around: Around) -> Option<Range<usize>> {
-    if around.before().is_some_and(|b| is_word_char(b) || b == '-') {
+    if around.before().is_some_and(|b| glues_before(b) || b == '-') {
         return None;
     }
     let header = c.split('.').next()?;
