@@ -156,7 +156,10 @@ mod tests {
     #[test]
     fn unknown_keys_are_rejected() {
         assert!(toml::from_str::<ScrubConfig>("mdoe = \"tag\"").is_err());
-        assert!(toml::from_str::<ScrubConfig>("patterns = [{ name = \"a\", regex = \"b\", x = 1 }]").is_err());
+        assert!(
+            toml::from_str::<ScrubConfig>("patterns = [{ name = \"a\", regex = \"b\", x = 1 }]")
+                .is_err()
+        );
     }
 
     #[test]

@@ -124,38 +124,37 @@ impl Walk<'_, '_> {
                     self.redact_field(&key, i..end, counts)?;
                     i = end;
                 }
-                None | Some(Frame::Value { .. } | Frame::ArrayStart | Frame::ArrayValue) => {
-                    match b {
-                        b'{' => {
-                            stack.push(Frame::ObjectStart);
-                            i += 1;
-                            continue;
-                        }
-                        b'[' => {
-                            stack.push(Frame::ArrayStart);
-                            i += 1;
-                            continue;
-                        }
-                        b'"' => {
-                            let end = string_end(bytes, i)?;
-                            self.scan_string(i..end, counts)?;
-                            i = end;
-                        }
-                        b'-' | b'0'..=b'9' => {
-                            let end = scalar_end(bytes, i);
-                            self.scan_number(i..end, counts)?;
-                            i = end;
-                        }
-                        b't' | b'f' | b'n' => {
-                            let end = scalar_end(bytes, i);
-                            if !matches!(bytes.get(i..end)?, b"true" | b"false" | b"null") {
-                                return None;
-                            }
-                            i = end;
-                        }
-                        _ => return None,
+                None | Some(Frame::Value { .. } | Frame::ArrayStart | Frame::ArrayValue) => match b
+                {
+                    b'{' => {
+                        stack.push(Frame::ObjectStart);
+                        i += 1;
+                        continue;
                     }
-                }
+                    b'[' => {
+                        stack.push(Frame::ArrayStart);
+                        i += 1;
+                        continue;
+                    }
+                    b'"' => {
+                        let end = string_end(bytes, i)?;
+                        self.scan_string(i..end, counts)?;
+                        i = end;
+                    }
+                    b'-' | b'0'..=b'9' => {
+                        let end = scalar_end(bytes, i);
+                        self.scan_number(i..end, counts)?;
+                        i = end;
+                    }
+                    b't' | b'f' | b'n' => {
+                        let end = scalar_end(bytes, i);
+                        if !matches!(bytes.get(i..end)?, b"true" | b"false" | b"null") {
+                            return None;
+                        }
+                        i = end;
+                    }
+                    _ => return None,
+                },
             }
             // A value (scalar or container) just ended.
             match stack.last().copied() {
@@ -269,7 +268,10 @@ fn set_top(stack: &mut [Frame], frame: Frame) {
 }
 
 fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
-    while bytes.get(i).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+    while bytes
+        .get(i)
+        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    {
         i += 1;
     }
     i

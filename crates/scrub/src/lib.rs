@@ -43,8 +43,7 @@ use regex_automata::meta;
 use sha2::Sha256;
 
 pub use config::{
-    ConfigError, CustomPattern, KeyError, MIN_KEY_BYTES, PseudonymKey, ReplacementMode,
-    ScrubConfig,
+    ConfigError, CustomPattern, KeyError, MIN_KEY_BYTES, PseudonymKey, ReplacementMode, ScrubConfig,
 };
 pub use detector::{Counts, Detector};
 pub use lines::{LineFormat, LineScrubber};
@@ -55,13 +54,54 @@ use validate::Check;
 
 /// JSON field names whose values are personal data, normalised (lower case, no `_`, `-`, `.`).
 pub const DEFAULT_PERSONAL_FIELDS: &[&str] = &[
-    "email", "emailaddress", "mail", "phone", "phonenumber", "mobile", "tel", "telephone",
-    "name", "firstname", "lastname", "fullname", "givenname", "familyname", "surname",
-    "middlename", "displayname", "username", "address", "streetaddress", "street",
-    "addressline1", "addressline2", "postalcode", "postcode", "zip", "zipcode", "city",
-    "birthdate", "dateofbirth", "dob", "ip", "ipaddress", "clientip", "remoteaddr",
-    "remoteip", "xforwardedfor", "useragent", "ssn", "nino", "nir", "iban", "cardnumber",
-    "pan", "taxid", "passport", "passportnumber", "licenseplate",
+    "email",
+    "emailaddress",
+    "mail",
+    "phone",
+    "phonenumber",
+    "mobile",
+    "tel",
+    "telephone",
+    "name",
+    "firstname",
+    "lastname",
+    "fullname",
+    "givenname",
+    "familyname",
+    "surname",
+    "middlename",
+    "displayname",
+    "username",
+    "address",
+    "streetaddress",
+    "street",
+    "addressline1",
+    "addressline2",
+    "postalcode",
+    "postcode",
+    "zip",
+    "zipcode",
+    "city",
+    "birthdate",
+    "dateofbirth",
+    "dob",
+    "ip",
+    "ipaddress",
+    "clientip",
+    "remoteaddr",
+    "remoteip",
+    "xforwardedfor",
+    "useragent",
+    "ssn",
+    "nino",
+    "nir",
+    "iban",
+    "cardnumber",
+    "pan",
+    "taxid",
+    "passport",
+    "passportnumber",
+    "licenseplate",
 ];
 
 /// Most custom patterns a configuration may hold.
@@ -248,7 +288,11 @@ impl Replacer {
 fn canonical(detector: &Detector, value: &str) -> String {
     match detector {
         Detector::Email => value.to_lowercase(),
-        Detector::Card | Detector::Phone | Detector::Iban | Detector::Ssn | Detector::Nino
+        Detector::Card
+        | Detector::Phone
+        | Detector::Iban
+        | Detector::Ssn
+        | Detector::Nino
         | Detector::Nir => value
             .chars()
             .filter(char::is_ascii_alphanumeric)

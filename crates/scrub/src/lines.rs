@@ -141,7 +141,10 @@ mod tests {
         let mut lines = scrubber.lines(LineFormat::Text);
         let mut counts = Counts::new();
         lines.scrub_line("-----BEGIN PRIVATE KEY-----", &mut counts);
-        assert_eq!(lines.scrub_line("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", &mut counts), KEY_TAG);
+        assert_eq!(
+            lines.scrub_line("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", &mut counts),
+            KEY_TAG
+        );
         assert_eq!(
             lines.scrub_line("GET /health 200", &mut counts),
             "GET /health 200"

@@ -32,10 +32,30 @@ const MIN_RUN_DIGITS: u32 = 9;
 
 /// Secret words, lower case, that a `:` or `=` may follow (possibly after a quote).
 const SECRET_WORDS: [&[u8]; 24] = [
-    b"password", b"passwd", b"pwd", b"passphrase", b"secret", b"token", b"apikey", b"api_key",
-    b"api-key", b"accesskey", b"access_key", b"access-key", b"privatekey", b"private_key",
-    b"private-key", b"secretkey", b"secret_key", b"secret-key", b"credential", b"credentials",
-    b"sessionid", b"session_id", b"session-id", b"cookie",
+    b"password",
+    b"passwd",
+    b"pwd",
+    b"passphrase",
+    b"secret",
+    b"token",
+    b"apikey",
+    b"api_key",
+    b"api-key",
+    b"accesskey",
+    b"access_key",
+    b"access-key",
+    b"privatekey",
+    b"private_key",
+    b"private-key",
+    b"secretkey",
+    b"secret_key",
+    b"secret-key",
+    b"credential",
+    b"credentials",
+    b"sessionid",
+    b"session_id",
+    b"session-id",
+    b"cookie",
 ];
 
 /// The families whose rules could match somewhere in `line`.
@@ -95,7 +115,9 @@ pub(crate) fn families(line: &[u8]) -> Families {
             b'A' | b'B' | b'a' | b'b'
                 if line.get(i.wrapping_sub(1)) == Some(&b'2')
                     && (run.group == 1 || (run.group == 6 && run.digits == 6))
-                    && line.get(i + 1).is_some_and(|n| n.is_ascii_digit() || *n == b' ') =>
+                    && line
+                        .get(i + 1)
+                        .is_some_and(|n| n.is_ascii_digit() || *n == b' ') =>
             {
                 run.digit(false);
                 if b == b'A' {
@@ -293,7 +315,12 @@ fn key_before_underscore(line: &[u8], i: usize) -> Families {
         && before.get(before.len() - 3..before.len() - 1) == Some(b"gh")
         && matches!(before.last(), Some(b'p' | b'o' | b'u' | b's' | b'r'));
     let named = [
-        b"github".as_slice(), b"github_pat", b"sk_live", b"sk_test", b"rk_live", b"rk_test",
+        b"github".as_slice(),
+        b"github_pat",
+        b"sk_live",
+        b"sk_test",
+        b"rk_live",
+        b"rk_test",
         b"whsec",
     ]
     .iter()

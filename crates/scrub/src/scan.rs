@@ -170,7 +170,11 @@ impl Engine {
 /// A rule's regex, with the syntax every rule is written in.
 fn build(pattern: &str) -> Result<Regex, String> {
     Regex::builder()
-        .syntax(regex_automata::util::syntax::Config::new().unicode(true).utf8(true))
+        .syntax(
+            regex_automata::util::syntax::Config::new()
+                .unicode(true)
+                .utf8(true),
+        )
         .configure(
             Regex::config()
                 .match_kind(MatchKind::LeftmostFirst)

@@ -1,5 +1,10 @@
 //! Behaviour of the scrubber on single lines and on its configuration, table-driven.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use super::*;
 
@@ -26,9 +31,15 @@ fn findings_are_replaced_by_their_tags() {
         ("card 4111 1111 1111 1111 ok", "card [CARD] ok"),
         ("card 4111 1111 1111 1111 2024", "card [CARD] 2024"),
         ("from 192.168.1.20 and 2001:db8::1", "from [IP] and [IP]"),
-        ("password=hunter2 token: abc123", "password=[SECRET] token: [SECRET]"),
+        (
+            "password=hunter2 token: abc123",
+            "password=[SECRET] token: [SECRET]",
+        ),
         ("iban GB82 WEST 1234 5698 7654 32.", "iban [IBAN]."),
-        ("dsn postgres://app:s3cret@db:5432/x", "dsn postgres://[CREDENTIALS]@db:5432/x"),
+        (
+            "dsn postgres://app:s3cret@db:5432/x",
+            "dsn postgres://[CREDENTIALS]@db:5432/x",
+        ),
         ("ssn 078-05-1120", "ssn [SSN]"),
     ];
     for (input, expected) in cases {
@@ -56,7 +67,10 @@ fn look_alikes_are_kept() {
 #[test]
 fn clean_line_is_borrowed_not_copied() {
     let line = "2026-03-05T14:22:31Z INFO order 84213 processed in 23ms";
-    assert!(matches!(tags().scrub(line, &mut Counts::new()), Cow::Borrowed(_)));
+    assert!(matches!(
+        tags().scrub(line, &mut Counts::new()),
+        Cow::Borrowed(_)
+    ));
 }
 
 #[test]
@@ -73,7 +87,9 @@ fn pseudonym_follows_one_person_and_separates_two() {
     let s = pseudonyms();
     let mut counts = Counts::new();
     let a = s.scrub("login Alice@Example.com", &mut counts).into_owned();
-    let b = s.scrub("logout alice@example.com", &mut counts).into_owned();
+    let b = s
+        .scrub("logout alice@example.com", &mut counts)
+        .into_owned();
     let c = s.scrub("logout bob@example.com", &mut counts).into_owned();
     let tag = |line: &str| line.split(' ').nth(1).unwrap().to_owned();
     assert!(tag(&a).starts_with("[EMAIL:") && tag(&a).len() == "[EMAIL:12345678]".len());
@@ -104,7 +120,10 @@ fn pseudonym_mode_without_key_is_a_config_error() {
         mode: ReplacementMode::Pseudonym,
         ..ScrubConfig::default()
     };
-    assert!(matches!(Scrubber::new(&config, None), Err(ConfigError::MissingKey)));
+    assert!(matches!(
+        Scrubber::new(&config, None),
+        Err(ConfigError::MissingKey)
+    ));
 }
 
 fn with_pattern(name: &str, regex: &str) -> Result<Scrubber, ConfigError> {
@@ -122,7 +141,10 @@ fn with_pattern(name: &str, regex: &str) -> Result<Scrubber, ConfigError> {
 fn custom_pattern_is_found_with_its_own_tag_and_counter() {
     let s = with_pattern("member_id", "MBR-[0-9]{8}").unwrap();
     let mut counts = Counts::new();
-    assert_eq!(s.scrub("member MBR-12345678 joined", &mut counts), "member [MEMBER_ID] joined");
+    assert_eq!(
+        s.scrub("member MBR-12345678 joined", &mut counts),
+        "member [MEMBER_ID] joined"
+    );
     assert_eq!(counts.of(&Detector::Custom("member_id".into())), 1);
 }
 
@@ -133,8 +155,14 @@ fn bad_custom_patterns_are_named_in_the_error() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(with_pattern("empty", "x*"), Err(ConfigError::EmptyMatch(n)) if n == "empty"));
-    assert!(matches!(with_pattern("Bad Name", "x"), Err(ConfigError::BadPatternName(_))));
-    assert!(matches!(with_pattern("email", "x"), Err(ConfigError::ReservedPatternName(_))));
+    assert!(matches!(
+        with_pattern("Bad Name", "x"),
+        Err(ConfigError::BadPatternName(_))
+    ));
+    assert!(matches!(
+        with_pattern("email", "x"),
+        Err(ConfigError::ReservedPatternName(_))
+    ));
 }
 
 #[test]
@@ -159,8 +187,14 @@ fn json_extra_personal_fields_come_from_config() {
         ..ScrubConfig::default()
     };
     let s = Scrubber::new(&config, None).unwrap();
-    let out = s.scrub_json_line(r#"{"customer_ref":"CR-1","shipping":{"city":"Lyon"}}"#, &mut Counts::new());
-    assert_eq!(out, r#"{"customer_ref":"[CUSTOMER_REF]","shipping":{"city":"[CITY]"}}"#);
+    let out = s.scrub_json_line(
+        r#"{"customer_ref":"CR-1","shipping":{"city":"Lyon"}}"#,
+        &mut Counts::new(),
+    );
+    assert_eq!(
+        out,
+        r#"{"customer_ref":"[CUSTOMER_REF]","shipping":{"city":"[CITY]"}}"#
+    );
 }
 
 #[test]

@@ -135,7 +135,10 @@ mod tests {
             .with_writer(ScrubMakeWriter::new(scrubber, captured.clone()))
             .finish();
         tracing::subscriber::with_default(subscriber, || {
-            tracing::info!(user = "alice.martin+billing@example.com", "password reset sent");
+            tracing::info!(
+                user = "alice.martin+billing@example.com",
+                "password reset sent"
+            );
         });
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         assert!(text.contains("password reset sent"), "{text}");

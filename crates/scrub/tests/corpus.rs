@@ -4,7 +4,12 @@
 //! finding of the same kind covers it; a finding is correct when it covers a label of its
 //! kind. Unmarked lines are hard negatives (UUIDs, hashes, timestamps, versions, ids that fail
 //! Luhn, …): any finding on them costs precision. Run with `--nocapture` to see the table.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -87,10 +92,18 @@ struct Score {
 
 impl Score {
     fn recall(&self) -> f64 {
-        if self.labels == 0 { 1.0 } else { f64::from(self.found) / f64::from(self.labels) }
+        if self.labels == 0 {
+            1.0
+        } else {
+            f64::from(self.found) / f64::from(self.labels)
+        }
     }
     fn precision(&self) -> f64 {
-        if self.findings == 0 { 1.0 } else { f64::from(self.correct) / f64::from(self.findings) }
+        if self.findings == 0 {
+            1.0
+        } else {
+            f64::from(self.correct) / f64::from(self.findings)
+        }
     }
 }
 
@@ -136,7 +149,11 @@ fn every_detector_meets_its_precision_and_recall_bar_on_the_corpus() {
             if found {
                 score.found += 1;
             } else {
-                mistakes.push(format!("missed {} {:?} in {file}: {text}", label.kind, &text[label.range.clone()]));
+                mistakes.push(format!(
+                    "missed {} {:?} in {file}: {text}",
+                    label.kind,
+                    &text[label.range.clone()]
+                ));
             }
         }
         for finding in &findings {
@@ -144,12 +161,17 @@ fn every_detector_meets_its_precision_and_recall_bar_on_the_corpus() {
             let score = scores.entry(kind.to_owned()).or_default();
             score.findings += 1;
             let correct = labels.iter().any(|l| {
-                l.kind == kind && finding.range.start <= l.range.start && finding.range.end >= l.range.end
+                l.kind == kind
+                    && finding.range.start <= l.range.start
+                    && finding.range.end >= l.range.end
             });
             if correct {
                 score.correct += 1;
             } else {
-                mistakes.push(format!("false {kind} {:?} in {file}: {text}", &text[finding.range.clone()]));
+                mistakes.push(format!(
+                    "false {kind} {:?} in {file}: {text}",
+                    &text[finding.range.clone()]
+                ));
             }
         }
         // Nothing labelled may survive scrubbing, whatever kind it was found as.
@@ -162,7 +184,10 @@ fn every_detector_meets_its_precision_and_recall_bar_on_the_corpus() {
         }
     }
     println!("\n{lines} corpus lines");
-    println!("{:<10} {:>7} {:>9} {:>7} {:>10} {:>8} {:>8}", "kind", "labels", "findings", "missed", "false pos", "recall", "precision");
+    println!(
+        "{:<10} {:>7} {:>9} {:>7} {:>10} {:>8} {:>8}",
+        "kind", "labels", "findings", "missed", "false pos", "recall", "precision"
+    );
     for (kind, s) in &scores {
         println!(
             "{kind:<10} {:>7} {:>9} {:>7} {:>10} {:>8.3} {:>8.3}",
@@ -182,14 +207,33 @@ fn every_detector_meets_its_precision_and_recall_bar_on_the_corpus() {
     }
     for (kind, bar) in THRESHOLDS {
         let s = scores.get(kind).copied().unwrap_or_default();
-        assert!(s.labels >= 40, "{kind}: only {} labels in the corpus", s.labels);
-        assert!(s.recall() >= bar, "{kind}: recall {:.3} < {bar}", s.recall());
-        assert!(s.precision() >= bar, "{kind}: precision {:.3} < {bar}", s.precision());
+        assert!(
+            s.labels >= 40,
+            "{kind}: only {} labels in the corpus",
+            s.labels
+        );
+        assert!(
+            s.recall() >= bar,
+            "{kind}: recall {:.3} < {bar}",
+            s.recall()
+        );
+        assert!(
+            s.precision() >= bar,
+            "{kind}: precision {:.3} < {bar}",
+            s.precision()
+        );
     }
     if let Some(other) = scores.get("other") {
-        assert_eq!(other.findings, 0, "text scan reported a personal field or custom finding");
+        assert_eq!(
+            other.findings, 0,
+            "text scan reported a personal field or custom finding"
+        );
     }
-    assert!(leaks.len() <= 2, "{} labelled values survived scrubbing", leaks.len());
+    assert!(
+        leaks.len() <= 2,
+        "{} labelled values survived scrubbing",
+        leaks.len()
+    );
 }
 
 #[test]

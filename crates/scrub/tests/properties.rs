@@ -130,10 +130,17 @@ fn repeated_near_miss_emails_finish() {
 #[test]
 fn deeply_nested_json_is_walked_without_recursion() {
     let depth = 200_000;
-    let line = format!("{}\"ada@example.com\"{}", "[".repeat(depth), "]".repeat(depth));
+    let line = format!(
+        "{}\"ada@example.com\"{}",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
     let out = tags().scrub_json_line(&line, &mut Counts::new());
     assert!(out.contains("\"[EMAIL]\""));
-    assert_eq!(out.len(), line.len() - "ada@example.com".len() + "[EMAIL]".len());
+    assert_eq!(
+        out.len(),
+        line.len() - "ada@example.com".len() + "[EMAIL]".len()
+    );
 }
 
 #[test]

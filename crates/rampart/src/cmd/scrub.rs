@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use rampart_scrub::{
-    Counts, LineFormat, PseudonymKey, ReplacementMode, ScrubConfig, Scrubber, MIN_KEY_BYTES,
+    Counts, LineFormat, MIN_KEY_BYTES, PseudonymKey, ReplacementMode, ScrubConfig, Scrubber,
 };
 
 /// Longest line scrubbed whole.
@@ -140,7 +140,9 @@ fn scrub_stream(
         let mut body: &[u8] = &buf;
         let mut ending: &[u8] = b"";
         if read.newline {
-            let cut = body.len().saturating_sub(if body.ends_with(b"\r\n") { 2 } else { 1 });
+            let cut = body
+                .len()
+                .saturating_sub(if body.ends_with(b"\r\n") { 2 } else { 1 });
             (body, ending) = body.split_at(cut);
         }
         if read.truncated {

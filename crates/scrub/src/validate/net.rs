@@ -15,9 +15,7 @@ pub(super) fn email(c: &str, around: Around) -> Option<Range<usize>> {
     let (local, domain) = c.rsplit_once('@')?;
     // No 64-byte limit on the local part: rejecting a long one would retry the scan at
     // every byte of it, and a long run before `@example.com` is worth hiding anyway.
-    let local_ok = !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..");
+    let local_ok = !local.starts_with('.') && !local.ends_with('.') && !local.contains("..");
     if !local_ok || local.contains('@') {
         return None;
     }
@@ -59,7 +57,9 @@ pub(super) fn ipv4(c: &str, around: Around) -> Option<Range<usize>> {
         return None;
     }
     // Leading zeros are not an address in any current parser; `010.001.002.003` is a code.
-    if c.split('.').any(|octet| octet.len() > 1 && octet.starts_with('0')) {
+    if c.split('.')
+        .any(|octet| octet.len() > 1 && octet.starts_with('0'))
+    {
         return None;
     }
     let ip: Ipv4Addr = c.parse().ok()?;

@@ -90,10 +90,7 @@ pub(super) fn nino(c: &str, _around: Around) -> Option<Range<usize>> {
     let (first, second) = (letters.next()?, letters.next()?);
     let prefix_ok = !"DFIQUV".contains(first)
         && !"DFIOQUV".contains(second)
-        && !matches!(
-            c.get(..2)?,
-            "BG" | "GB" | "KN" | "NK" | "NT" | "TN" | "ZZ"
-        );
+        && !matches!(c.get(..2)?, "BG" | "GB" | "KN" | "NK" | "NT" | "TN" | "ZZ");
     let spaces = c.matches(' ').count();
     (prefix_ok && (spaces == 0 || spaces == 4)).then_some(0..c.len())
 }
@@ -330,9 +327,7 @@ fn group_ends(s: &str) -> Vec<usize> {
     bytes
         .iter()
         .enumerate()
-        .filter(|&(i, b)| {
-            b.is_ascii_digit() && !bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
-        })
+        .filter(|&(i, b)| b.is_ascii_digit() && !bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
         .map(|(i, _)| i + 1)
         .collect()
 }

@@ -81,8 +81,20 @@ fn is_placeholder(value: &str) -> bool {
         || value.starts_with('$') && value.len() <= 3
         || matches!(
             lower.as_str(),
-            "null" | "none" | "nil" | "undefined" | "true" | "false" | "?" | "%s" | "redacted"
-                | "filtered" | "required" | "invalid" | "missing" | "expired"
+            "null"
+                | "none"
+                | "nil"
+                | "undefined"
+                | "true"
+                | "false"
+                | "?"
+                | "%s"
+                | "redacted"
+                | "filtered"
+                | "required"
+                | "invalid"
+                | "missing"
+                | "expired"
         )
 }
 
@@ -111,6 +123,9 @@ mod tests {
     #[test]
     fn url_credentials_span_user_and_password() {
         let c = "postgres://app:s3cr3t@";
-        assert_eq!(url_credentials(c).and_then(|r| c.get(r)), Some("app:s3cr3t"));
+        assert_eq!(
+            url_credentials(c).and_then(|r| c.get(r)),
+            Some("app:s3cr3t")
+        );
     }
 }
