@@ -90,6 +90,11 @@ impl Engine {
 
     /// Runs the rules woken on one line; returns where the last finding ended (a private
     /// key block may end on a later line).
+    ///
+    /// Each woken rule keeps its next confirmed candidate at or after the cursor; the
+    /// leftmost (then longest, then earliest rule) wins, the cursor moves past it, and rules
+    /// whose candidate it overtook search again from the cursor. A candidate that lost to an
+    /// overlapping one is thus never allowed to hide a later match of its own rule.
     fn resolve_line(
         &self,
         text: &str,
@@ -97,74 +102,87 @@ impl Engine {
         families: Families,
         found: &mut impl FnMut(usize, Range<usize>),
     ) -> usize {
-        let mut candidates = Vec::new();
-        for (index, regex) in self.rules.iter().enumerate() {
-            let wake = self.families.get(index).copied().unwrap_or(0);
+        let mut woken: Vec<Pending> = Vec::new();
+        for (index, &wake) in self.families.iter().enumerate() {
             if wake == 0 || wake & families != 0 {
                 let end = if self.multiline & (1u64 << index) != 0 {
                     text.len()
                 } else {
                     line.end
                 };
-                self.candidates(regex, index, text, line.start..end, &mut candidates);
+                woken.push(Pending {
+                    rule: index,
+                    end,
+                    next: None,
+                    exhausted: false,
+                    budget: (end - line.start).saturating_mul(8).saturating_add(1 << 16),
+                });
             }
         }
-        candidates.sort_by_key(|c| (c.start, Reverse(c.end), c.rule));
         let mut cursor = line.start;
-        for candidate in candidates {
-            if candidate.start < cursor {
-                continue;
+        loop {
+            for pending in &mut woken {
+                let stale = pending.next.as_ref().is_none_or(|c| c.start < cursor);
+                if stale && !pending.exhausted {
+                    pending.next = self.next_candidate(text, cursor, pending);
+                    pending.exhausted = pending.next.is_none();
+                }
             }
-            if let Verdict::Redact(range) = candidate.verdict {
-                found(candidate.rule, range);
+            let best = woken
+                .iter()
+                .filter_map(|p| p.next.as_ref())
+                .filter(|c| c.start >= cursor)
+                .min_by_key(|c| (c.start, Reverse(c.end), c.rule));
+            let Some(best) = best else {
+                return cursor;
+            };
+            if let Verdict::Redact(range) = &best.verdict {
+                found(best.rule, range.clone());
             }
-            cursor = candidate.end;
+            cursor = best.end;
         }
-        cursor
     }
 
-    /// Every confirmed match of one rule in `range`. A rejected candidate is retried one
-    /// character later, so a shorter valid match inside it is still found; the bytes spent
-    /// on rejections are capped so that crafted input cannot make this quadratic.
-    fn candidates(
-        &self,
-        regex: &Regex,
-        rule: usize,
-        text: &str,
-        range: Range<usize>,
-        out: &mut Vec<Candidate>,
-    ) {
-        let Some(check) = self.checks.get(rule).copied() else {
-            return;
-        };
-        let mut budget = range.len().saturating_mul(8).saturating_add(1 << 16);
-        let mut pos = range.start;
-        while pos < range.end {
-            let Some(m) = regex.find(Input::new(text).range(pos..range.end)) else {
-                return;
-            };
+    /// The next confirmed match of one rule at or after `from`. A rejected candidate is
+    /// retried one character later, so a shorter valid match inside it is still found; the
+    /// bytes spent on rejections are capped so that crafted input cannot make this quadratic.
+    fn next_candidate(&self, text: &str, from: usize, pending: &mut Pending) -> Option<Candidate> {
+        let regex = self.rules.get(pending.rule)?;
+        let check = self.checks.get(pending.rule).copied()?;
+        let mut pos = from;
+        while pos < pending.end {
+            let m = regex.find(Input::new(text).range(pos..pending.end))?;
             let verdict = validate::confirm(check, text, m.start(), m.end());
             match verdict.end() {
                 Some(end) => {
-                    out.push(Candidate {
+                    return Some(Candidate {
                         start: m.start(),
-                        end,
-                        rule,
+                        end: end.max(m.start() + 1),
+                        rule: pending.rule,
                         verdict,
                     });
-                    pos = end.max(m.start() + 1);
                 }
                 None => {
                     let spent = m.end().saturating_sub(pos).max(1);
-                    if spent > budget {
-                        return;
-                    }
-                    budget -= spent;
+                    pending.budget = pending.budget.checked_sub(spent)?;
                     pos = crate::next_char(text, m.start());
                 }
             }
         }
+        None
     }
+}
+
+/// A woken rule's state during [`Engine::resolve_line`].
+#[derive(Debug)]
+struct Pending {
+    rule: usize,
+    /// Where this rule's search stops: the line end, or the text end for multi-line rules.
+    end: usize,
+    next: Option<Candidate>,
+    exhausted: bool,
+    /// Bytes this rule may still spend on rejected candidates.
+    budget: usize,
 }
 
 /// A rule's regex, with the syntax every rule is written in.

@@ -83,7 +83,7 @@ pub(crate) fn confirm(check: Check, hay: &str, start: usize, end: usize) -> Verd
         Check::Iban => number::iban(candidate, around),
         Check::Nir => number::nir(candidate, around),
         Check::Ssn => number::ssn(candidate, around),
-        Check::Nino => number::nino(candidate, around),
+        Check::Nino => number::nino(candidate, around).filter(|_| around.is_word()),
         Check::PhoneInternational => number::phone_international(candidate, around),
         Check::PhoneUs => number::phone_us(candidate, around),
         Check::PhoneTrunk => number::phone_trunk(candidate, around),

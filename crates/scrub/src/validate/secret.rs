@@ -8,7 +8,7 @@ use std::ops::Range;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
-use super::{Around, glues_before, is_word_char};
+use super::{Around, glues_after, glues_before};
 
 pub(super) fn jwt(c: &str, around: Around) -> Option<Range<usize>> {
     if around.before().is_some_and(|b| glues_before(b) || b == '-') {
@@ -34,7 +34,7 @@ pub(super) fn auth_header(c: &str) -> Option<Range<usize>> {
 }
 
 pub(super) fn bare_auth(c: &str, around: Around) -> Option<Range<usize>> {
-    if around.after().is_some_and(is_word_char) {
+    if around.after().is_some_and(glues_after) {
         return None;
     }
     let start = c.rfind([' ', '\t'])? + 1;
