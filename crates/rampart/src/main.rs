@@ -194,9 +194,19 @@ fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("warn,rampart=info,rampart_web=info,rampart_store=info")
     });
+    // rampart's own log passes the scrubber too (LOG-2): an error message may quote input.
+    let writer = match rampart_scrub::Scrubber::new(&rampart_scrub::ScrubConfig::default(), None) {
+        Ok(scrubber) => {
+            rampart_scrub::ScrubMakeWriter::new(std::sync::Arc::new(scrubber), std::io::stderr)
+        }
+        Err(e) => {
+            eprintln!("rampart: cannot build the log scrubber: {e}");
+            return;
+        }
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

@@ -1,0 +1,218 @@
+//! Behaviour of the scrubber on single lines and on its configuration, table-driven.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use super::*;
+
+fn tags() -> Scrubber {
+    Scrubber::new(&ScrubConfig::default(), None).unwrap()
+}
+
+fn key() -> PseudonymKey {
+    PseudonymKey::from_hex("000102030405060708090a0b0c0d0e0f").unwrap()
+}
+
+fn pseudonyms() -> Scrubber {
+    let config = ScrubConfig {
+        mode: ReplacementMode::Pseudonym,
+        ..ScrubConfig::default()
+    };
+    Scrubber::new(&config, Some(key())).unwrap()
+}
+
+#[test]
+fn findings_are_replaced_by_their_tags() {
+    let cases = [
+        ("contact alice@example.com now", "contact [EMAIL] now"),
+        ("card 4111 1111 1111 1111 ok", "card [CARD] ok"),
+        ("card 4111 1111 1111 1111 2024", "card [CARD] 2024"),
+        ("from 192.168.1.20 and 2001:db8::1", "from [IP] and [IP]"),
+        (
+            "password=hunter2 token: abc123",
+            "password=[SECRET] token: [SECRET]",
+        ),
+        ("iban GB82 WEST 1234 5698 7654 32.", "iban [IBAN]."),
+        (
+            "dsn postgres://app:s3cret@db:5432/x",
+            "dsn postgres://[CREDENTIALS]@db:5432/x",
+        ),
+        ("ssn 078-05-1120", "ssn [SSN]"),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(tags().scrub(input, &mut Counts::new()), expected, "{input}");
+    }
+}
+
+#[test]
+fn look_alikes_are_kept() {
+    for line in [
+        "luhn failing 16 digit id 4111111111111112 is kept",
+        "request 550e8400-e29b-41d4-a716-446655440000 took 12ms",
+        "commit 3f9a1c0d2b7e4f6a8c9d0e1f2a3b4c5d6e7f8a9b",
+        "listening on 0.0.0.0:8080 and 127.0.0.1:9090",
+        "Chrome/120.0.6099.109 and version 1.2.3.4",
+        "asset logo@2x.png",
+        "ActiveRecord::Base and Foo::Bad",
+        "dates 05/03/2026 and 2026-03-05 14:22:31",
+        "password=[FILTERED] password=***",
+    ] {
+        assert_eq!(tags().scrub(line, &mut Counts::new()), line);
+    }
+}
+
+#[test]
+fn clean_line_is_borrowed_not_copied() {
+    let line = "2026-03-05T14:22:31Z INFO order 84213 processed in 23ms";
+    assert!(matches!(
+        tags().scrub(line, &mut Counts::new()),
+        Cow::Borrowed(_)
+    ));
+}
+
+#[test]
+fn counts_are_kept_per_detector() {
+    let mut counts = Counts::new();
+    tags().scrub("a@example.com b@example.org 10.0.0.1", &mut counts);
+    assert_eq!(counts.of(&Detector::Email), 2);
+    assert_eq!(counts.of(&Detector::Ip), 1);
+    assert_eq!(counts.total(), 3);
+}
+
+#[test]
+fn pseudonym_follows_one_person_and_separates_two() {
+    let s = pseudonyms();
+    let mut counts = Counts::new();
+    let a = s.scrub("login Alice@Example.com", &mut counts).into_owned();
+    let b = s
+        .scrub("logout alice@example.com", &mut counts)
+        .into_owned();
+    let c = s.scrub("logout bob@example.com", &mut counts).into_owned();
+    let tag = |line: &str| line.split(' ').nth(1).unwrap().to_owned();
+    assert!(tag(&a).starts_with("[EMAIL:") && tag(&a).len() == "[EMAIL:12345678]".len());
+    assert_eq!(tag(&a), tag(&b));
+    assert_ne!(tag(&a), tag(&c));
+}
+
+#[test]
+fn pseudonym_depends_on_the_key() {
+    let other = Scrubber::new(
+        &ScrubConfig {
+            mode: ReplacementMode::Pseudonym,
+            ..ScrubConfig::default()
+        },
+        Some(PseudonymKey::from_hex("ffeeddccbbaa99887766554433221100").unwrap()),
+    )
+    .unwrap();
+    let line = "to alice@example.com";
+    assert_ne!(
+        pseudonyms().scrub(line, &mut Counts::new()),
+        other.scrub(line, &mut Counts::new())
+    );
+}
+
+#[test]
+fn pseudonym_mode_without_key_is_a_config_error() {
+    let config = ScrubConfig {
+        mode: ReplacementMode::Pseudonym,
+        ..ScrubConfig::default()
+    };
+    assert!(matches!(
+        Scrubber::new(&config, None),
+        Err(ConfigError::MissingKey)
+    ));
+}
+
+fn with_pattern(name: &str, regex: &str) -> Result<Scrubber, ConfigError> {
+    let config = ScrubConfig {
+        patterns: vec![CustomPattern {
+            name: name.to_owned(),
+            regex: regex.to_owned(),
+        }],
+        ..ScrubConfig::default()
+    };
+    Scrubber::new(&config, None)
+}
+
+#[test]
+fn custom_pattern_is_found_with_its_own_tag_and_counter() {
+    let s = with_pattern("member_id", "MBR-[0-9]{8}").unwrap();
+    let mut counts = Counts::new();
+    assert_eq!(
+        s.scrub("member MBR-12345678 joined", &mut counts),
+        "member [MEMBER_ID] joined"
+    );
+    assert_eq!(counts.of(&Detector::Custom("member_id".into())), 1);
+}
+
+#[test]
+fn bad_custom_patterns_are_named_in_the_error() {
+    match with_pattern("broken", "MBR-[0-9") {
+        Err(ConfigError::BadPattern { name, .. }) => assert_eq!(name, "broken"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(with_pattern("empty", "x*"), Err(ConfigError::EmptyMatch(n)) if n == "empty"));
+    assert!(matches!(
+        with_pattern("Bad Name", "x"),
+        Err(ConfigError::BadPatternName(_))
+    ));
+    assert!(matches!(
+        with_pattern("email", "x"),
+        Err(ConfigError::ReservedPatternName(_))
+    ));
+}
+
+#[test]
+fn json_personal_fields_are_replaced_whole_and_other_strings_scanned() {
+    let s = tags();
+    let mut counts = Counts::new();
+    let line = r#"{"user":{"first_name":"Ada","email":"ada@example.com","age":36},"msg":"paid with 4111111111111111","ip":"10.1.2.3","n":null}"#;
+    let out = s.scrub_json_line(line, &mut counts);
+    assert_eq!(
+        out,
+        r#"{"user":{"first_name":"[FIRST_NAME]","email":"[EMAIL]","age":36},"msg":"paid with [CARD]","ip":"[IP]","n":null}"#
+    );
+    assert_eq!(counts.of(&Detector::PersonalField), 3);
+    assert_eq!(counts.of(&Detector::Card), 1);
+    assert_eq!(s.scrub_json_line(&out, &mut Counts::new()), out.as_ref());
+}
+
+#[test]
+fn json_extra_personal_fields_come_from_config() {
+    let config = ScrubConfig {
+        personal_fields: vec!["customerRef".to_owned()],
+        ..ScrubConfig::default()
+    };
+    let s = Scrubber::new(&config, None).unwrap();
+    let out = s.scrub_json_line(
+        r#"{"customer_ref":"CR-1","shipping":{"city":"Lyon"}}"#,
+        &mut Counts::new(),
+    );
+    assert_eq!(
+        out,
+        r#"{"customer_ref":"[CUSTOMER_REF]","shipping":{"city":"[CITY]"}}"#
+    );
+}
+
+#[test]
+fn json_escapes_are_decoded_before_scanning() {
+    let out = tags().scrub_json_line(r#"{"msg":"mail ada\u0040example.com"}"#, &mut Counts::new());
+    assert_eq!(out, r#"{"msg":"mail [EMAIL]"}"#);
+}
+
+#[test]
+fn line_that_is_not_json_is_scrubbed_as_text() {
+    let out = tags().scrub_json_line("{not json ada@example.com", &mut Counts::new());
+    assert_eq!(out, "{not json [EMAIL]");
+}
+
+#[test]
+fn find_reports_spans_on_character_boundaries() {
+    let text = "é ada@example.com ü";
+    let found = tags().find(text);
+    assert_eq!(found.len(), 1);
+    assert_eq!(&text[found[0].range.clone()], "ada@example.com");
+}

@@ -1,0 +1,108 @@
+//! Network identifiers of a person: email and IP addresses.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+
+use super::{Around, glues_after, glues_before};
+
+/// File extensions that follow an `@` in asset names (`logo@2x.png`) and are not domains.
+const NOT_TLDS: [&str; 14] = [
+    "png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "css", "js", "map", "json", "txt",
+    "log",
+];
+
+pub(super) fn email(c: &str, around: Around) -> Option<Range<usize>> {
+    let (local, domain) = c.rsplit_once('@')?;
+    // No 64-byte limit on the local part: rejecting a long one would retry the scan at
+    // every byte of it, and a long run before `@example.com` is worth hiding anyway.
+    let local_ok = !local.starts_with('.') && !local.ends_with('.') && !local.contains("..");
+    if !local_ok || local.contains('@') {
+        return None;
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    let tld = labels.last()?;
+    let domain_ok = domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|ch| ch.is_alphanumeric() || ch == '-')
+        })
+        && !tld.chars().all(|ch| ch.is_ascii_digit())
+        && !NOT_TLDS.contains(&tld.to_ascii_lowercase().as_str());
+    let glued = around
+        .after()
+        .is_some_and(|n| glues_after(n) || n == '@' || n == '-');
+    (domain_ok && !glued).then_some(0..c.len())
+}
+
+pub(super) fn ipv4(c: &str, around: Around) -> Option<Range<usize>> {
+    let (before, before2) = around.before2();
+    match (before, before2) {
+        (Some('.'), _) => return None,
+        // `Chrome/120.0.0.1` is a version, `/10.0.0.1` in a path may be an address.
+        (Some('/'), Some(p)) if p.is_alphanumeric() => return None,
+        _ => {}
+    }
+    match around.after2_len(c.len()) {
+        (Some('.'), Some(n)) if n.is_ascii_digit() => return None,
+        (Some(a), _) if glues_after(a) => return None,
+        _ => {}
+    }
+    if around.before().is_some_and(glues_before) {
+        return None;
+    }
+    if preceded_by_version_word(around.prefix()) {
+        return None;
+    }
+    // Leading zeros are not an address in any current parser; `010.001.002.003` is a code.
+    if c.split('.')
+        .any(|octet| octet.len() > 1 && octet.starts_with('0'))
+    {
+        return None;
+    }
+    let ip: Ipv4Addr = c.parse().ok()?;
+    let infrastructure = ip.is_unspecified() || ip.is_loopback() || ip.is_broadcast();
+    (!infrastructure).then_some(0..c.len())
+}
+
+pub(super) fn ipv6(c: &str, around: Around) -> Option<Range<usize>> {
+    let glued = |ch: char| ch.is_alphanumeric() || ch == ':' || ch == '.' || ch == '_';
+    if around.before().is_some_and(|b| glued(b) || glues_before(b))
+        || around.after().is_some_and(|a| glued(a) || glues_after(a))
+    {
+        return None;
+    }
+    let ip: Ipv6Addr = c.parse().ok()?;
+    (!ip.is_unspecified() && !ip.is_loopback()).then_some(0..c.len())
+}
+
+/// `version 1.2.3.4`, `ver=1.2.3.4`, `release: 1.2.3.4`.
+fn preceded_by_version_word(prefix: &str) -> bool {
+    let trimmed = prefix.trim_end_matches([' ', '=', ':', '"', '\'']);
+    if trimmed.len() == prefix.len() {
+        return false;
+    }
+    let word_start = trimmed
+        .rfind(|ch: char| !ch.is_ascii_alphabetic())
+        .map_or(0, |i| i + 1);
+    let word = trimmed.get(word_start..).unwrap_or("").to_ascii_lowercase();
+    matches!(
+        word.as_str(),
+        "version" | "ver" | "v" | "release" | "build" | "rev" | "revision"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_words_are_recognised_before_a_dotted_quad() {
+        assert!(preceded_by_version_word("app version "));
+        assert!(preceded_by_version_word("ver="));
+        assert!(!preceded_by_version_word("client "));
+        assert!(!preceded_by_version_word("version"));
+    }
+}
