@@ -28,7 +28,7 @@ use crate::ident::{GatewayId, GroupId, PeeringId};
 use crate::inventory::{Inventory, NaclEntry, Route, RouteTarget, RulePeer};
 use crate::traffic::TrafficSet;
 
-pub use flow::{Flow, Party, Verdict};
+pub use flow::{Flow, Party, UnknownParty, Verdict};
 
 /// An inventory with its references resolved, ready for [`Model::evaluate`].
 #[derive(Debug)]
@@ -47,7 +47,6 @@ pub struct Model<'a> {
     pub(crate) ep_addr: Vec<AddrSet>,
     pub(crate) ep_gateway: Vec<bool>,
     pub(crate) vpc_endpoints: Vec<Vec<usize>>,
-    pub(crate) group_members: Vec<Vec<usize>>,
     /// Each peering's two VPCs, where they are in the inventory.
     pub(crate) peering_vpcs: Vec<(Option<usize>, Option<usize>)>,
     pub(crate) vpc_peerings: Vec<Vec<usize>>,
@@ -59,7 +58,6 @@ pub struct Model<'a> {
     /// Compiled rules per group and direction (`[inbound, outbound]`).
     pub(crate) group_rules: Vec<[Vec<CompiledRule>; 2]>,
     pub(crate) endpoint_index: HashMap<&'a str, Vec<usize>>,
-    pub(crate) group_index: HashMap<&'a GroupId, usize>,
     pub(crate) peering_index: HashMap<&'a PeeringId, usize>,
     pub(crate) vpc_index: HashMap<&'a str, usize>,
     /// Warnings found while resolving.
@@ -201,7 +199,6 @@ impl<'a> Model<'a> {
         let mut ep_addr = Vec::with_capacity(inv.endpoints.len());
         let mut ep_gateway = Vec::with_capacity(inv.endpoints.len());
         let mut vpc_endpoints = vec![Vec::new(); inv.vpcs.len()];
-        let mut group_members = vec![Vec::new(); inv.groups.len()];
         let mut endpoint_index: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, ep) in inv.endpoints.iter().enumerate() {
             let subnet = subnet_index.get(ep.subnet.as_str()).copied();
@@ -238,11 +235,6 @@ impl<'a> Model<'a> {
                     ep.address.is_some_and(|a| c.contains(a))
                         || ep.public_address.is_some_and(|a| c.contains(a))
                 });
-            for g in &groups {
-                if let Some(m) = group_members.get_mut(*g) {
-                    m.push(i);
-                }
-            }
             if let Some(list) = vpc.and_then(|v| vpc_endpoints.get_mut(v)) {
                 list.push(i);
             }
@@ -381,7 +373,6 @@ impl<'a> Model<'a> {
             ep_addr,
             ep_gateway,
             vpc_endpoints,
-            group_members,
             peering_vpcs,
             vpc_peerings,
             igw_vpcs,
@@ -389,7 +380,6 @@ impl<'a> Model<'a> {
             nacl_entries,
             group_rules,
             endpoint_index,
-            group_index,
             peering_index,
             vpc_index,
             warnings,

@@ -21,11 +21,15 @@ mod ident;
 mod import;
 mod interval;
 mod inventory;
+mod matrix;
+mod output;
+mod summary;
 mod traffic;
 
 pub use addr::{AddrSet, BadCidr, Cidr};
+pub use check::{Report, Stats, check};
 pub use config::{ConfigError, Gateway, InternetAllow, NetworkConfig, Provider};
-pub use engine::{Flow, Model, Party, Verdict};
+pub use engine::{Flow, Model, Party, UnknownParty, Verdict};
 pub use finding::{Finding, Hop, Rule, Severity, rules};
 pub use ident::{
     BadId, EndpointId, GatewayId, GroupId, NaclId, PeeringId, RouteTableId, SubnetId, VpcId,
@@ -38,4 +42,22 @@ pub use inventory::{
     Endpoint, EndpointKind, GroupRule, InternetGateway, Inventory, Nacl, NaclEntry, PeerSide,
     Peering, Route, RouteTable, RouteTarget, RulePeer, SecurityGroup, Subnet, Tags, Vpc,
 };
+pub use matrix::{Cell, CellState, INTERNET, Matrix, matrix_svg};
+pub use output::{render_matrix_table, render_sarif, render_table, render_verdict};
+pub use summary::{ControlStatus, ControlSummary, NETWORK_CONTROLS, summarize};
 pub use traffic::{BadPortRange, BadProtocol, PortRange, Protocol, TrafficSet};
+
+/// Explains whether `from` can reach `to` with `wanted` traffic (names as
+/// [`Model::party`] resolves them), hop by hop.
+pub fn explain(
+    inventory: &Inventory,
+    config: &NetworkConfig,
+    from: &str,
+    to: &str,
+    wanted: &TrafficSet,
+) -> Result<Verdict, UnknownParty> {
+    let model = Model::new(inventory, config);
+    let from = model.party(from)?;
+    let to = model.party(to)?;
+    Ok(model.evaluate(&from, &to, wanted, true))
+}

@@ -342,3 +342,60 @@ impl Model<'_> {
         }
     }
 }
+
+/// A name given to `explain` that matches nothing.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0:?} is not an endpoint id, instance id, name, address, provider name or \"internet\"")]
+pub struct UnknownParty(pub String);
+
+impl Model<'_> {
+    /// Resolves a name from the command line: `internet`, a provider name, an endpoint,
+    /// instance or database id, a `Name` tag, or an address (an endpoint's private or public
+    /// address, a provider's address, or an internet address).
+    pub fn party(&self, name: &str) -> Result<Party, UnknownParty> {
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("internet") {
+            return Ok(Party::Internet(AddrSet::internet()));
+        }
+        if let Some(i) = self.cfg.providers.iter().position(|p| p.name == name) {
+            let addrs = self
+                .cfg
+                .providers
+                .get(i)
+                .map(|p| AddrSet::of(p.cidrs.iter().copied()))
+                .unwrap_or_default();
+            return Ok(Party::Provider(i, addrs));
+        }
+        if let Some(e) = self.endpoint_index.get(name).and_then(|v| v.first()) {
+            return Ok(Party::Endpoint(*e));
+        }
+        if let Some(e) = self
+            .inv
+            .endpoints
+            .iter()
+            .position(|e| e.name.as_deref() == Some(name))
+        {
+            return Ok(Party::Endpoint(e));
+        }
+        let Ok(ip) = name.parse::<std::net::IpAddr>() else {
+            return Err(UnknownParty(name.to_owned()));
+        };
+        if let Some(e) = self
+            .inv
+            .endpoints
+            .iter()
+            .position(|e| e.address == Some(ip) || e.public_address == Some(ip))
+        {
+            return Ok(Party::Endpoint(e));
+        }
+        if let Some(i) = self
+            .cfg
+            .providers
+            .iter()
+            .position(|p| p.cidrs.iter().any(|c| c.contains(ip)))
+        {
+            return Ok(Party::Provider(i, AddrSet::single(ip)));
+        }
+        Ok(Party::Internet(AddrSet::single(ip)))
+    }
+}
