@@ -34,6 +34,11 @@ use crate::ident::{GroupId, PeeringId};
 /// addresses = ["10.10.0.10"]
 /// security_groups = ["sg-0gateway"]
 ///
+/// [[network.service_flows]]               # an app reaching its database is not admin access
+/// from = ["sg-0app"]
+/// to = ["sg-0db"]
+/// ports = [5432]
+///
 /// [network.internet]
 /// front_door = ["sg-0alb"]                 # resources allowed to be public
 /// ports = [80, 443]
@@ -59,6 +64,9 @@ pub struct NetworkConfig {
     pub internet: InternetAllow,
     /// Administrative ports (TCP) that only the gateway may reach.
     pub admin_ports: Vec<u16>,
+    /// Application flows allowed to use an administrative port without the gateway, such as
+    /// an application server reaching its database on 5432 (ACC-5).
+    pub service_flows: Vec<ServiceFlow>,
     /// Contents of managed prefix lists referenced by security groups (`pl-…` → CIDRs);
     /// a rule naming a prefix list not listed here is reported and not matched.
     pub prefix_lists: BTreeMap<String, Vec<Cidr>>,
@@ -80,6 +88,18 @@ pub struct Provider {
     pub peerings: Vec<PeeringId>,
     /// The ports our environments must reach on the provider (TCP). Default 5432.
     #[serde(default = "default_provider_ports")]
+    pub ports: Vec<u16>,
+}
+
+/// An application flow on administrative ports that is not an administrator's access.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFlow {
+    /// Sources: security group, interface, instance or database ids, `Name` tags, or CIDRs.
+    pub from: Vec<String>,
+    /// Destinations, named the same way.
+    pub to: Vec<String>,
+    /// The TCP ports of the flow.
     pub ports: Vec<u16>,
 }
 
@@ -171,6 +191,7 @@ impl Default for NetworkConfig {
                 22, 23, 3389, 5432, 3306, 1433, 1521, 6379, 27017, 9200, 5985, 5986, 2375, 2379,
                 11211,
             ],
+            service_flows: Vec::new(),
             prefix_lists: BTreeMap::new(),
             ephemeral_ports: [1024, 65535],
         }

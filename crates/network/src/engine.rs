@@ -415,6 +415,22 @@ impl<'a> Model<'a> {
         }
     }
 
+    /// Whether a name from the configuration designates the endpoint: its id, its instance,
+    /// its `Name` tag, one of its security groups, or a CIDR holding one of its addresses.
+    pub(crate) fn endpoint_matches(&self, e: usize, name: &str) -> bool {
+        let Some(ep) = self.inv.endpoints.get(e) else {
+            return false;
+        };
+        name == ep.id.as_str()
+            || ep.instance.as_ref().is_some_and(|i| i.as_str() == name)
+            || ep.name.as_deref() == Some(name)
+            || ep.groups.iter().any(|g| g.as_str() == name)
+            || Cidr::parse(name).is_ok_and(|c| {
+                ep.public_address.is_some_and(|a| c.contains(a))
+                    || ep.address.is_some_and(|a| c.contains(a))
+            })
+    }
+
     /// The environment of an endpoint's VPC.
     pub(crate) fn endpoint_env(&self, ep: usize) -> Option<&Environment> {
         self.ep_vpc

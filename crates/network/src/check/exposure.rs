@@ -3,7 +3,7 @@
 
 use rampart_core::ControlId;
 
-use crate::addr::{AddrSet, Cidr};
+use crate::addr::AddrSet;
 use crate::engine::{CompiledPeer, Model, Party};
 use crate::finding::{Finding, Severity, rules};
 use crate::matrix::{INTERNET, Matrix};
@@ -138,6 +138,21 @@ pub(super) fn admin_ports(m: &Model<'_>, evaluations: &mut usize) -> Vec<Finding
         let mut count = 0;
         let mut traffic = TrafficSet::none();
         for s in candidates(m, d, &rules) {
+            let exempt = m
+                .cfg
+                .service_flows
+                .iter()
+                .filter(|f| {
+                    f.from.iter().any(|n| m.endpoint_matches(s, n))
+                        && f.to.iter().any(|n| m.endpoint_matches(d, n))
+                })
+                .fold(TrafficSet::none(), |acc, f| {
+                    acc.union(&TrafficSet::tcp_ports(&f.ports))
+                });
+            let wanted = wanted.difference(&exempt);
+            if wanted.is_empty() {
+                continue;
+            }
             *evaluations += 1;
             if let Some(flow) = m
                 .evaluate(&Party::Endpoint(s), &Party::Endpoint(d), &wanted, false)
@@ -212,16 +227,11 @@ fn candidates(m: &Model<'_>, d: usize, rules: &[&CompiledPeer]) -> Vec<usize> {
     out
 }
 
-/// Whether the allow-list names the endpoint, its instance, one of its groups or its address.
+/// Whether the allow-list names the endpoint (see [`Model::endpoint_matches`]).
 fn is_front_door(m: &Model<'_>, e: usize) -> bool {
-    let Some(ep) = m.inv.endpoints.get(e) else {
-        return false;
-    };
-    m.cfg.internet.front_door.iter().any(|f| {
-        f == ep.id.as_str()
-            || ep.instance.as_ref().is_some_and(|i| i.as_str() == f)
-            || ep.name.as_deref() == Some(f.as_str())
-            || ep.groups.iter().any(|g| g.as_str() == f)
-            || Cidr::parse(f).is_ok_and(|c| ep.public_address.is_some_and(|a| c.contains(a)))
-    })
+    m.cfg
+        .internet
+        .front_door
+        .iter()
+        .any(|f| m.endpoint_matches(e, f))
 }

@@ -59,7 +59,8 @@ pub(super) fn hygiene(m: &Model<'_>) -> Vec<Finding> {
         let mut inbound: Vec<_> = n.entries.iter().filter(|e| !e.egress).collect();
         inbound.sort_by_key(|e| e.number);
         // Entries for the whole address space decide for every source; narrower ones do not.
-        let mut remaining = admin.clone();
+        // CIS 5.1 names the remote administration ports 22 and 3389.
+        let mut remaining = TrafficSet::tcp_ports(&[22, 3389]);
         let mut open = TrafficSet::none();
         let mut numbers = Vec::new();
         for e in inbound.iter().filter(|e| e.cidr.is_any()) {
