@@ -96,7 +96,10 @@ mod tests {
 
     #[test]
     fn environment_names_are_normalized_and_checked() {
-        assert_eq!(Environment::parse("Production").map(|e| e.0), Ok("production".into()));
+        assert_eq!(
+            Environment::parse("Production").map(|e| e.0),
+            Ok("production".into())
+        );
         assert!(Environment::parse("").is_err());
         assert!(Environment::parse("prod env").is_err());
         assert!(Environment::parse(&"x".repeat(33)).is_err());

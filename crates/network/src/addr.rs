@@ -48,9 +48,20 @@ impl Cidr {
         self.0.prefix_len()
     }
 
-    /// Whether the address lies in the block.
+    /// Whether the address lies in the block. Prefix arithmetic on the normalized network:
+    /// this is the innermost test of every evaluation.
     pub fn contains(self, ip: IpAddr) -> bool {
-        self.0.contains(&ip)
+        match (self.0, ip) {
+            (IpNet::V4(n), IpAddr::V4(a)) => {
+                let len = u32::from(n.prefix_len());
+                len == 0 || (u32::from(a) ^ u32::from(n.addr())).checked_shr(32 - len) == Some(0)
+            }
+            (IpNet::V6(n), IpAddr::V6(a)) => {
+                let len = u32::from(n.prefix_len());
+                len == 0 || (u128::from(a) ^ u128::from(n.addr())).checked_shr(128 - len) == Some(0)
+            }
+            _ => false,
+        }
     }
 
     /// Whether every address of `other` lies in this block.
@@ -332,6 +343,17 @@ mod tests {
         assert_eq!(cidr("10.1.2.3").to_string(), "10.1.2.3/32");
         assert!(Cidr::parse("10.1.2/33").is_err());
         assert!(Cidr::parse("staging").is_err());
+    }
+
+    #[test]
+    fn containment_follows_the_prefix() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(cidr("10.1.0.0/16").contains(ip("10.1.255.255")));
+        assert!(!cidr("10.1.0.0/16").contains(ip("10.2.0.0")));
+        assert!(cidr("0.0.0.0/0").contains(ip("8.8.8.8")));
+        assert!(!cidr("0.0.0.0/0").contains(ip("::1")));
+        assert!(cidr("10.0.0.5").contains(ip("10.0.0.5")));
+        assert!(cidr("2001:db8::/32").contains(ip("2001:db8::1")));
     }
 
     #[test]

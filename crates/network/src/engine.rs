@@ -60,6 +60,10 @@ pub struct Model<'a> {
     pub(crate) endpoint_index: HashMap<&'a str, Vec<usize>>,
     pub(crate) peering_index: HashMap<&'a PeeringId, usize>,
     pub(crate) vpc_index: HashMap<&'a str, usize>,
+    /// Per service flow: which endpoints are its sources, its destinations, and its ports.
+    pub(crate) service_flows: Vec<(Vec<bool>, Vec<bool>, TrafficSet)>,
+    /// Which endpoints the internet allow-list names as the front door.
+    pub(crate) front_door: Vec<bool>,
     /// Warnings found while resolving.
     pub(crate) warnings: Vec<Finding>,
 }
@@ -360,7 +364,21 @@ impl<'a> Model<'a> {
         }
 
         let vpc_env = inv.vpcs.iter().map(|v| environment_of(v, cfg)).collect();
+        let service_flows = cfg
+            .service_flows
+            .iter()
+            .map(|f| {
+                (
+                    designated(inv, &f.from),
+                    designated(inv, &f.to),
+                    TrafficSet::tcp_ports(&f.ports),
+                )
+            })
+            .collect();
+        let front_door = designated(inv, &cfg.internet.front_door);
         Self {
+            service_flows,
+            front_door,
             inv,
             cfg,
             vpc_env,
@@ -415,22 +433,6 @@ impl<'a> Model<'a> {
         }
     }
 
-    /// Whether a name from the configuration designates the endpoint: its id, its instance,
-    /// its `Name` tag, one of its security groups, or a CIDR holding one of its addresses.
-    pub(crate) fn endpoint_matches(&self, e: usize, name: &str) -> bool {
-        let Some(ep) = self.inv.endpoints.get(e) else {
-            return false;
-        };
-        name == ep.id.as_str()
-            || ep.instance.as_ref().is_some_and(|i| i.as_str() == name)
-            || ep.name.as_deref() == Some(name)
-            || ep.groups.iter().any(|g| g.as_str() == name)
-            || Cidr::parse(name).is_ok_and(|c| {
-                ep.public_address.is_some_and(|a| c.contains(a))
-                    || ep.address.is_some_and(|a| c.contains(a))
-            })
-    }
-
     /// The environment of an endpoint's VPC.
     pub(crate) fn endpoint_env(&self, ep: usize) -> Option<&Environment> {
         self.ep_vpc
@@ -440,6 +442,30 @@ impl<'a> Model<'a> {
             .and_then(|v| self.vpc_env.get(v))
             .and_then(Option::as_ref)
     }
+}
+
+/// Which endpoints a list of names from the configuration designates: ids, instance ids,
+/// `Name` tags, security group ids, or CIDRs holding a private or public address. Names are
+/// hashed once, so long lists cost one pass over the endpoints.
+fn designated(inv: &Inventory, names: &[String]) -> Vec<bool> {
+    let set: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+    let cidrs: Vec<Cidr> = names.iter().filter_map(|n| Cidr::parse(n).ok()).collect();
+    inv.endpoints
+        .iter()
+        .map(|ep| {
+            set.contains(ep.id.as_str())
+                || ep
+                    .instance
+                    .as_ref()
+                    .is_some_and(|i| set.contains(i.as_str()))
+                || ep.name.as_deref().is_some_and(|n| set.contains(n))
+                || ep.groups.iter().any(|g| set.contains(g.as_str()))
+                || cidrs.iter().any(|c| {
+                    ep.public_address.is_some_and(|a| c.contains(a))
+                        || ep.address.is_some_and(|a| c.contains(a))
+                })
+        })
+        .collect()
 }
 
 fn dangle(warnings: &mut Vec<Finding>, resource: &str, message: String) {

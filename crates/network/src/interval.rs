@@ -100,12 +100,23 @@ impl<T: Point> IntervalSet<T> {
         other.difference(self).is_empty()
     }
 
-    /// Whether the two sets share a value.
+    /// Whether the two sets share a value (without building the intersection).
     pub fn intersects(&self, other: &Self) -> bool {
-        !self.intersection(other).is_empty()
+        let (mut i, mut j) = (0, 0);
+        while let (Some(a), Some(b)) = (self.ranges.get(i), other.ranges.get(j)) {
+            if a.0.max(b.0) <= a.1.min(b.1) {
+                return true;
+            }
+            if a.1 < b.1 {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        false
     }
 
-    /// The values in either set.
+    /// The values in either set (a linear merge of the two sorted lists).
     pub fn union(&self, other: &Self) -> Self {
         if other.is_empty() {
             return self.clone();
@@ -113,9 +124,26 @@ impl<T: Point> IntervalSet<T> {
         if self.is_empty() {
             return other.clone();
         }
-        let mut all = self.ranges.clone();
-        all.extend_from_slice(&other.ranges);
-        Self::from_ranges(all)
+        let mut out: Vec<(T, T)> = Vec::with_capacity(self.ranges.len() + other.ranges.len());
+        let (mut a, mut b) = (
+            self.ranges.iter().peekable(),
+            other.ranges.iter().peekable(),
+        );
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.0 <= y.0 => a.next(),
+                (Some(_), Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, Some(_)) => b.next(),
+                (None, None) => break,
+            };
+            let Some(&(lo, hi)) = next else { break };
+            match out.last_mut() {
+                Some(last) if last.1.succ().is_none_or(|n| lo <= n) => last.1 = last.1.max(hi),
+                _ => out.push((lo, hi)),
+            }
+        }
+        Self { ranges: out }
     }
 
     /// The values in both sets.

@@ -180,7 +180,9 @@ impl TrafficSet {
 
     /// Whether the two sets share a (protocol, port).
     pub fn intersects(&self, other: &Self) -> bool {
-        !self.intersection(other).is_empty()
+        self.tcp.intersects(&other.tcp)
+            || self.udp.intersects(&other.udp)
+            || zip(self.other, other.other, |a, b| a & b) != [0; 4]
     }
 
     /// Traffic in either set.

@@ -139,16 +139,12 @@ pub(super) fn admin_ports(m: &Model<'_>, evaluations: &mut usize) -> Vec<Finding
         let mut traffic = TrafficSet::none();
         for s in candidates(m, d, &rules) {
             let exempt = m
-                .cfg
                 .service_flows
                 .iter()
-                .filter(|f| {
-                    f.from.iter().any(|n| m.endpoint_matches(s, n))
-                        && f.to.iter().any(|n| m.endpoint_matches(d, n))
+                .filter(|(from, to, _)| {
+                    from.get(s).copied().unwrap_or(false) && to.get(d).copied().unwrap_or(false)
                 })
-                .fold(TrafficSet::none(), |acc, f| {
-                    acc.union(&TrafficSet::tcp_ports(&f.ports))
-                });
+                .fold(TrafficSet::none(), |acc, (_, _, ports)| acc.union(ports));
             let wanted = wanted.difference(&exempt);
             if wanted.is_empty() {
                 continue;
@@ -227,11 +223,7 @@ fn candidates(m: &Model<'_>, d: usize, rules: &[&CompiledPeer]) -> Vec<usize> {
     out
 }
 
-/// Whether the allow-list names the endpoint (see [`Model::endpoint_matches`]).
+/// Whether the allow-list names the endpoint.
 fn is_front_door(m: &Model<'_>, e: usize) -> bool {
-    m.cfg
-        .internet
-        .front_door
-        .iter()
-        .any(|f| m.endpoint_matches(e, f))
+    m.front_door.get(e).copied().unwrap_or(false)
 }

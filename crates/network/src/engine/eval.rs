@@ -106,14 +106,36 @@ impl Model<'_> {
         let rt = subnet.and_then(|s| self.subnet_rt.get(s).copied().flatten());
         let nacl = subnet.and_then(|s| self.subnet_nacl.get(s).copied().flatten());
         let groups: &[usize] = self.ep_groups.get(ep).map_or(&[], Vec::as_slice);
-        let atoms = match remote.addrs.only() {
-            Some(_) => vec![remote.addrs.clone()],
-            None => remote
-                .addrs
-                .atoms(self.boundaries(rt, nacl, groups, dir).iter()),
-        };
         let mut out = SideResult::default();
-        for atom in atoms {
+        if remote.addrs.only().is_some() {
+            // One address, one atom: the common case between endpoints, kept allocation-free.
+            let Some(rep) = remote.addrs.first() else {
+                return out;
+            };
+            let mut hops = Vec::new();
+            out.traffic = self.atom(
+                ep,
+                dir,
+                rep,
+                remote.groups,
+                rt,
+                nacl,
+                groups,
+                need,
+                skip_acl,
+                wanted,
+                trace.then_some(&mut hops),
+            );
+            if trace {
+                out.atoms
+                    .push((remote.addrs.clone(), out.traffic.clone(), hops));
+            }
+            return out;
+        }
+        for atom in remote
+            .addrs
+            .atoms(self.boundaries(rt, nacl, groups, dir).iter())
+        {
             let Some(rep) = atom.first() else { continue };
             let mut hops = Vec::new();
             let traffic = self.atom(

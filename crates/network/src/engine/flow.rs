@@ -64,9 +64,14 @@ impl Verdict {
 impl Model<'_> {
     /// Which part of `wanted` can go from `from` to `to`, explained hop by hop when
     /// `trace` is set (bulk checks leave it off and trace only the witnesses they report).
+    /// Untraced, the flow's names and path are left empty.
     pub fn evaluate(&self, from: &Party, to: &Party, wanted: &TrafficSet, trace: bool) -> Verdict {
-        let from_name = self.party_name(from);
-        let to_name = self.party_name(to);
+        // Names cost a format per call; bulk checks name the parties themselves.
+        let (from_name, to_name) = if trace {
+            (self.party_name(from), self.party_name(to))
+        } else {
+            (String::new(), String::new())
+        };
         let blocked = |path: Vec<Hop>| Verdict::Blocked {
             from: from_name.clone(),
             to: to_name.clone(),
@@ -222,13 +227,13 @@ impl Model<'_> {
                 ));
                 return Verdict::Blocked { from, to, path };
             }
-            (
-                RouteNeed::Peering(&peerings),
-                Some(Hop::new(
+            let hop = trace.then(|| {
+                Hop::new(
                     self.peering_names(&peerings),
                     "peering connection between the two VPCs",
-                )),
-            )
+                )
+            });
+            (RouteNeed::Peering(&peerings), hop)
         };
         let same_subnet = self.ep_subnet.get(s) == self.ep_subnet.get(d);
         let empty = AddrSet::empty();
