@@ -97,7 +97,7 @@ impl PortRange {
 }
 
 /// A set of (protocol, port) pairs: port sets for TCP and UDP, whole protocols otherwise.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct TrafficSet {
     tcp: IntervalSet<u16>,
     udp: IntervalSet<u16>,

@@ -97,7 +97,7 @@ pub(super) fn admin_ports(m: &Model<'_>, evaluations: &mut usize) -> Vec<Finding
             None => admin.clone(),
         };
         // Cheap filter first: only inbound rules that admit an admin port matter.
-        let rules: Vec<&CompiledPeer> = m
+        let rules: Vec<(&CompiledPeer, &TrafficSet)> = m
             .ep_groups
             .get(d)
             .into_iter()
@@ -105,11 +105,21 @@ pub(super) fn admin_ports(m: &Model<'_>, evaluations: &mut usize) -> Vec<Finding
             .filter_map(|g| m.group_rules.get(*g))
             .flat_map(|[inbound, _]| inbound.iter())
             .filter(|r| r.traffic.intersects(&wanted))
-            .map(|r| &r.peer)
+            .map(|r| (&r.peer, &r.traffic))
             .collect();
         if wanted.is_empty() || rules.is_empty() {
             continue;
         }
+        // Only the admin ports some inbound rule admits can be reached at all.
+        let admitted = m
+            .ep_groups
+            .get(d)
+            .into_iter()
+            .flatten()
+            .filter_map(|g| m.group_rules.get(*g))
+            .flat_map(|[inbound, _]| inbound.iter())
+            .fold(TrafficSet::none(), |acc, r| acc.union(&r.traffic));
+        let wanted = wanted.intersection(&admitted);
         if ep.public {
             *evaluations += 1;
             if let Some(flow) = m
@@ -137,7 +147,20 @@ pub(super) fn admin_ports(m: &Model<'_>, evaluations: &mut usize) -> Vec<Finding
         let mut witness = None;
         let mut count = 0;
         let mut traffic = TrafficSet::none();
-        for s in candidates(m, d, &rules) {
+        // Routes and ACLs decide per subnet: screen each source subnet once.
+        // The key holds the traffic the rules admit from this source, which is all it can get.
+        let mut open_subnets: std::collections::HashMap<(Option<usize>, TrafficSet), bool> =
+            std::collections::HashMap::new();
+        for (s, named) in candidates(m, d, &rules) {
+            let subnet = m.ep_subnet.get(s).copied().flatten();
+            let wanted = wanted.intersection(&named);
+            let key = (subnet, wanted.clone());
+            if !*open_subnets
+                .entry(key)
+                .or_insert_with(|| m.subnet_can_reach(s, d, &wanted))
+            {
+                continue;
+            }
             let exempt = m
                 .service_flows
                 .iter()
@@ -157,14 +180,17 @@ pub(super) fn admin_ports(m: &Model<'_>, evaluations: &mut usize) -> Vec<Finding
                 count += 1;
                 traffic = traffic.union(&flow.traffic);
                 witness.get_or_insert(s);
+                if count == SOURCES_COUNTED {
+                    break;
+                }
             }
         }
         let Some(w) = witness else { continue };
         let path = m.evaluate(&Party::Endpoint(w), &Party::Endpoint(d), &traffic, true);
-        let others = if count > 1 {
-            format!(" (and from {} other sources)", count - 1)
-        } else {
-            String::new()
+        let others = match count {
+            1 => String::new(),
+            SOURCES_COUNTED => format!(" (and from at least {} other sources)", count - 1),
+            _ => format!(" (and from {} other sources)", count - 1),
         };
         out.push(
             Finding::new(
@@ -184,9 +210,18 @@ pub(super) fn admin_ports(m: &Model<'_>, evaluations: &mut usize) -> Vec<Finding
     out
 }
 
+/// Sources confirmed per destination before ACC-5 stops counting: one is proof, a few show
+/// the extent, and a wide-open hub would otherwise cost one evaluation per endpoint of every
+/// peered VPC.
+const SOURCES_COUNTED: usize = 64;
+
 /// Endpoints in the destination's VPC and peered VPCs that some admitting rule names and
 /// that are not the gateway.
-fn candidates(m: &Model<'_>, d: usize, rules: &[&CompiledPeer]) -> Vec<usize> {
+fn candidates(
+    m: &Model<'_>,
+    d: usize,
+    rules: &[(&CompiledPeer, &TrafficSet)],
+) -> Vec<(usize, TrafficSet)> {
     let Some(dv) = m.ep_vpc.get(d).copied().flatten() else {
         return Vec::new();
     };
@@ -207,16 +242,24 @@ fn candidates(m: &Model<'_>, d: usize, rules: &[&CompiledPeer]) -> Vec<usize> {
             let ip = m.inv.endpoints.get(s).and_then(|e| e.address);
             let addr = m.ep_addr.get(s);
             let groups = m.ep_groups.get(s);
-            let named = rules.iter().any(|peer| match peer {
-                CompiledPeer::Addrs(cidrs) => match ip {
-                    Some(ip) => cidrs.iter().any(|c| c.contains(ip)),
-                    None => addr.is_some_and(|a| a.intersects(&AddrSet::of(cidrs.iter().copied()))),
-                },
-                CompiledPeer::Group(g) => groups.is_some_and(|gs| gs.contains(g)),
-                CompiledPeer::Nothing => false,
-            });
-            if named {
-                out.push(s);
+            let mut named = TrafficSet::none();
+            for (peer, traffic) in rules {
+                let hit = match peer {
+                    CompiledPeer::Addrs(cidrs) => match ip {
+                        Some(ip) => cidrs.iter().any(|c| c.contains(ip)),
+                        None => {
+                            addr.is_some_and(|a| a.intersects(&AddrSet::of(cidrs.iter().copied())))
+                        }
+                    },
+                    CompiledPeer::Group(g) => groups.is_some_and(|gs| gs.contains(g)),
+                    CompiledPeer::Nothing => false,
+                };
+                if hit {
+                    named = named.union(traffic);
+                }
+            }
+            if !named.is_empty() {
+                out.push((s, named));
             }
         }
     }

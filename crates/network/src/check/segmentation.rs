@@ -179,7 +179,16 @@ pub(super) fn cross_environment(
             let mut witness: Option<usize> = None;
             let mut count = 0;
             let mut traffic = TrafficSet::none();
+            let mut open_subnets: std::collections::HashMap<Option<usize>, bool> =
+                std::collections::HashMap::new();
             for &s in sources {
+                let subnet = m.ep_subnet.get(s).copied().flatten();
+                if !*open_subnets
+                    .entry(subnet)
+                    .or_insert_with(|| m.subnet_can_reach(s, d, &all))
+                {
+                    continue;
+                }
                 *evaluations += 1;
                 if let Some(flow) = m
                     .evaluate(&Party::Endpoint(s), &Party::Endpoint(d), &all, false)

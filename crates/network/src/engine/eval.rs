@@ -99,13 +99,17 @@ impl Model<'_> {
         remote: Remote<'_>,
         need: &RouteNeed<'_>,
         skip_acl: bool,
+        network_only: bool,
         wanted: &TrafficSet,
         trace: bool,
     ) -> SideResult {
         let subnet = self.ep_subnet.get(ep).copied().flatten();
         let rt = subnet.and_then(|s| self.subnet_rt.get(s).copied().flatten());
         let nacl = subnet.and_then(|s| self.subnet_nacl.get(s).copied().flatten());
-        let groups: &[usize] = self.ep_groups.get(ep).map_or(&[], Vec::as_slice);
+        // Network-only screening skips security groups: it asks whether routes and ACLs
+        // let anything through at all.
+        let groups: Option<&[usize]> =
+            (!network_only).then(|| self.ep_groups.get(ep).map_or(&[][..], Vec::as_slice));
         let mut out = SideResult::default();
         if remote.addrs.only().is_some() {
             // One address, one atom: the common case between endpoints, kept allocation-free.
@@ -134,7 +138,7 @@ impl Model<'_> {
         }
         for atom in remote
             .addrs
-            .atoms(self.boundaries(rt, nacl, groups, dir).iter())
+            .atoms(self.boundaries(rt, nacl, groups.unwrap_or(&[]), dir).iter())
         {
             let Some(rep) = atom.first() else { continue };
             let mut hops = Vec::new();
@@ -166,7 +170,7 @@ impl Model<'_> {
         remote_groups: &[usize],
         rt: Option<usize>,
         nacl: Option<usize>,
-        groups: &[usize],
+        groups: Option<&[usize]>,
         need: &RouteNeed<'_>,
         skip_acl: bool,
         wanted: &TrafficSet,
@@ -281,6 +285,9 @@ impl Model<'_> {
             }
         }
         // 3. Security groups (stateful: the reply needs no rule).
+        let Some(groups) = groups else {
+            return traffic;
+        };
         let mut admitted = TrafficSet::none();
         let mut labels = Vec::new();
         for g in groups {

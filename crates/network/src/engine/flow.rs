@@ -119,7 +119,16 @@ impl Model<'_> {
                     addrs,
                     groups: &empty,
                 };
-                let side = self.side(d, Direction::Inbound, remote, &need, false, &wanted, trace);
+                let side = self.side(
+                    d,
+                    Direction::Inbound,
+                    remote,
+                    &need,
+                    false,
+                    false,
+                    &wanted,
+                    trace,
+                );
                 self.finish(side, path, None, trace, from_name, to_name)
             }
             (Party::Endpoint(s), Party::Provider(p, addrs)) => {
@@ -143,6 +152,7 @@ impl Model<'_> {
                     Direction::Outbound,
                     remote,
                     &RouteNeed::Peering(&peerings),
+                    false,
                     false,
                     wanted,
                     trace,
@@ -256,6 +266,7 @@ impl Model<'_> {
             },
             &need,
             same_subnet,
+            false,
             &wanted,
             trace,
         );
@@ -275,6 +286,7 @@ impl Model<'_> {
             },
             &need,
             same_subnet,
+            false,
             &out.traffic,
             trace,
         );
@@ -402,5 +414,78 @@ impl Model<'_> {
             return Ok(Party::Provider(i, AddrSet::single(ip)));
         }
         Ok(Party::Internet(AddrSet::single(ip)))
+    }
+}
+
+impl Model<'_> {
+    /// Whether routes and network ACLs (both ways) could let any of `wanted` from some
+    /// address of subnet `from_subnet` to endpoint `d`, security groups aside. When this is
+    /// false every endpoint of that subnet is blocked, so bulk checks skip them all.
+    pub(crate) fn subnet_can_reach(&self, from_ep: usize, d: usize, wanted: &TrafficSet) -> bool {
+        let (Some(sv), Some(dv)) = (
+            self.ep_vpc.get(from_ep).copied().flatten(),
+            self.ep_vpc.get(d).copied().flatten(),
+        ) else {
+            return false;
+        };
+        let Some(subnet) = self.ep_subnet.get(from_ep).copied().flatten() else {
+            return false;
+        };
+        let peerings: Vec<usize>;
+        let need = if sv == dv {
+            RouteNeed::Local
+        } else {
+            peerings = self
+                .vpc_peerings
+                .get(sv)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|p| self.vpc_peerings.get(dv).is_some_and(|l| l.contains(p)))
+                .collect();
+            if peerings.is_empty() {
+                return false;
+            }
+            RouteNeed::Peering(&peerings)
+        };
+        let same_subnet = self.ep_subnet.get(d).copied().flatten() == Some(subnet);
+        let empty = AddrSet::empty();
+        let d_addr = self.ep_addr.get(d).unwrap_or(&empty);
+        let s_addrs = self
+            .inv
+            .subnets
+            .get(subnet)
+            .map(|s| AddrSet::of(s.cidrs.iter().copied()))
+            .unwrap_or_default();
+        let out = self.side(
+            from_ep,
+            Direction::Outbound,
+            Remote {
+                addrs: d_addr,
+                groups: &[],
+            },
+            &need,
+            same_subnet,
+            true,
+            wanted,
+            false,
+        );
+        if out.traffic.is_empty() {
+            return false;
+        }
+        let inn = self.side(
+            d,
+            Direction::Inbound,
+            Remote {
+                addrs: &s_addrs,
+                groups: &[],
+            },
+            &need,
+            same_subnet,
+            true,
+            &out.traffic,
+            false,
+        );
+        !inn.traffic.is_empty()
     }
 }
