@@ -70,14 +70,14 @@ fn main() -> Result<(), Box<dyn Error>> {
             }
         }
         // A few production-staging peerings with open routes: NET-2 violations to find.
-        if i >= 3 && i < 3 + 3 * CROSS_ENV_PEERINGS && i % 3 == 0 {
+        if (3..3 + 3 * CROSS_ENV_PEERINGS).contains(&i) && i % 3 == 0 {
             let other = i + 1;
             let id = format!("pcx-x{i:05}");
             peerings.push(peering(&id, i, other, &cidr));
             declared.push(id.clone());
             routes.push(json!({"DestinationCidrBlock": cidr(other), "VpcPeeringConnectionId": id, "State": "active"}));
         }
-        if i >= 4 && i < 4 + 3 * CROSS_ENV_PEERINGS && i % 3 == 1 {
+        if (4..4 + 3 * CROSS_ENV_PEERINGS).contains(&i) && i % 3 == 1 {
             let other = i - 1;
             routes.push(json!({"DestinationCidrBlock": cidr(other), "VpcPeeringConnectionId": format!("pcx-x{other:05}"), "State": "active"}));
         }

@@ -191,11 +191,30 @@ impl Model<'_> {
         };
         // 1. Route towards the remote address.
         let Some(rt) = rt else {
-            hop!(Hop::new(
-                self.subnet_name(ep),
-                "blocked: the subnet has no route table"
-            ));
-            return TrafficSet::none();
+            // Without a route table only the implicit local route is known.
+            if matches!(need, RouteNeed::Local) {
+                hop!(Hop::new(
+                    self.subnet_name(ep),
+                    "no route table in the inventory: local route assumed"
+                ));
+            } else {
+                hop!(Hop::new(
+                    self.subnet_name(ep),
+                    "blocked: the subnet has no route table"
+                ));
+                return TrafficSet::none();
+            }
+            return self.filters(
+                ep,
+                dir,
+                rep,
+                remote_groups,
+                nacl,
+                groups,
+                skip_acl,
+                wanted,
+                trace,
+            );
         };
         let rt_name = || {
             self.inv
@@ -251,16 +270,51 @@ impl Model<'_> {
                 return TrafficSet::none();
             }
         }
+        self.filters(
+            ep,
+            dir,
+            rep,
+            remote_groups,
+            nacl,
+            groups,
+            skip_acl,
+            wanted,
+            trace,
+        )
+    }
+
+    /// Steps 2 and 3 of an atom: network ACL both ways, then security groups.
+    #[allow(clippy::too_many_arguments)] // The rest of `atom`, split so a missing route table can skip to it.
+    fn filters(
+        &self,
+        ep: usize,
+        dir: Direction,
+        rep: IpAddr,
+        remote_groups: &[usize],
+        nacl: Option<usize>,
+        groups: Option<&[usize]>,
+        skip_acl: bool,
+        wanted: &TrafficSet,
+        mut trace: Option<&mut Vec<Hop>>,
+    ) -> TrafficSet {
+        macro_rules! hop {
+            ($h:expr) => {
+                if let Some(t) = trace.as_deref_mut() {
+                    t.push($h);
+                }
+            };
+        }
         // 2. Network ACL, both ways: the reply to ephemeral ports must pass too.
         let mut traffic = wanted.clone();
-        if !skip_acl {
-            let Some(nacl) = nacl else {
-                hop!(Hop::new(
-                    self.subnet_name(ep),
-                    "blocked: the subnet has no network ACL"
-                ));
-                return TrafficSet::none();
-            };
+        if !skip_acl && nacl.is_none() {
+            // Every subnet has an ACL; one missing from the inventory is AWS's default, which
+            // allows everything. Assuming it over-approximates, which is the safe side.
+            hop!(Hop::new(
+                self.subnet_name(ep),
+                "no network ACL in the inventory: assumed AWS's default ACL (allows all)"
+            ));
+        }
+        if let (false, Some(nacl)) = (skip_acl, nacl) {
             let name = || {
                 self.inv
                     .nacls
