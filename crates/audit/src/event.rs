@@ -100,6 +100,7 @@ actions! {
     Authorize = "access.authorize", "An access decision was made for a target.";
     AuditExport = "audit.export", "The audit log or a checkpoint was exported.";
     PermissionDenied = "admin.denied", "An admin action was refused for lack of permission.";
+    NetworkCheck = "network.check", "The network inventory was checked (outcome failure: violations or unreadable input).";
     CertificateIssue = "tls.certificate", "A TLS certificate was obtained from the ACME CA (or the attempt failed).";
 }
 

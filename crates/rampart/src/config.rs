@@ -13,7 +13,7 @@ use rampart_web::tls::{TlsConfig, TlsMode};
 use serde::Deserialize;
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Listeners and the public name.
@@ -24,6 +24,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Authentication policy.
     pub policy: PolicyConfig,
+    /// The network inventory and what the segmentation checks must know about it.
+    pub network: rampart_network::NetworkConfig,
 }
 
 /// A configuration that cannot be used: one sentence naming the key, the value and what
@@ -84,6 +86,19 @@ session_absolute_hours = 12
 lockout_failures = 5
 # Seconds of the first lock; each further failure doubles it, up to an hour (10 to 3600).
 lockout_seconds = 60
+
+[network]
+# Directory of inventory files to check (AWS CLI describe-* JSON, `terraform show -json` plans, rampart TOML). Re-checked when a file changes. Absent: the network controls are not checked.
+# inventory = "/var/lib/rampart/inventory"
+# The tag whose value names a VPC's environment.
+environment_tag = "Environment"
+# Peering ids allowed between our own VPCs (NET-1); provider peerings are declared with their provider.
+# peerings = ["pcx-0aa11"]
+# The gateway's addresses and security groups: the only sources allowed on administrative ports (ACC-5). Also: [network.gateway] addresses = ["10.10.0.10"].
+# gateway = { security_groups = ["sg-0gateway"] }
+# Resources allowed to be reachable from the internet and their ports (NET-3, ACC-4).
+# internet = { front_door = ["sg-0alb"], ports = [80, 443] }
+# Environments by VPC id or CIDR, winning over tags: [network.environments] production = ["vpc-0prod", "10.10.0.0/16"]. External parties (EXT-2): [[network.providers]] name, cidrs, peerings, ports. Application flows on admin ports: [[network.service_flows]] from, to, ports.
 "#;
 
 impl Config {
@@ -100,6 +115,7 @@ impl Config {
         config.tls.cert_file = config.tls.cert_file.map(|p| base.join(p));
         config.tls.key_file = config.tls.key_file.map(|p| base.join(p));
         config.tls.acme.ca_file = config.tls.acme.ca_file.map(|p| base.join(p));
+        config.network.inventory = config.network.inventory.map(|p| base.join(p));
         config.validate()?;
         Ok(config)
     }
@@ -189,6 +205,14 @@ impl Config {
                 )));
             }
         }
+        if let Some(dir) = &self.network.inventory
+            && !dir.is_dir()
+        {
+            return Err(ConfigError(format!(
+                "network.inventory = {:?}: no such directory",
+                dir.display().to_string()
+            )));
+        }
         if let Some(url) = &self.store.url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
@@ -225,6 +249,7 @@ pub fn reference() -> String {
     for line in TEMPLATE.lines() {
         let line = line.trim();
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            flush_note(&mut out, &mut comment);
             section = name.to_owned();
             out.push_str(&format!(
                 "\n## `[{section}]`\n\n| key | default | meaning |\n|---|---|---|\n"
@@ -252,7 +277,16 @@ pub fn reference() -> String {
             comment.push(text.trim().replace('|', "\\|"));
         }
     }
+    flush_note(&mut out, &mut comment);
     out
+}
+
+/// Comments that no key follows close their section as a note.
+fn flush_note(out: &mut String, comment: &mut Vec<String>) {
+    if !comment.is_empty() {
+        out.push_str(&format!("\n{}\n", comment.join(" ")));
+        comment.clear();
+    }
 }
 
 /// `key = value` or `# key = value` (a commented optional key).

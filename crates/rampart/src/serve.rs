@@ -62,6 +62,9 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         metrics: Metrics::default(),
         leaf_der: std::sync::RwLock::new(leaf_der),
         challenges: Default::default(),
+        network: Arc::new(std::sync::RwLock::new(
+            rampart_web::network::NetworkState::NotConfigured,
+        )),
     });
 
     store
@@ -118,6 +121,12 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
             apply.clone(),
         ))
     });
+    let network = tokio::spawn(rampart_web::network::keep_checked(
+        config.network.clone(),
+        state.network.clone(),
+        store.clone(),
+        Duration::from_secs(30),
+    ));
     let housekeeping = tokio::spawn(housekeeping(
         store.clone(),
         signing,
@@ -156,6 +165,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     watcher.abort();
+    network.abort();
     housekeeping.abort();
     if let Some(task) = acme {
         task.abort();

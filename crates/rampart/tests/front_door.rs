@@ -451,3 +451,51 @@ fn sigterm_drains_and_records_the_shutdown() {
     let last = cli_ok(&r, &["audit", "search", "--limit", "1", "--json"]);
     assert!(last.contains("system.shutdown"), "{last}");
 }
+
+#[test]
+fn configuration_errors_exit_64_with_one_sentence() {
+    let r = start();
+    let config = r.data_dir().join("rampart.toml");
+    let good = std::fs::read_to_string(&config).unwrap();
+    let one_line = |out: &std::process::Output| {
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        assert_eq!(out.status.code(), Some(64), "{err}");
+        assert_eq!(err.lines().count(), 1, "one sentence: {err}");
+        err
+    };
+
+    // A port in use: the running server holds it.
+    let err = one_line(&r.cli(&["serve"]));
+    assert!(
+        err.contains(&format!("127.0.0.1:{}", r.https_port)) && err.contains("web.https_listen"),
+        "{err}"
+    );
+
+    std::fs::write(&config, format!("{good}\n[web\n")).unwrap();
+    let err = one_line(&r.cli(&["check-config"]));
+    assert!(
+        err.contains("rampart.toml") && err.contains("line"),
+        "{err}"
+    );
+
+    std::fs::write(&config, format!("{good}\n[tls]\nmode = \"files\"\ncert_file = \"missing.pem\"\nkey_file = \"missing.key\"\n")).unwrap();
+    let err = one_line(&r.cli(&["check-config"]));
+    assert!(
+        err.contains("tls.cert_file") && err.contains("missing.pem"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &config,
+        format!("{good}\n[policy]\nsession_idle_minutes = 1\n"),
+    )
+    .unwrap();
+    let err = one_line(&r.cli(&["check-config"]));
+    assert!(
+        err.contains("session_idle_minutes") && err.contains("from 5 to 240"),
+        "{err}"
+    );
+
+    std::fs::write(&config, &good).unwrap();
+    assert!(r.cli(&["check-config"]).status.success());
+}

@@ -33,6 +33,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/targets", get(targets).post(add_target))
         .route("/targets/{name}/delete", post(delete_target))
         .route("/audit", get(audit))
+        .route("/network", get(network_page))
         .route("/account", get(account))
         .route("/account/sessions/{id}/revoke", post(revoke_session))
 }
@@ -110,7 +111,11 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Response {
         &leaf,
     )
     .await;
-    let report = evidence::collect(&state.store, &state.policy, Some(probe)).await;
+    let mut extra = vec![probe];
+    if let Ok(network) = state.network.read() {
+        extra.extend(crate::network::findings(&network));
+    }
+    let report = evidence::collect(&state.store, &state.policy, extra).await;
     let (pass, fail, not_checked) = report.tally();
     render(
         StatusCode::OK,
@@ -703,4 +708,59 @@ async fn revoke_session(
         Ok(_) => Redirect::to("/account").into_response(),
         Err(e) => internal(e),
     }
+}
+
+async fn network_page(State(state): State<AppState>, viewer: Viewer) -> Response {
+    if let Err(r) = require(&state, &viewer, Permission::ViewReport).await {
+        return r;
+    }
+    let snapshot = state.network.read().map(|s| s.clone()).ok();
+    let (status, matrix_svg, findings) = match snapshot {
+        None | Some(crate::network::NetworkState::NotConfigured) => (
+            "No inventory configured: set network.inventory in rampart.toml to a directory of AWS CLI JSON, Terraform plan JSON or rampart TOML.".to_owned(),
+            String::new(),
+            Vec::new(),
+        ),
+        Some(crate::network::NetworkState::Failed { at, error }) => (
+            format!("The inventory could not be read at {}: {error}", at.strftime("%Y-%m-%d %H:%M:%S UTC")),
+            String::new(),
+            Vec::new(),
+        ),
+        Some(crate::network::NetworkState::Checked { at, report }) => {
+            let violations = report.findings.iter().filter(|f| f.severity.is_violation()).count();
+            (
+                format!(
+                    "Checked {}: {} VPCs, {} subnets, {} security groups, {} endpoints; {violations} violations.",
+                    at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                    report.stats.vpcs,
+                    report.stats.subnets,
+                    report.stats.security_groups,
+                    report.stats.endpoints
+                ),
+                rampart_network::matrix_svg(&report.matrix),
+                report
+                    .findings
+                    .iter()
+                    .take(500)
+                    .map(|f| pages::NetFindingRow {
+                        severity: f.severity.to_string(),
+                        control: f.control.map(|c| c.to_string()).unwrap_or_default(),
+                        resource: f.resource.clone(),
+                        message: f.message.clone(),
+                        path: f.path.iter().map(ToString::to_string).collect::<Vec<_>>().join(" → "),
+                    })
+                    .collect(),
+            )
+        }
+    };
+    render(
+        StatusCode::OK,
+        &pages::Network {
+            nav: nav(&viewer),
+            flash: None,
+            status,
+            matrix_svg,
+            findings,
+        },
+    )
 }

@@ -13,13 +13,11 @@ use rampart_store::Store;
 /// Thirty days in microseconds: the window the page's evidence looks back over.
 const WINDOW_US: i64 = 30 * 24 * 3600 * 1_000_000;
 
-/// Gathers every finding this room knows about; `probe` is the ENC-2 finding when a live
-/// probe was run. A store failure turns the affected controls into "not checked".
-pub async fn collect(store: &Store, policy: &PolicyConfig, probe: Option<Finding>) -> Report {
-    let mut findings = Vec::new();
-    if let Some(p) = probe {
-        findings.push(p);
-    }
+/// Gathers every finding this room knows about, plus `extra` findings gathered elsewhere
+/// (the live ENC-2 probe, the network check). A store failure turns the affected controls
+/// into "not checked".
+pub async fn collect(store: &Store, policy: &PolicyConfig, extra: Vec<Finding>) -> Report {
+    let mut findings = extra;
     let results = [
         acc1(store).await.map_err(|e| (ControlId::Acc1, e)),
         acc2(store, policy).await.map_err(|e| (ControlId::Acc2, e)),

@@ -12,6 +12,7 @@ mod admin;
 mod auth;
 pub mod evidence;
 mod guard;
+pub mod network;
 pub mod ops;
 mod pages;
 pub mod probe;
@@ -117,6 +118,8 @@ pub struct Inner {
     pub leaf_der: std::sync::RwLock<Vec<u8>>,
     /// Pending ACME HTTP-01 answers, served on the HTTP listener.
     pub challenges: acme::Challenges,
+    /// The latest network check.
+    pub network: network::SharedNetwork,
 }
 
 impl AppState {

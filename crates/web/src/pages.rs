@@ -212,6 +212,24 @@ pub(crate) struct AccountPage {
     pub sessions: Vec<SessionItem>,
 }
 
+pub(crate) struct NetFindingRow {
+    pub severity: String,
+    pub control: String,
+    pub resource: String,
+    pub message: String,
+    pub path: String,
+}
+
+#[derive(Template)]
+#[template(path = "network.html")]
+pub(crate) struct Network {
+    pub nav: Option<String>,
+    pub flash: Option<String>,
+    pub status: String,
+    pub matrix_svg: String,
+    pub findings: Vec<NetFindingRow>,
+}
+
 /// Formats seconds since the epoch as `2026-11-29 12:00:00`.
 pub(crate) fn time_s(seconds: i64) -> String {
     jiff::Timestamp::from_second(seconds)

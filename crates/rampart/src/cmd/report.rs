@@ -41,7 +41,10 @@ pub async fn run(ctx: &Ctx, args: ReportArgs) -> Result<Exit> {
         &leaf,
     )
     .await;
-    let report = evidence::collect(&ctx.store, &ctx.config.policy, Some(probe)).await;
+    let network = rampart_web::network::check_now(&ctx.config.network);
+    let mut extra = vec![probe];
+    extra.extend(rampart_web::network::findings(&network));
+    let report = evidence::collect(&ctx.store, &ctx.config.policy, extra).await;
     let text = match args.format {
         Format::Html => report.to_html_page(),
         Format::Json => report.to_json(),
