@@ -499,3 +499,74 @@ fn configuration_errors_exit_64_with_one_sentence() {
     std::fs::write(&config, &good).unwrap();
     assert!(r.cli(&["check-config"]).status.success());
 }
+
+/// Certificates from files are reloaded when the files change, without a restart.
+#[test]
+fn certificate_files_are_reloaded_when_they_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let make = |cn: &str| {
+        let out = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "2",
+            ])
+            .args([
+                "-subj",
+                &format!("/CN={cn}"),
+                "-addext",
+                "subjectAltName=DNS:gateway.test",
+            ])
+            .arg("-keyout")
+            .arg(dir.path().join("new.key"))
+            .arg("-out")
+            .arg(dir.path().join("new.pem"))
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::rename(dir.path().join("new.key"), dir.path().join("key.pem")).unwrap();
+        std::fs::rename(dir.path().join("new.pem"), dir.path().join("cert.pem")).unwrap();
+    };
+    make("first-certificate");
+    let extra = format!(
+        "[tls]\nmode = \"files\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        dir.path().join("cert.pem").display(),
+        dir.path().join("key.pem").display()
+    );
+    let r = Rampart::start(bin(), &extra);
+    let subject = || {
+        let out = Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &format!("127.0.0.1:{}", r.https_port),
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl runs");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.trim_start().starts_with("0 s:"))
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(subject().contains("first-certificate"), "{}", subject());
+    // The key first, then the certificate (as certbot and friends replace them).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    make("second-certificate");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !subject().contains("second-certificate") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(subject().contains("second-certificate"), "{}", subject());
+}

@@ -1,6 +1,11 @@
 //! The network checker inside the product: the configured inventory feeds the report and
 //! the `/network` page, and a change to the inventory is picked up without a restart.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod support;
 

@@ -126,7 +126,7 @@ pub async fn keep_renewed(
                 tracing::warn!(error = %e, retry_in = ?retry, "ACME issuance failed");
                 let event = event
                     .outcome(Outcome::Failure)
-                    .detail("error", e.to_string());
+                    .detail("error", crate::scrubbed(&e.to_string()));
                 if let Err(e) = store.append_audit(&[event]).await {
                     tracing::error!(error = %e, "could not audit the failed issuance");
                 }

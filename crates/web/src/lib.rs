@@ -239,3 +239,29 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
     ]
     .concat()
 }
+
+/// Text that came from outside (a CA's error, a parser's message quoting a file) passes the
+/// scrubber before it is stored in the audit log (LOG-2).
+pub(crate) fn scrubbed(text: &str) -> String {
+    static SCRUBBER: std::sync::OnceLock<Option<rampart_scrub::Scrubber>> =
+        std::sync::OnceLock::new();
+    let scrubber = SCRUBBER.get_or_init(|| {
+        rampart_scrub::Scrubber::new(&rampart_scrub::ScrubConfig::default(), None).ok()
+    });
+    match scrubber {
+        Some(s) => s
+            .scrub(text, &mut rampart_scrub::Counts::new())
+            .into_owned(),
+        None => String::from("[text withheld: the scrubber is unavailable]"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn outside_text_is_scrubbed_before_it_is_audited() {
+        let text = super::scrubbed("urn:acme:error: contact mailto:alice@example.com rejected");
+        assert!(!text.contains("alice@example.com"), "{text}");
+        assert!(text.contains("[EMAIL]"), "{text}");
+    }
+}

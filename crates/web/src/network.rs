@@ -151,7 +151,7 @@ pub async fn keep_checked(
                     dir.display().to_string(),
                 )
                 .outcome(Outcome::Failure)
-                .detail("error", error.clone()),
+                .detail("error", crate::scrubbed(error)),
                 NetworkState::NotConfigured => return,
             };
             if let Err(e) = store.append_audit(&[event]).await {
