@@ -213,10 +213,53 @@ impl Report {
     pub fn to_html_page(&self) -> String {
         let (pass, fail, not_checked) = self.tally();
         format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Security page, verified</title><style>{CSS}</style></head><body><h1>Security page, verified</h1><p>Generated {}. <b>{pass}</b> pass, <b>{fail}</b> fail, <b>{not_checked}</b> not checked.</p>{}</body></html>",
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Security page, verified</title><style>{CSS}</style></head><body><h1>Security page, verified</h1><p>Generated {}. <b>{pass}</b> pass, <b>{fail}</b> fail, <b>{not_checked}</b> not checked.</p>{}{}</body></html>",
             self.generated_at,
+            self.to_svg_overview(),
             self.to_html_fragment()
         )
+    }
+
+    /// The page at a glance: one tile per control, grouped by section, colored by status,
+    /// as a self-contained SVG (no script; every text escaped).
+    pub fn to_svg_overview(&self) -> String {
+        const W: usize = 64;
+        const H: usize = 30;
+        const GAP: usize = 6;
+        let sections = self.sections();
+        let rows = sections.len();
+        let widest = sections.iter().map(|(_, f)| f.len()).max().unwrap_or(0);
+        let width = 260 + widest * (W + GAP);
+        let height = rows * (H + GAP) + GAP;
+        let mut svg = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"control status overview\" font-family=\"sans-serif\" font-size=\"12\">"
+        );
+        for (row, (section, findings)) in sections.iter().enumerate() {
+            let y = GAP + row * (H + GAP);
+            svg.push_str(&format!(
+                "<text x=\"0\" y=\"{}\" fill=\"#1b1f24\">{}</text>",
+                y + H / 2 + 4,
+                html_escape(section.title())
+            ));
+            for (col, f) in findings.iter().enumerate() {
+                let x = 260 + col * (W + GAP);
+                let (fill, ink) = match f.status {
+                    Status::Pass => ("#dafbe1", "#116329"),
+                    Status::Fail => ("#ffebe9", "#a40e26"),
+                    Status::NotChecked => ("#eaeef2", "#57606a"),
+                };
+                svg.push_str(&format!(
+                    "<g><title>{id}: {label}. {summary}</title><rect x=\"{x}\" y=\"{y}\" width=\"{W}\" height=\"{H}\" rx=\"5\" fill=\"{fill}\" stroke=\"{ink}\"/><text x=\"{tx}\" y=\"{ty}\" text-anchor=\"middle\" fill=\"{ink}\" font-weight=\"600\">{id}</text></g>",
+                    id = f.control.id(),
+                    label = f.status.label(),
+                    summary = html_escape(&f.summary),
+                    tx = x + W / 2,
+                    ty = y + H / 2 + 4,
+                ));
+            }
+        }
+        svg.push_str("</svg>");
+        svg
     }
 
     fn sections(&self) -> Vec<(ControlSection, Vec<&Finding>)> {
@@ -293,6 +336,23 @@ mod tests {
         let html = report.to_html_page();
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&lt;script&gt;"));
+    }
+
+    #[test]
+    fn the_overview_has_one_tile_per_control_colored_by_status() {
+        let report = Report::assemble(
+            now(),
+            vec![
+                Finding::new(ControlId::Enc2, true, "ok", vec![]),
+                Finding::new(ControlId::Acc1, false, "<bad>", vec![]),
+            ],
+        );
+        let svg = report.to_svg_overview();
+        assert_eq!(svg.matches("<rect").count(), 25);
+        assert_eq!(svg.matches("#dafbe1").count(), 1, "one pass");
+        assert_eq!(svg.matches("#ffebe9").count(), 1, "one fail");
+        assert!(!svg.contains("<bad>") && svg.contains("&lt;bad&gt;"));
+        assert!(!svg.contains("<script"));
     }
 
     #[test]

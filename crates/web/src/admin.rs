@@ -129,6 +129,7 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Response {
             pass,
             fail,
             not_checked,
+            overview_svg: report.to_svg_overview(),
             report_html: report.to_html_fragment(),
         },
     )

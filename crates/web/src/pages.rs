@@ -107,6 +107,7 @@ pub(crate) struct Dashboard {
     pub pass: usize,
     pub fail: usize,
     pub not_checked: usize,
+    pub overview_svg: String,
     pub report_html: String,
 }
 
