@@ -6,6 +6,9 @@ use sqlx::{Any, AnyConnection, Row};
 
 use crate::{Store, StoreError};
 
+/// Records read per page while verifying.
+const VERIFY_PAGE: u32 = 20_000;
+
 /// Filters for reading the audit log, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
@@ -148,19 +151,27 @@ impl Store {
         verifier: &mut Verifier,
         mut progress: impl FnMut(u64),
     ) -> Result<Result<(), rampart_audit::ChainBreak>, StoreError> {
-        let mut after = 0;
+        // Hash one page on a blocking thread while the next page is read: the two halves
+        // of the work use both cores.
+        let mut page = self.audit_page(0, VERIFY_PAGE).await?;
         loop {
-            let page = self.audit_page(after, 10_000).await?;
             let Some(last) = page.last() else {
                 return Ok(Ok(()));
             };
-            after = last.seq;
-            for record in &page {
-                if let Err(e) = verifier.push(record) {
-                    return Ok(Err(e));
-                }
+            let after = last.seq;
+            let mut v = std::mem::take(verifier);
+            let checked = tokio::task::spawn_blocking(move || {
+                let result = page.iter().try_for_each(|record| v.push(record));
+                (v, result)
+            });
+            let next = self.audit_page(after, VERIFY_PAGE).await;
+            let (v, result) = checked.await.map_err(|e| StoreError::Task(e.to_string()))?;
+            *verifier = v;
+            if let Err(e) = result {
+                return Ok(Err(e));
             }
             progress(after);
+            page = next?;
         }
     }
 

@@ -62,6 +62,9 @@ pub enum StoreError {
     /// same failure is reported to every waiter of the group).
     #[error("the audit log could not be written: {0}")]
     AuditWrite(String),
+    /// A worker task of the store panicked or was cancelled.
+    #[error("a store task failed: {0}")]
+    Task(String),
 }
 
 /// The shared handle to the database.
