@@ -50,6 +50,49 @@ pub struct AuditRecord {
     pub hash: String,
 }
 
+/// A record borrowed from storage: what verification reads, without copying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// Position in the chain.
+    pub seq: u64,
+    /// Time in microseconds.
+    pub time_us: i64,
+    /// Who acted.
+    pub actor: &'a str,
+    /// What was done.
+    pub action: &'a str,
+    /// What it was done to.
+    pub subject: &'a str,
+    /// How it ended.
+    pub outcome: &'a str,
+    /// The client address.
+    pub source: &'a str,
+    /// Details JSON.
+    pub details: &'a str,
+    /// Previous hash, hex.
+    pub prev_hash: &'a str,
+    /// This hash, hex.
+    pub hash: &'a str,
+}
+
+impl AuditRecord {
+    /// The record as a borrowed view.
+    pub fn view(&self) -> RecordView<'_> {
+        RecordView {
+            seq: self.seq,
+            time_us: self.time_us,
+            actor: &self.actor,
+            action: &self.action,
+            subject: &self.subject,
+            outcome: &self.outcome,
+            source: &self.source,
+            details: &self.details,
+            prev_hash: &self.prev_hash,
+            hash: &self.hash,
+        }
+    }
+}
+
 /// The head of a chain: what the next record links to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Chain {
@@ -94,7 +137,7 @@ impl Chain {
             prev_hash: hex::encode(self.hash),
             hash: String::new(),
         };
-        let hash = record_hash(&self.hash, &record);
+        let hash = record_hash(&self.hash, &record.view());
         record.hash = hex::encode(hash);
         self.seq = record.seq;
         self.hash = hash;
@@ -160,12 +203,17 @@ impl Verifier {
 
     /// Checks the next record.
     pub fn push(&mut self, record: &AuditRecord) -> Result<(), ChainBreak> {
+        self.push_view(&record.view())
+    }
+
+    /// Checks the next record, borrowed from wherever it was read.
+    pub fn push_view(&mut self, record: &RecordView<'_>) -> Result<(), ChainBreak> {
         let at = |kind| ChainBreak {
             seq: record.seq,
             kind,
         };
-        let prev = decode_hash(&record.prev_hash).ok_or(at(BreakKind::Malformed))?;
-        let stored = decode_hash(&record.hash).ok_or(at(BreakKind::Malformed))?;
+        let prev = decode_hash(record.prev_hash).ok_or(at(BreakKind::Malformed))?;
+        let stored = decode_hash(record.hash).ok_or(at(BreakKind::Malformed))?;
         if record.seq != self.head.seq + 1 || prev != self.head.hash {
             // A gap names the first missing number, the place a reader looks.
             return Err(ChainBreak {
@@ -209,15 +257,13 @@ impl Verifier {
 
 /// SHA-256 over a length-prefixed encoding of every stored field: no two different
 /// records encode to the same bytes.
-fn record_hash(prev: &Hash, r: &AuditRecord) -> Hash {
+fn record_hash(prev: &Hash, r: &RecordView<'_>) -> Hash {
     let mut h = Sha256::new();
     h.update(b"rampart-audit-v1\0");
     h.update(prev);
     h.update(r.seq.to_be_bytes());
     h.update(r.time_us.to_be_bytes());
-    for field in [
-        &r.actor, &r.action, &r.subject, &r.outcome, &r.source, &r.details,
-    ] {
+    for field in [r.actor, r.action, r.subject, r.outcome, r.source, r.details] {
         h.update((field.len() as u64).to_be_bytes());
         h.update(field.as_bytes());
     }
@@ -289,7 +335,7 @@ mod tests {
         let mut records = chain_of(5);
         records[2].outcome = "success-forged".into();
         let prev = decode_hash(&records[2].prev_hash).unwrap();
-        records[2].hash = hex::encode(record_hash(&prev, &records[2]));
+        records[2].hash = hex::encode(record_hash(&prev, &records[2].view()));
         assert_eq!(
             verify(&records),
             Err(ChainBreak {

@@ -54,6 +54,46 @@ async fn main() {
         appended as f64 / secs
     );
 
+    use sqlx::Row;
+    let groups: i64 = sqlx::query("SELECT COUNT(DISTINCT time_us) AS n FROM audit_log")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .get("n");
+    println!(
+        "groups: {groups} transactions, {:.1} events each",
+        appended as f64 / groups as f64
+    );
+
+    // Reading alone, to tell reading from hashing.
+    let start = Instant::now();
+    let (mut after, mut read) = (0, 0usize);
+    loop {
+        let page = store.audit_page(after, 20_000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        read += page.len();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "read:   {read} events in {secs:.2} s = {:.0} events/s (no hashing)",
+        read as f64 / secs
+    );
+
+    let start = Instant::now();
+    let (mut after, mut read) = (0, 0usize);
+    loop {
+        let page = store.audit_page_packed(after, 20_000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        read += page.len();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "packed: {read} events in {secs:.2} s = {:.0} events/s (no hashing)",
+        read as f64 / secs
+    );
+
     let start = Instant::now();
     let mut verifier = Verifier::default();
     store
