@@ -51,8 +51,7 @@ http {
     return 308 https://localhost:$n_https\$request_uri;
   }
   server {
-    listen 127.0.0.1:$n_https ssl;
-    http2 on;
+    listen 127.0.0.1:$n_https ssl http2;
     ssl_certificate $work/r/tls/self-signed.pem;
     ssl_certificate_key $work/r/tls/self-signed.key;
     ssl_protocols TLSv1.2 TLSv1.3;

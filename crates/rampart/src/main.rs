@@ -16,6 +16,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, DataDir};
 
+// The front door allocates per request (headers, bodies); mimalloc keeps that off the
+// request path's profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// rampart: access gateway, audit log, log store, backups and network checks that make a
 /// security page true, with live evidence.
 #[derive(Debug, Parser)]

@@ -22,7 +22,9 @@ pub async fn redirect_to_https(State(state): State<AppState>, request: Request) 
         .path_and_query()
         .map(|pq| pq.as_str())
         .unwrap_or("/");
-    let location = format!("{}{}", state.public_origin(), path_and_query);
+    let mut location = String::with_capacity(state.public_origin().len() + path_and_query.len());
+    location.push_str(state.public_origin());
+    location.push_str(path_and_query);
     match HeaderValue::from_str(&location) {
         Ok(value) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, value)]).into_response(),
         Err(_) => StatusCode::BAD_REQUEST.into_response(),
@@ -64,6 +66,12 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
 /// origin the request was made to. Clients that send neither (curl, scripts) are not browsers and
 /// carry no ambient cookie risk. Session cookies are also `SameSite=Strict`.
 pub async fn csrf(request: Request, next: Next) -> Response {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return next.run(request).await;
+    }
     // HTTP/2 carries the host in the :authority pseudo-header (the URI), not in Host.
     let authority = request
         .uri()
@@ -77,11 +85,7 @@ pub async fn csrf(request: Request, next: Next) -> Response {
                 .map(str::to_owned)
         })
         .unwrap_or_default();
-    let safe = matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if safe || same_origin(request.headers(), &authority) {
+    if same_origin(request.headers(), &authority) {
         return next.run(request).await;
     }
     // Read (and drop) the body first, so the refusal is not a reset of an unread stream.

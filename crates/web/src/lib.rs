@@ -93,7 +93,7 @@ pub struct Metrics {
 
 /// Everything a handler needs.
 #[derive(Debug, Clone)]
-pub struct AppState(Arc<Inner>);
+pub struct AppState(Arc<Inner>, Arc<str>);
 
 /// The parts of [`AppState`].
 #[derive(Debug)]
@@ -125,12 +125,13 @@ pub struct Inner {
 impl AppState {
     /// Wraps the parts.
     pub fn new(inner: Inner) -> Self {
-        Self(Arc::new(inner))
+        let origin = Arc::from(inner.web.public_origin());
+        Self(Arc::new(inner), origin)
     }
 
-    /// `https://host[:port]`.
-    pub fn public_origin(&self) -> String {
-        self.0.web.public_origin()
+    /// `https://host[:port]`, computed once: every redirect uses it.
+    pub fn public_origin(&self) -> &str {
+        &self.1
     }
 }
 
