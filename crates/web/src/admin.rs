@@ -107,7 +107,7 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Response {
     let probe = crate::probe::enc2(
         state.web.http_listen,
         state.web.https_listen,
-        &state.public_origin(),
+        state.public_origin(),
         &leaf,
     )
     .await;
