@@ -72,7 +72,7 @@ impl Store {
         if let Some(owner) = &new.owner {
             let found = sqlx::query("SELECT kind FROM accounts WHERE username = $1")
                 .bind(owner.as_str())
-                .fetch_optional(&mut **w.tx())
+                .fetch_optional(w.conn()?)
                 .await?;
             let owner_kind: Option<String> = found.map(|r| r.try_get("kind")).transpose()?;
             if owner_kind.as_deref() != Some(AccountKind::Person.as_str()) {
@@ -91,7 +91,7 @@ impl Store {
         .bind(new.kind.as_str())
         .bind(new.owner.as_ref().map(|o| o.as_str().to_owned()))
         .bind(created)
-        .execute(&mut **w.tx())
+        .execute(w.conn()?)
         .await
         .map_err(conflict(format!("an account with user name {} or email {}", new.username, new.email.as_str())))?;
         w.audit(&[event]).await?;
@@ -141,7 +141,7 @@ impl Store {
         let done = sqlx::query("UPDATE accounts SET active = $1 WHERE id = $2")
             .bind(i64::from(active))
             .bind(id)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("account {id}")));
@@ -149,7 +149,7 @@ impl Store {
         if !active {
             sqlx::query("UPDATE sessions SET revoked = 1 WHERE account_id = $1")
                 .bind(id)
-                .execute(&mut **w.tx())
+                .execute(w.conn()?)
                 .await?;
         }
         w.audit(&[event]).await?;
@@ -167,7 +167,7 @@ impl Store {
         sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
             .bind(hash)
             .bind(id)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         w.audit(&[event]).await?;
         w.commit().await
@@ -187,11 +187,11 @@ impl Store {
             .bind(sealed)
             .bind(first_step)
             .bind(id)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1")
             .bind(id)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         for hash in recovery_hashes {
             sqlx::query(
@@ -199,7 +199,7 @@ impl Store {
             )
             .bind(id)
             .bind(hash)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         }
         w.audit(&[event]).await?;
@@ -211,15 +211,15 @@ impl Store {
         let mut w = self.write().await?;
         sqlx::query("UPDATE accounts SET totp_sealed = NULL, totp_last_step = NULL WHERE id = $1")
             .bind(id)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1")
             .bind(id)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         sqlx::query("UPDATE sessions SET revoked = 1 WHERE account_id = $1")
             .bind(id)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         w.audit(&[event]).await?;
         w.commit().await
@@ -234,7 +234,7 @@ impl Store {
         )
         .bind(step)
         .bind(id)
-        .execute(&mut **w.tx())
+        .execute(w.conn()?)
         .await?;
         w.commit().await?;
         Ok(done.rows_affected() == 1)
@@ -249,7 +249,7 @@ impl Store {
         .bind(now_us())
         .bind(id)
         .bind(code_hash)
-        .execute(&mut **w.tx())
+        .execute(w.conn()?)
         .await?;
         w.commit().await?;
         Ok(done.rows_affected() == 1)
@@ -295,14 +295,14 @@ impl Store {
         for (key, s) in states {
             sqlx::query("DELETE FROM throttle WHERE key = $1")
                 .bind(key)
-                .execute(&mut **w.tx())
+                .execute(w.conn()?)
                 .await?;
             sqlx::query("INSERT INTO throttle (key, failures, last_failure_s, locked_until_s) VALUES ($1, $2, $3, $4)")
                 .bind(key)
                 .bind(i64::from(s.failures))
                 .bind(s.last_failure)
                 .bind(s.locked_until)
-                .execute(&mut **w.tx())
+                .execute(w.conn()?)
                 .await?;
         }
         if !events.is_empty() {
@@ -316,7 +316,7 @@ impl Store {
         let mut w = self.write().await?;
         sqlx::query("DELETE FROM throttle WHERE key = $1")
             .bind(key)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         w.commit().await
     }
@@ -334,7 +334,7 @@ impl Store {
             .bind(token_hash)
             .bind(id)
             .bind(expires_s)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         w.audit(&[event]).await?;
         w.commit().await
@@ -372,7 +372,7 @@ impl Store {
         let row = sqlx::query("SELECT account_id FROM enroll_links WHERE token_hash = $1 AND used_s IS NULL AND expires_s > $2")
             .bind(token_hash)
             .bind(now_s)
-            .fetch_optional(&mut **w.tx())
+            .fetch_optional(w.conn()?)
             .await?;
         let Some(row) = row else {
             return Ok(false);
@@ -381,12 +381,12 @@ impl Store {
         sqlx::query("UPDATE enroll_links SET used_s = $1 WHERE token_hash = $2")
             .bind(now_s)
             .bind(token_hash)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(&id)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         w.audit(&[event]).await?;
         w.commit().await?;

@@ -2,7 +2,7 @@
 
 use rampart_audit::{AuditRecord, Chain, Verifier};
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Row};
+use sqlx::{AnyConnection, Row};
 
 use crate::{Store, StoreError};
 
@@ -29,11 +29,11 @@ pub struct AuditQuery {
 const COLUMNS: &str =
     "seq, time_us, actor, action, subject, outcome, source, details, prev_hash, hash";
 
-pub(crate) async fn head(tx: &mut sqlx::Transaction<'static, Any>) -> Result<Chain, StoreError> {
+pub(crate) async fn head(conn: &mut AnyConnection) -> Result<Chain, StoreError> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 1"
     ))
-    .fetch_optional(&mut **tx)
+    .fetch_optional(conn)
     .await?;
     match row {
         None => Ok(Chain::default()),

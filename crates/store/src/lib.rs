@@ -8,6 +8,11 @@
 //! on lock upgrades), and one per cluster on PostgreSQL (a transaction-scoped advisory
 //! lock), so the audit chain never forks.
 //!
+//! Writes use one dedicated connection. A write whose future is dropped half way (a client
+//! hung up, a task was aborted) leaves its transaction open; the writer notices and rolls it
+//! back at once (or, at the latest, before the next write), so a cancelled request can never
+//! leave the database locked.
+//!
 //! Times are stored as integer microseconds (or seconds, where named `_s`) since the
 //! epoch, which both engines store exactly.
 
@@ -29,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use rampart_audit::{AuditEvent, AuditRecord, Chain};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Executor};
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +77,49 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     engine: Engine,
-    writer: Arc<tokio::sync::Mutex<()>>,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
     group: mpsc::Sender<Pending>,
+}
+
+/// The connection all write transactions use, and whether one was left open.
+#[derive(Debug)]
+struct Writer {
+    conn: Option<AnyConnection>,
+    options: AnyConnectOptions,
+    engine: Engine,
+    /// A transaction was begun and neither committed nor rolled back.
+    open: bool,
+}
+
+impl Writer {
+    /// The connection, (re)connected when missing, with any abandoned transaction rolled back.
+    async fn ready(&mut self) -> Result<&mut AnyConnection, StoreError> {
+        if self.conn.is_none() {
+            let mut conn = self.options.connect().await?;
+            if self.engine == Engine::Sqlite {
+                prepare_sqlite(&mut conn).await?;
+            }
+            self.conn = Some(conn);
+            self.open = false;
+        }
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| StoreError::Task("no writer connection".into()))?;
+        if self.open {
+            // "no transaction is active" is fine: the rollback only clears what was left.
+            let _ = conn.execute("ROLLBACK").await;
+            self.open = false;
+        }
+        Ok(conn)
+    }
+}
+
+async fn prepare_sqlite(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute("PRAGMA busy_timeout = 10000").await?;
+    conn.execute("PRAGMA synchronous = NORMAL").await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    Ok(())
 }
 
 /// Events waiting for the group committer, and where to send their records.
@@ -107,22 +153,25 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if engine == Engine::Sqlite {
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        prepare_sqlite(conn).await?;
                     }
                     Ok(())
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         if engine == Engine::Sqlite {
             // WAL persists in the file: readers never block the writer.
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
-        let writer = Arc::new(tokio::sync::Mutex::new(()));
+        let writer = Arc::new(tokio::sync::Mutex::new(Writer {
+            conn: None,
+            options,
+            engine,
+            open: false,
+        }));
         let (group, queue) = mpsc::channel(4096);
-        tokio::spawn(group_commit(pool.clone(), engine, writer.clone(), queue));
+        tokio::spawn(group_commit(engine, writer.clone(), queue));
         let store = Self {
             pool,
             engine,
@@ -167,41 +216,51 @@ impl Store {
     /// Starts a serialized write transaction. Audit records appended through it are
     /// committed together with the change, or not at all.
     pub async fn write(&self) -> Result<Write, StoreError> {
-        begin(&self.pool, self.engine, &self.writer).await
+        begin(self.engine, &self.writer).await
     }
 }
 
 async fn begin(
-    pool: &AnyPool,
     engine: Engine,
-    writer: &Arc<tokio::sync::Mutex<()>>,
+    writer: &Arc<tokio::sync::Mutex<Writer>>,
 ) -> Result<Write, StoreError> {
-    let guard = writer.clone().lock_owned().await;
+    let mut guard = writer.clone().lock_owned().await;
+    guard.ready().await?;
     // IMMEDIATE takes SQLite's write lock at BEGIN, waiting (busy_timeout) for another
     // process's writer, instead of failing at the first write after a read.
-    let mut tx = match engine {
-        Engine::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-        Engine::Postgres => pool.begin().await?,
+    let begin = match engine {
+        Engine::Sqlite => "BEGIN IMMEDIATE",
+        Engine::Postgres => "BEGIN",
     };
+    // Marked open, and owned by a `Write`, before BEGIN is sent: if this future is dropped
+    // from here on, `Write`'s drop rolls back whatever the server began.
+    guard.open = true;
+    let mut w = Write {
+        guard: Some(guard),
+        head: None,
+    };
+    if let Err(e) = w.conn()?.execute(begin).await {
+        if let Some(g) = w.guard.as_mut() {
+            // A broken connection is replaced before the next write.
+            g.conn = None;
+            g.open = false;
+        }
+        return Err(e.into());
+    }
     if engine == Engine::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(WRITER_LOCK)
-            .execute(&mut *tx)
+            .execute(w.conn()?)
             .await?;
     }
-    Ok(Write {
-        tx,
-        _guard: guard,
-        head: None,
-    })
+    Ok(w)
 }
 
 /// The group committer: takes whatever is queued (up to [`GROUP_MAX`] events), commits it
 /// in one transaction, and answers every waiter. Ends when the store is dropped.
 async fn group_commit(
-    pool: AnyPool,
     engine: Engine,
-    writer: Arc<tokio::sync::Mutex<()>>,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
     mut queue: mpsc::Receiver<Pending>,
 ) {
     while let Some(first) = queue.recv().await {
@@ -218,7 +277,7 @@ async fn group_commit(
         }
         let events: Vec<AuditEvent> = group.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
         let result = async {
-            let mut w = begin(&pool, engine, &writer).await?;
+            let mut w = begin(engine, &writer).await?;
             let records = w.audit(&events).await?;
             w.commit().await?;
             Ok::<_, StoreError>(records)
@@ -243,11 +302,11 @@ async fn group_commit(
     }
 }
 
-/// A write transaction holding the writer lock.
+/// A write transaction holding the writer lock. Dropped without [`Write::commit`], it is
+/// rolled back.
 #[derive(Debug)]
 pub struct Write {
-    tx: Transaction<'static, Any>,
-    _guard: tokio::sync::OwnedMutexGuard<()>,
+    guard: Option<tokio::sync::OwnedMutexGuard<Writer>>,
     head: Option<Chain>,
 }
 
@@ -256,26 +315,56 @@ impl Write {
     pub async fn audit(&mut self, events: &[AuditEvent]) -> Result<Vec<AuditRecord>, StoreError> {
         let mut head = match self.head {
             Some(head) => head,
-            None => audit::head(&mut self.tx).await?,
+            None => audit::head(self.conn()?).await?,
         };
         let now = now_us();
         let records: Vec<AuditRecord> = events.iter().map(|event| head.seal(event, now)).collect();
         for chunk in records.chunks(audit::ROWS_PER_INSERT) {
-            audit::insert(&mut self.tx, chunk).await?;
+            audit::insert(self.conn()?, chunk).await?;
         }
         self.head = Some(head);
         Ok(records)
     }
 
-    /// The transaction, for the change itself.
-    pub fn tx(&mut self) -> &mut Transaction<'static, Any> {
-        &mut self.tx
+    /// The connection the transaction runs on, for the change itself.
+    pub fn conn(&mut self) -> Result<&mut AnyConnection, StoreError> {
+        self.guard
+            .as_mut()
+            .and_then(|g| g.conn.as_mut())
+            .ok_or_else(|| StoreError::Task("the write transaction has ended".into()))
     }
 
     /// Commits the change and its audit records.
-    pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        let mut guard = self
+            .guard
+            .take()
+            .ok_or_else(|| StoreError::Task("the write transaction has ended".into()))?;
+        let done = match guard.conn.as_mut() {
+            Some(conn) => conn.execute("COMMIT").await,
+            None => return Err(StoreError::Task("no writer connection".into())),
+        };
+        // Committed: nothing is open. Failed: `ready` rolls back before the next write.
+        if done.is_ok() {
+            guard.open = false;
+        }
+        done?;
         Ok(())
+    }
+}
+
+impl Drop for Write {
+    fn drop(&mut self) {
+        // Not committed (an error, or the future was dropped): roll back now rather than
+        // at the next write, so no lock outlives the request that took it.
+        if let Some(mut guard) = self.guard.take()
+            && guard.open
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _ = guard.ready().await;
+            });
+        }
     }
 }
 

@@ -107,14 +107,14 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_us BIGINT NOT NULL)",
     )
-    .execute(&mut **w.tx())
+    .execute(w.conn()?)
     .await?;
     w.commit().await?;
     for m in MIGRATIONS {
         let mut w = store.write().await?;
         let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
             .bind(m.version)
-            .fetch_optional(&mut **w.tx())
+            .fetch_optional(w.conn()?)
             .await?;
         if done.is_some() {
             continue;
@@ -124,7 +124,7 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
             Engine::Postgres => m.postgres,
         };
         for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sqlx::query(statement).execute(&mut **w.tx()).await?;
+            sqlx::query(statement).execute(w.conn()?).await?;
         }
         sqlx::query(
             "INSERT INTO schema_migrations (version, name, applied_us) VALUES ($1, $2, $3)",
@@ -132,7 +132,7 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
         .bind(m.version)
         .bind(m.name)
         .bind(crate::now_us())
-        .execute(&mut **w.tx())
+        .execute(w.conn()?)
         .await?;
         w.commit().await?;
         tracing::info!(

@@ -14,7 +14,7 @@ impl Store {
         let mut w = self.write().await?;
         sqlx::query("DELETE FROM targets WHERE name = $1")
             .bind(t.name.as_str())
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         sqlx::query("INSERT INTO targets (name, kind, address, environment, created_us) VALUES ($1, $2, $3, $4, $5)")
             .bind(t.name.as_str())
@@ -22,7 +22,7 @@ impl Store {
             .bind(&t.address)
             .bind(t.environment.as_str())
             .bind(now_us())
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         w.audit(&[event]).await?;
         w.commit().await
@@ -33,7 +33,7 @@ impl Store {
         let mut w = self.write().await?;
         let done = sqlx::query("DELETE FROM targets WHERE name = $1")
             .bind(name)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("target {name}")));
@@ -72,12 +72,12 @@ impl Store {
         let mut w = self.write().await?;
         sqlx::query("DELETE FROM roles WHERE name = $1")
             .bind(role.name.as_str())
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         sqlx::query("INSERT INTO roles (name, body) VALUES ($1, $2)")
             .bind(role.name.as_str())
             .bind(body)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         w.audit(&[event]).await?;
         w.commit().await
@@ -88,11 +88,11 @@ impl Store {
         let mut w = self.write().await?;
         sqlx::query("DELETE FROM bindings WHERE role = $1")
             .bind(name)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         let done = sqlx::query("DELETE FROM roles WHERE name = $1")
             .bind(name)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("role {name}")));
@@ -119,7 +119,7 @@ impl Store {
         let mut w = self.write().await?;
         let exists = sqlx::query("SELECT name FROM roles WHERE name = $1")
             .bind(b.role.as_str())
-            .fetch_optional(&mut **w.tx())
+            .fetch_optional(w.conn()?)
             .await?;
         if exists.is_none() {
             return Err(StoreError::NotFound(format!("role {}", b.role)));
@@ -127,7 +127,7 @@ impl Store {
         sqlx::query("DELETE FROM bindings WHERE account = $1 AND role = $2")
             .bind(&b.account)
             .bind(b.role.as_str())
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         sqlx::query(
             "INSERT INTO bindings (account, role, expires_us, created_us) VALUES ($1, $2, $3, $4)",
@@ -136,7 +136,7 @@ impl Store {
         .bind(b.role.as_str())
         .bind(b.expires_at.map(|t| t.as_microsecond()))
         .bind(now_us())
-        .execute(&mut **w.tx())
+        .execute(w.conn()?)
         .await
         .map_err(conflict(format!("binding of {} to {}", b.account, b.role)))?;
         w.audit(&[event]).await?;
@@ -154,7 +154,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM bindings WHERE account = $1 AND role = $2")
             .bind(account)
             .bind(role)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!(
@@ -210,12 +210,12 @@ impl Store {
         let mut w = self.write().await?;
         sqlx::query("DELETE FROM meta WHERE key = $1")
             .bind(key)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
             .bind(key)
             .bind(value)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         w.commit().await
     }

@@ -45,7 +45,7 @@ impl Store {
         .bind(row.created_s)
         .bind(row.last_seen_s)
         .bind(&row.source)
-        .execute(&mut **w.tx())
+        .execute(w.conn()?)
         .await?;
         if !events.is_empty() {
             w.audit(events).await?;
@@ -85,7 +85,7 @@ impl Store {
         let mut w = self.write().await?;
         sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
             .bind(old_hash)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         sqlx::query(&format!(
             "INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 0)"
@@ -96,13 +96,13 @@ impl Store {
         .bind(new.created_s)
         .bind(new.last_seen_s)
         .bind(&new.source)
-        .execute(&mut **w.tx())
+        .execute(w.conn()?)
         .await?;
         if new.stage == Stage::Complete {
             sqlx::query("UPDATE accounts SET last_login_us = $1 WHERE id = $2")
                 .bind(crate::now_us())
                 .bind(&new.account_id)
-                .execute(&mut **w.tx())
+                .execute(w.conn()?)
                 .await?;
         }
         w.audit(events).await?;
@@ -120,7 +120,7 @@ impl Store {
         let done = sqlx::query("UPDATE sessions SET revoked = 1 WHERE id_hash = $1 AND account_id = $2 AND revoked = 0")
             .bind(id_hash)
             .bind(account_id)
-            .execute(&mut **w.tx())
+            .execute(w.conn()?)
             .await?;
         if done.rows_affected() == 0 {
             return Ok(false);

@@ -243,3 +243,58 @@ async fn store_suite_passes_on_postgres() {
     suite(&store).await;
     store.close().await;
 }
+
+/// A write whose future is dropped (a client hung up, a task was aborted) must not leave
+/// SQLite locked: another connection, like a CLI process, writes at once.
+#[tokio::test]
+async fn an_abandoned_write_leaves_no_lock_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+    let store = Store::open(&url).await.unwrap();
+    {
+        let mut w = store.write().await.unwrap();
+        sqlx::query("INSERT INTO meta (key, value) VALUES ('left', 'behind')")
+            .execute(w.conn().unwrap())
+            .await
+            .unwrap();
+        // Dropped here without commit.
+    }
+    let other = Store::open(&url).await.unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        other.set_meta("next", "write"),
+    )
+    .await
+    .expect("the other writer was blocked by an abandoned transaction")
+    .unwrap();
+    assert_eq!(
+        store.meta("left").await.unwrap(),
+        None,
+        "the abandoned change was rolled back"
+    );
+    assert_eq!(store.meta("next").await.unwrap().as_deref(), Some("write"));
+    // The first store still writes too.
+    store.set_meta("again", "ok").await.unwrap();
+}
+
+/// The same when the future is dropped while BEGIN is in flight.
+#[tokio::test]
+async fn a_write_cancelled_during_begin_leaves_no_lock_behind() {
+    use futures::FutureExt;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+    let store = Store::open(&url).await.unwrap();
+    store.set_meta("warm", "connection").await.unwrap();
+    for _ in 0..20 {
+        // Polled once: BEGIN IMMEDIATE is sent, then the future is dropped.
+        let _ = store.write().now_or_never();
+    }
+    let other = Store::open(&url).await.unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        other.set_meta("next", "write"),
+    )
+    .await
+    .expect("the other writer was blocked by a cancelled BEGIN")
+    .unwrap();
+}
