@@ -113,7 +113,7 @@ pub(crate) fn families(line: &[u8]) -> Families {
         match class(b) {
             PLAIN => {
                 found |= run.end_at_letter();
-                i = skip_inert(line, i + 1, &mut colons);
+                i = skip_word(line, i + 1, &mut run, &mut colons);
                 continue;
             }
             DIGIT => {
@@ -172,7 +172,7 @@ pub(crate) fn families(line: &[u8]) -> Families {
                     run.digit(false);
                 } else {
                     found |= run.end_at_letter();
-                    i = skip_inert(line, i + 1, &mut colons);
+                    i = skip_word(line, i + 1, &mut run, &mut colons);
                     continue;
                 }
             }
@@ -217,6 +217,52 @@ pub(crate) fn families(line: &[u8]) -> Families {
         i += 1;
     }
     found | run.end()
+}
+
+/// After a lowercase letter has ended the run: skips the rest of its word of lowercase
+/// letters (not `x`) and digits, such as the tail of a hex id, then inert punctuation.
+///
+/// Digits after a letter are glued to it, so the run they make can wake nothing until the
+/// word ends: each later letter drops it again. Only the state at the end of the word
+/// matters: the trailing digits, glued (a hex id goes on glued through a `-`). A Corsican
+/// `2A`/`2B` inside counts as a digit as in [`corsican`], whose group and digit counts are
+/// both the trailing digits here.
+fn skip_word(line: &[u8], from: usize, run: &mut Run, colons: &mut u32) -> usize {
+    let mut i = from;
+    let mut digits = 0u32;
+    let mut any_digit = false;
+    while let Some(&b) = line.get(i) {
+        match class(b) {
+            DIGIT => {
+                digits = digits.saturating_add(1);
+                any_digit = true;
+            }
+            PLAIN => digits = 0,
+            LOWER_AB => {
+                let corsican = line.get(i.wrapping_sub(1)) == Some(&b'2')
+                    && (digits == 1 || digits == 6)
+                    && line
+                        .get(i + 1)
+                        .is_some_and(|n| n.is_ascii_digit() || *n == b' ');
+                digits = if corsican { digits + 1 } else { 0 };
+            }
+            _ => break,
+        }
+        i += 1;
+    }
+    if digits > 0 {
+        *run = Run {
+            digits,
+            group: digits,
+            glued: true,
+            ..Run::default()
+        };
+        return i;
+    }
+    if any_digit {
+        *run = Run::default();
+    }
+    skip_inert(line, i, colons)
 }
 
 /// Where the inert bytes from `from` end: lowercase letters other than `x`, and punctuation
