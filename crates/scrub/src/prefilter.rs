@@ -220,7 +220,8 @@ pub(crate) fn families(line: &[u8]) -> Families {
 }
 
 /// After a lowercase letter has ended the run: skips the rest of its word of lowercase
-/// letters (not `x`) and digits, such as the tail of a hex id, then inert punctuation.
+/// letters (not `x`) and digits, such as the tail of a hex id, and the words after it when
+/// only spaces or punctuation separate them.
 ///
 /// Digits after a letter are glued to it, so the run they make can wake nothing until the
 /// word ends: each later letter drops it again. Only the state at the end of the word
@@ -230,14 +231,25 @@ pub(crate) fn families(line: &[u8]) -> Families {
 fn skip_word(line: &[u8], from: usize, run: &mut Run, colons: &mut u32) -> usize {
     let mut i = from;
     let mut digits = 0u32;
-    let mut any_digit = false;
     while let Some(&b) = line.get(i) {
         match class(b) {
-            DIGIT => {
-                digits = digits.saturating_add(1);
-                any_digit = true;
-            }
+            DIGIT => digits = digits.saturating_add(1),
             PLAIN => digits = 0,
+            // A space between two words, or punctuation before no digit, only ends the run
+            // (glued digits never wake anything) and the colons; a word ending like
+            // `bearer` before a space is left to the full loop.
+            SEPARATOR
+                if b == b' '
+                    && line.get(i + 1).is_some_and(|&n| class(n) == PLAIN)
+                    && !matches!(line.get(i.wrapping_sub(1)), Some(b'r' | b'R' | b'c' | b'C')) =>
+            {
+                digits = 0;
+                *colons = 0;
+            }
+            OTHER if !next_is_digit(line, i) => {
+                digits = 0;
+                *colons = 0;
+            }
             LOWER_AB => {
                 let corsican = line.get(i.wrapping_sub(1)) == Some(&b'2')
                     && (digits == 1 || digits == 6)
@@ -259,9 +271,9 @@ fn skip_word(line: &[u8], from: usize, run: &mut Run, colons: &mut u32) -> usize
         };
         return i;
     }
-    if any_digit {
-        *run = Run::default();
-    }
+    // The run was settled on entry (see above), so this is its state after any of the
+    // bytes skipped.
+    *run = Run::default();
     skip_inert(line, i, colons)
 }
 
