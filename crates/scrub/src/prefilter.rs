@@ -30,47 +30,100 @@ pub(crate) const ALWAYS: Families = 1 << 11;
 /// shortest of them (a Belgian landline, an SSN) has nine.
 const MIN_RUN_DIGITS: u32 = 9;
 
-/// Secret words, lower case, that a `:` or `=` may follow (possibly after a quote).
-const SECRET_WORDS: [&[u8]; 24] = [
-    b"password",
-    b"passwd",
-    b"pwd",
-    b"passphrase",
-    b"secret",
-    b"token",
-    b"apikey",
-    b"api_key",
-    b"api-key",
-    b"accesskey",
-    b"access_key",
-    b"access-key",
-    b"privatekey",
-    b"private_key",
-    b"private-key",
-    b"secretkey",
-    b"secret_key",
-    b"secret-key",
-    b"credential",
-    b"credentials",
-    b"sessionid",
-    b"session_id",
-    b"session-id",
-    b"cookie",
-];
+/// What the prefilter does with a byte; one lookup in [`CLASS`] instead of a `match` on
+/// ranges and guards, so that the common bytes cost one load and one predictable branch.
+type Class = u8;
+
+/// Lowercase letters other than `a`, `b` and `x`: they only end a digit run.
+const PLAIN: Class = 0;
+/// `a` and `b`: a Corsican NIR department (`2A`, `2B`) after a `2`, else plain.
+const LOWER_AB: Class = 1;
+/// Everything not named below (punctuation, controls, non-ASCII): ends a number and the
+/// colons of an IPv6 token.
+const OTHER: Class = 2;
+/// The classes up to here do nothing once a run has ended and the colons are reset.
+const LAST_INERT: Class = OTHER;
+const DIGIT: Class = 3;
+/// ` -./()+`: may sit inside a number.
+const SEPARATOR: Class = 4;
+const COLON: Class = 5;
+const EQUALS: Class = 6;
+const AT: Class = 7;
+const UNDERSCORE: Class = 8;
+const TAB: Class = 9;
+/// `x`: may start `xox` (Slack).
+const LOWER_X: Class = 10;
+const UPPER: Class = 11;
+/// `A` and `B`: Corsican departments, and `A` starts AWS and Google keys.
+const UPPER_AB: Class = 12;
+/// `J`: may end `eyJ` (JWT).
+const UPPER_J: Class = 13;
+
+static CLASS: [Class; 256] = classes();
+
+const fn classes() -> [Class; 256] {
+    let mut table = [OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        #[allow(clippy::cast_possible_truncation)] // b < 256
+        let byte = b as u8;
+        let class = match byte {
+            b'0'..=b'9' => DIGIT,
+            b' ' | b'-' | b'.' | b'/' | b'(' | b')' | b'+' => SEPARATOR,
+            b':' => COLON,
+            b'=' => EQUALS,
+            b'@' => AT,
+            b'_' => UNDERSCORE,
+            b'\t' => TAB,
+            b'a' | b'b' => LOWER_AB,
+            b'x' => LOWER_X,
+            b'c'..=b'z' => PLAIN,
+            b'A' | b'B' => UPPER_AB,
+            b'J' => UPPER_J,
+            b'C'..=b'Z' => UPPER,
+            _ => OTHER,
+        };
+        #[allow(clippy::indexing_slicing)] // b < 256 = the table's length
+        {
+            table[b] = class;
+        }
+        b += 1;
+    }
+    table
+}
+
+fn class(b: u8) -> Class {
+    // Never `OTHER` by default: a `u8` always indexes the 256 entries.
+    CLASS.get(usize::from(b)).copied().unwrap_or(OTHER)
+}
 
 /// The families whose rules could match somewhere in `line`.
+///
+/// Exactly the byte-at-a-time rules of `reference.rs` (tested against it), with the two
+/// commonest cases done in bulk: after a lowercase letter the run state is settled, so
+/// further lowercase letters change nothing and are skipped; after a digit, further digits
+/// only lengthen the run, so they are counted in one go.
 pub(crate) fn families(line: &[u8]) -> Families {
     let mut found: Families = 0;
     let mut run = Run::default();
     // Colons in the current hex-and-colon token, for uncompressed IPv6.
     let mut colons = 0u32;
-    for (i, &b) in line.iter().enumerate() {
-        if b.is_ascii_digit() {
-            run.digit(i > 0 && line.get(i - 1).is_some_and(u8::is_ascii_alphabetic));
-            continue;
-        }
-        match b {
-            b' ' | b'-' | b'.' | b'/' | b'(' | b')' | b'+' => {
+    let mut i = 0;
+    while let Some(&b) = line.get(i) {
+        match class(b) {
+            PLAIN => {
+                found |= run.end_at_letter();
+                i = skip_word(line, i + 1, &mut run, &mut colons);
+                continue;
+            }
+            DIGIT => {
+                run.digit(i > 0 && line.get(i - 1).is_some_and(u8::is_ascii_alphabetic));
+                let end = skip_digits(line, i + 1);
+                run.more_digits(end - i - 1);
+                i = end;
+                continue;
+            }
+            SEPARATOR => {
                 if b == b'.' && run.group > 0 {
                     run.dots += 1;
                     if run.dots >= 3 && next_is_digit(line, i) {
@@ -81,14 +134,17 @@ pub(crate) fn families(line: &[u8]) -> Families {
                 }
                 found |= run.separator(b, line.get(i + 1).copied());
                 colons = 0;
-                if b == b'-' && line.get(i..i + 11) == Some(b"-----BEGIN ") {
+                if b == b'-'
+                    && line.get(i + 1) == Some(&b'-')
+                    && line.get(i..i + 11) == Some(b"-----BEGIN ")
+                {
                     found |= PEM;
                 }
                 if b == b' ' {
                     found |= word_before_space(line, i);
                 }
             }
-            b':' => {
+            COLON => {
                 // A time (`10:23:45`) is not part of a phone number: drop its hour.
                 if next_is_digit(line, i) {
                     run.digits = run.digits.saturating_sub(run.group);
@@ -104,35 +160,45 @@ pub(crate) fn families(line: &[u8]) -> Families {
                 }
                 found |= secret_before(line, i) | run.end();
             }
-            b'=' => {
+            EQUALS => {
                 found |= secret_before(line, i) | run.end();
                 colons = 0;
             }
-            b'@' => found |= EMAIL | run.end(),
-            b'J' if i >= 2 && line.get(i - 2..i) == Some(b"ey") => found |= JWT | run.end(),
-            b'_' => found |= key_before_underscore(line, i) | run.end(),
-            // Corsican NIR departments 2A and 2B count as digits.
-            b'A' | b'B' | b'a' | b'b'
-                if line.get(i.wrapping_sub(1)) == Some(&b'2')
-                    && (run.group == 1 || (run.group == 6 && run.digits == 6))
-                    && line
-                        .get(i + 1)
-                        .is_some_and(|n| n.is_ascii_digit() || *n == b' ') =>
-            {
+            AT => found |= EMAIL | run.end(),
+            UNDERSCORE => found |= key_before_underscore(line, i) | run.end(),
+            TAB => found |= word_before_space(line, i) | run.end(),
+            LOWER_AB => {
+                if corsican(line, i, &run) {
+                    run.digit(false);
+                } else {
+                    found |= run.end_at_letter();
+                    i = skip_word(line, i + 1, &mut run, &mut colons);
+                    continue;
+                }
+            }
+            LOWER_X => {
+                if line.get(i..i + 3) == Some(b"xox") {
+                    found |= API_KEY;
+                }
+                found |= run.end();
+                colons = 0;
+            }
+            UPPER_J if i >= 2 && line.get(i - 2..i) == Some(b"ey") => found |= JWT | run.end(),
+            UPPER_AB if corsican(line, i, &run) => {
                 run.digit(false);
                 if b == b'A' {
                     found |= key_at_a(line, i);
                 }
             }
-            b'A'..=b'Z' => {
+            UPPER | UPPER_AB | UPPER_J => {
                 if b == b'A' {
                     found |= key_at_a(line, i);
                 }
                 let starts_word = i == 0 || !line.get(i - 1).is_some_and(u8::is_ascii_uppercase);
-                let digit_at = |j: usize| line.get(j).is_some_and(u8::is_ascii_digit);
                 if starts_word
                     && line.get(i + 1).is_some_and(u8::is_ascii_uppercase)
-                    && (digit_at(i + 2) || (line.get(i + 2) == Some(&b' ') && digit_at(i + 3)))
+                    && (next_is_digit(line, i + 1)
+                        || (line.get(i + 2) == Some(&b' ') && next_is_digit(line, i + 2)))
                 {
                     found |= CODE;
                 }
@@ -141,19 +207,113 @@ pub(crate) fn families(line: &[u8]) -> Families {
                     colons = 0;
                 }
             }
-            b'a'..=b'z' if b != b'x' => found |= run.end_at_letter(),
-            b'x' if line.get(i..i + 3) == Some(b"xox") => {
-                found |= API_KEY | run.end();
-                colons = 0;
-            }
-            b'\t' => found |= word_before_space(line, i) | run.end(),
             _ => {
                 found |= run.end();
                 colons = 0;
+                i = skip_inert(line, i + 1, &mut colons);
+                continue;
             }
         }
+        i += 1;
     }
     found | run.end()
+}
+
+/// After a lowercase letter has ended the run: skips the rest of its word of lowercase
+/// letters (not `x`) and digits, such as the tail of a hex id, and the words after it when
+/// only spaces or punctuation separate them.
+///
+/// Digits after a letter are glued to it, so the run they make can wake nothing until the
+/// word ends: each later letter drops it again. Only the state at the end of the word
+/// matters: the trailing digits, glued (a hex id goes on glued through a `-`). A Corsican
+/// `2A`/`2B` inside counts as a digit as in [`corsican`], whose group and digit counts are
+/// both the trailing digits here.
+fn skip_word(line: &[u8], from: usize, run: &mut Run, colons: &mut u32) -> usize {
+    let mut i = from;
+    let mut digits = 0u32;
+    while let Some(&b) = line.get(i) {
+        match class(b) {
+            DIGIT => digits = digits.saturating_add(1),
+            PLAIN => digits = 0,
+            // A space between two words, or punctuation before no digit, only ends the run
+            // (glued digits never wake anything) and the colons; a word ending like
+            // `bearer` before a space is left to the full loop.
+            SEPARATOR
+                if b == b' '
+                    && line.get(i + 1).is_some_and(|&n| class(n) == PLAIN)
+                    && !matches!(line.get(i.wrapping_sub(1)), Some(b'r' | b'R' | b'c' | b'C')) =>
+            {
+                digits = 0;
+                *colons = 0;
+            }
+            OTHER if !next_is_digit(line, i) => {
+                digits = 0;
+                *colons = 0;
+            }
+            LOWER_AB => {
+                let corsican = line.get(i.wrapping_sub(1)) == Some(&b'2')
+                    && (digits == 1 || digits == 6)
+                    && line
+                        .get(i + 1)
+                        .is_some_and(|n| n.is_ascii_digit() || *n == b' ');
+                digits = if corsican { digits + 1 } else { 0 };
+            }
+            _ => break,
+        }
+        i += 1;
+    }
+    if digits > 0 {
+        *run = Run {
+            digits,
+            group: digits,
+            glued: true,
+            ..Run::default()
+        };
+        return i;
+    }
+    // The run was settled on entry (see above), so this is its state after any of the
+    // bytes skipped.
+    *run = Run::default();
+    skip_inert(line, i, colons)
+}
+
+/// Where the inert bytes from `from` end: lowercase letters other than `x`, and punctuation
+/// that is not a separator. Called once a letter or punctuation has ended the run (no
+/// digits, no pending separator), where such bytes change nothing but the colon count
+/// (punctuation resets it): a Corsican `a`/`b` needs a `2` right before it.
+fn skip_inert(line: &[u8], from: usize, colons: &mut u32) -> usize {
+    let mut i = from;
+    let mut seen = 0;
+    while let Some(&b) = line.get(i) {
+        let class = class(b);
+        if class > LAST_INERT {
+            break;
+        }
+        seen |= 1 << class;
+        i += 1;
+    }
+    if seen & (1 << OTHER) != 0 {
+        *colons = 0;
+    }
+    i
+}
+
+/// Where the digits from `from` end.
+fn skip_digits(line: &[u8], from: usize) -> usize {
+    let rest = line.get(from..).unwrap_or(&[]);
+    from + rest
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(rest.len())
+}
+
+/// Corsican NIR departments 2A and 2B count as digits.
+fn corsican(line: &[u8], i: usize, run: &Run) -> bool {
+    line.get(i.wrapping_sub(1)) == Some(&b'2')
+        && (run.group == 1 || (run.group == 6 && run.digits == 6))
+        && line
+            .get(i + 1)
+            .is_some_and(|n| n.is_ascii_digit() || *n == b' ')
 }
 
 /// A run of digits that may hold single separators ` -./()+`: a candidate number.
@@ -180,6 +340,13 @@ impl Run {
         self.digits += 1;
         self.group += 1;
         self.last_separator = None;
+    }
+
+    /// `count` more digits right after a digit: no glue to decide, the run just grows.
+    fn more_digits(&mut self, count: usize) {
+        let count = u32::try_from(count).unwrap_or(u32::MAX);
+        self.digits = self.digits.saturating_add(count);
+        self.group = self.group.saturating_add(count);
     }
 
     fn separator(&mut self, b: u8, next: Option<u8>) -> Families {
@@ -280,18 +447,57 @@ fn secret_before(line: &[u8], i: usize) -> Families {
     let Some(before) = line.get(..end) else {
         return 0;
     };
-    if ends_with_ignore_case(before, b"authorization") {
-        return AUTH;
-    }
-    if !before.last().is_some_and(u8::is_ascii_alphabetic) {
-        return 0;
-    }
-    for word in SECRET_WORDS {
-        if ends_with_ignore_case(before, word) {
-            return SECRET;
+    // `=` and `:` are common (`items=3`, `"trace_id":`, `10:23`): pick the few words with the
+    // same last two letters, so most keys are rejected on two bytes.
+    let lower = |back: usize| {
+        before
+            .len()
+            .checked_sub(back)
+            .and_then(|at| before.get(at))
+            .map_or(0, u8::to_ascii_lowercase)
+    };
+    let words: &[&[u8]] = match [lower(2), lower(1)] {
+        [b'o', b'n'] => {
+            if ends_with_ignore_case(before, b"authorization") {
+                return AUTH;
+            }
+            return 0;
         }
+        [b'e', b'n'] => &[b"token"],
+        [b'r', b'd'] => &[b"password"],
+        [b'w', b'd'] => &[b"passwd", b"pwd"],
+        [b'i', b'd'] => &[b"sessionid", b"session_id", b"session-id"],
+        [b's', b'e'] => &[b"passphrase"],
+        [b'i', b'e'] => &[b"cookie"],
+        [b'e', b't'] => &[b"secret"],
+        // Every `…key` word has one of these before its `key`.
+        [b'e', b'y']
+            if lower(3) == b'k' && matches!(lower(4), b'i' | b'_' | b'-' | b's' | b'e' | b't') =>
+        {
+            &[
+                b"apikey",
+                b"api_key",
+                b"api-key",
+                b"accesskey",
+                b"access_key",
+                b"access-key",
+                b"privatekey",
+                b"private_key",
+                b"private-key",
+                b"secretkey",
+                b"secret_key",
+                b"secret-key",
+            ]
+        }
+        [b'a', b'l'] => &[b"credential"],
+        [b'l', b's'] => &[b"credentials"],
+        _ => return 0,
+    };
+    if words.iter().any(|word| ends_with_ignore_case(before, word)) {
+        SECRET
+    } else {
+        0
     }
-    0
 }
 
 /// `Bearer ` and `Basic ` before a space.
@@ -330,16 +536,14 @@ fn key_before_underscore(line: &[u8], i: usize) -> Families {
 
 /// AWS key ids and Google API keys start with `A`.
 fn key_at_a(line: &[u8], i: usize) -> Families {
-    let Some(word) = line.get(i..i + 4) else {
-        return 0;
-    };
-    let aws = [
-        b"AKIA", b"ASIA", b"ABIA", b"ACCA", b"AGPA", b"AIDA", b"AROA", b"AIPA", b"ANPA", b"ANVA",
-        b"APKA",
-    ]
-    .iter()
-    .any(|p| p.as_slice() == word);
-    if aws || word == b"AIza" { API_KEY } else { 0 }
+    let word = line.get(i..i + 4).and_then(|w| <[u8; 4]>::try_from(w).ok());
+    match word.as_ref() {
+        Some(
+            b"AKIA" | b"ASIA" | b"ABIA" | b"ACCA" | b"AGPA" | b"AIDA" | b"AROA" | b"AIPA" | b"ANPA"
+            | b"ANVA" | b"APKA" | b"AIza",
+        ) => API_KEY,
+        _ => 0,
+    }
 }
 
 fn ends_with_ignore_case(text: &[u8], word: &[u8]) -> bool {
@@ -350,8 +554,13 @@ fn ends_with_ignore_case(text: &[u8], word: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+mod reference;
+
+#[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn clean_application_lines_wake_nothing() {
@@ -383,6 +592,73 @@ mod tests {
         ];
         for (line, family) in cases {
             assert_eq!(families(line.as_bytes()) & family, family, "{line}");
+        }
+    }
+
+    /// Lines built from the bytes and words the prefilter cares about, so that random lines
+    /// reach its rarer states (Corsican departments, long runs, key prefixes, `::`).
+    fn pieces() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            4 => "[0-9]{1,12}",
+            3 => "[ .\\-/()+:=@_\\t\"']",
+            2 => "[a-z]{1,6}",
+            2 => "[A-Z]{1,3}",
+            1 => "[0-9a-fA-F:]{1,8}",
+            1 => prop::sample::select(vec![
+                "2A", "2B", "2a", "2b", "eyJ", "xox", "AKIA", "AIza", "ghp_", "github_pat_",
+                "sk_live_", "whsec_", "-----BEGIN ", "://", "::", "Bearer ", "basic\t",
+                "Authorization", "password", "Api-Key", "session_id", "credentials", "é", "\u{1F600}",
+            ]).prop_map(str::to_owned),
+        ];
+        prop::collection::vec(piece, 0..24).prop_map(|p| p.concat().into_bytes())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn same_families_as_the_reference(line in pieces()) {
+            prop_assert_eq!(families(&line), reference::families(&line));
+        }
+
+        #[test]
+        fn same_families_as_the_reference_on_any_bytes(line in prop::collection::vec(any::<u8>(), 0..64)) {
+            prop_assert_eq!(families(&line), reference::families(&line));
+        }
+    }
+
+    #[test]
+    fn same_families_as_the_reference_on_the_corpora() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/generated.txt");
+        let corpus = std::fs::read_to_string(root).unwrap();
+        let mut lines = 0;
+        for line in corpus.lines() {
+            assert_eq!(
+                families(line.as_bytes()),
+                reference::families(line.as_bytes()),
+                "{line}"
+            );
+            lines += 1;
+        }
+        assert!(lines > 1000);
+    }
+
+    #[test]
+    fn every_secret_word_is_grouped_under_its_last_letter() {
+        for word in reference::SECRET_WORDS {
+            for quote in ["", "\"", "'"] {
+                let mut line = b"db.".to_vec();
+                line.extend_from_slice(&word.to_ascii_uppercase());
+                line.extend_from_slice(quote.as_bytes());
+                line.extend_from_slice(b" =");
+                let at = line.len() - 1;
+                assert_eq!(
+                    secret_before(&line, at),
+                    SECRET,
+                    "{}",
+                    String::from_utf8_lossy(&line)
+                );
+            }
         }
     }
 }
