@@ -169,24 +169,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
             println!("{}: ok", config_path.display());
             Ok(Exit::Ok)
         }
-        Command::User(c) => cmd::user::run(&cmd::Ctx::open(&dir, &config_path).await?, c).await,
-        Command::Admin(c) => {
-            cmd::user::run_admin(&cmd::Ctx::open(&dir, &config_path).await?, c).await
+        command => {
+            let ctx = cmd::Ctx::open(&dir, &config_path).await?;
+            let result = match command {
+                Command::User(c) => cmd::user::run(&ctx, c).await,
+                Command::Admin(c) => cmd::user::run_admin(&ctx, c).await,
+                Command::Target(c) => cmd::access::run_target(&ctx, c).await,
+                Command::Role(c) => cmd::access::run_role(&ctx, c).await,
+                Command::Grant(c) => cmd::access::run_grant(&ctx, c).await,
+                Command::Audit(c) => cmd::audit::run(&ctx, c).await,
+                Command::Report(args) => cmd::report::run(&ctx, args).await,
+                _ => Ok(Exit::Ok),
+            };
+            // A clean close lets SQLite fold its WAL back into the database file.
+            ctx.store.close().await;
+            result
         }
-        Command::Target(c) => {
-            cmd::access::run_target(&cmd::Ctx::open(&dir, &config_path).await?, c).await
-        }
-        Command::Role(c) => {
-            cmd::access::run_role(&cmd::Ctx::open(&dir, &config_path).await?, c).await
-        }
-        Command::Grant(c) => {
-            cmd::access::run_grant(&cmd::Ctx::open(&dir, &config_path).await?, c).await
-        }
-        Command::Audit(c) => cmd::audit::run(&cmd::Ctx::open(&dir, &config_path).await?, c).await,
-        Command::Report(args) => {
-            cmd::report::run(&cmd::Ctx::open(&dir, &config_path).await?, args).await
-        }
-        Command::Scrub(_) | Command::Net(_) | Command::ConfigReference => Ok(Exit::Ok),
     }
 }
 

@@ -219,6 +219,11 @@ fn audit_verify_finds_a_changed_row_and_a_deleted_row() {
     );
     let db = r.data_dir().join("rampart.db");
 
+    // The server and the CLI closed the database, so it is one file again (no WAL).
+    assert!(
+        !r.data_dir().join("rampart.db-wal").exists(),
+        "a clean close checkpoints the WAL"
+    );
     let copy = r.data_dir().join("pristine.db");
     std::fs::copy(&db, &copy).unwrap();
     sqlite(

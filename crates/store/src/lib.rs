@@ -194,6 +194,11 @@ impl Store {
 
     /// Closes every connection (on shutdown, after the last write).
     pub async fn close(&self) {
+        let mut writer = self.writer.lock().await;
+        if let Some(conn) = writer.conn.take() {
+            // Closing the last connection lets SQLite checkpoint and remove its WAL file.
+            let _ = sqlx::Connection::close(conn).await;
+        }
         self.pool.close().await;
     }
 

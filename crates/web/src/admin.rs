@@ -86,6 +86,14 @@ fn bad_request(viewer: &Viewer, text: &str, back: &str) -> Response {
     )
 }
 
+/// After a change: back to its page, or the reason it was not saved.
+fn saved(viewer: &Viewer, result: Result<(), rampart_store::StoreError>, back: &str) -> Response {
+    match result {
+        Ok(()) => Redirect::to(back).into_response(),
+        Err(e) => op_error(viewer, e.into(), back),
+    }
+}
+
 fn op_error(viewer: &Viewer, e: OpError, back: &str) -> Response {
     match e {
         OpError::Invalid(text) => bad_request(viewer, &text, back),
@@ -370,10 +378,7 @@ async fn save_role(State(state): State<AppState>, viewer: Viewer, body: String) 
         .source(viewer.source)
         .detail("permissions", perms.join(","))
         .detail("grants", role.grants.len().to_string());
-    match state.store.put_role(&role, ev).await {
-        Ok(()) => Redirect::to("/roles").into_response(),
-        Err(e) => op_error(&viewer, e.into(), "/roles"),
-    }
+    saved(&viewer, state.store.put_role(&role, ev).await, "/roles")
 }
 
 async fn delete_role(
@@ -386,10 +391,7 @@ async fn delete_role(
     }
     let ev =
         AuditEvent::new(actor(&viewer), Action::RoleDelete, name.clone()).source(viewer.source);
-    match state.store.remove_role(&name, ev).await {
-        Ok(()) => Redirect::to("/roles").into_response(),
-        Err(e) => op_error(&viewer, e.into(), "/roles"),
-    }
+    saved(&viewer, state.store.remove_role(&name, ev).await, "/roles")
 }
 
 #[derive(Deserialize)]
@@ -448,10 +450,7 @@ async fn add_binding(
                 .map(|t| t.to_string())
                 .unwrap_or_else(|| "never".into()),
         );
-    match state.store.bind_role(&binding, ev).await {
-        Ok(()) => Redirect::to("/roles").into_response(),
-        Err(e) => op_error(&viewer, e.into(), "/roles"),
-    }
+    saved(&viewer, state.store.bind_role(&binding, ev).await, "/roles")
 }
 
 #[derive(Deserialize)]
@@ -474,10 +473,11 @@ async fn delete_binding(
     let ev = AuditEvent::new(actor(&viewer), Action::GrantRemove, f.account.clone())
         .source(viewer.source)
         .detail("role", f.role.clone());
-    match state.store.unbind_role(&f.account, &f.role, ev).await {
-        Ok(()) => Redirect::to("/roles").into_response(),
-        Err(e) => op_error(&viewer, e.into(), "/roles"),
-    }
+    saved(
+        &viewer,
+        state.store.unbind_role(&f.account, &f.role, ev).await,
+        "/roles",
+    )
 }
 
 async fn targets(State(state): State<AppState>, viewer: Viewer) -> Response {
@@ -554,10 +554,11 @@ async fn add_target(
         .source(viewer.source)
         .detail("kind", target.kind.as_str())
         .detail("environment", target.environment.to_string());
-    match state.store.put_target(&target, ev).await {
-        Ok(()) => Redirect::to("/targets").into_response(),
-        Err(e) => op_error(&viewer, e.into(), "/targets"),
-    }
+    saved(
+        &viewer,
+        state.store.put_target(&target, ev).await,
+        "/targets",
+    )
 }
 
 async fn delete_target(
@@ -570,10 +571,11 @@ async fn delete_target(
     }
     let ev =
         AuditEvent::new(actor(&viewer), Action::TargetRemove, name.clone()).source(viewer.source);
-    match state.store.remove_target(&name, ev).await {
-        Ok(()) => Redirect::to("/targets").into_response(),
-        Err(e) => op_error(&viewer, e.into(), "/targets"),
-    }
+    saved(
+        &viewer,
+        state.store.remove_target(&name, ev).await,
+        "/targets",
+    )
 }
 
 #[derive(Deserialize, Default)]
