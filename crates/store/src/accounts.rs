@@ -156,23 +156,6 @@ impl Store {
         w.commit().await
     }
 
-    /// Sets the password hash (enrollment or change).
-    pub async fn set_password(
-        &self,
-        id: &str,
-        hash: &str,
-        event: AuditEvent,
-    ) -> Result<(), StoreError> {
-        let mut w = self.write().await?;
-        sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
-            .bind(hash)
-            .bind(id)
-            .execute(w.conn()?)
-            .await?;
-        w.audit(&[event]).await?;
-        w.commit().await
-    }
-
     /// Stores a sealed TOTP secret and the hashes of fresh recovery codes, replacing old ones.
     pub async fn enroll_totp(
         &self,

@@ -200,24 +200,6 @@ impl Store {
         .await?;
         row.as_ref().map(record).transpose()
     }
-
-    /// How many records of `action` with `outcome` exist since `since_us`.
-    pub async fn audit_count(
-        &self,
-        action: &str,
-        outcome: &str,
-        since_us: i64,
-    ) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM audit_log WHERE action = $1 AND outcome = $2 AND time_us >= $3",
-        )
-        .bind(action)
-        .bind(outcome)
-        .bind(since_us)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(row.try_get::<i64, _>("n")?)
-    }
 }
 
 impl Store {
