@@ -216,3 +216,14 @@ fn find_reports_spans_on_character_boundaries() {
     assert_eq!(found.len(), 1);
     assert_eq!(&text[found[0].range.clone()], "ada@example.com");
 }
+
+/// Found by the idempotence property: a JWT glued after `alice@example.com.` made the
+/// address pattern run into the token, and the address survived the first pass.
+#[test]
+fn an_address_glued_to_a_jwt_is_redacted_in_one_pass() {
+    let s = tags();
+    let text = "alice@example.com.eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+    let once = s.scrub(text, &mut Counts::new()).into_owned();
+    assert_eq!(once, "[EMAIL].[JWT]");
+    assert_eq!(s.scrub(&once, &mut Counts::new()), once);
+}

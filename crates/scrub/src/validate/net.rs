@@ -19,9 +19,41 @@ pub(super) fn email(c: &str, around: Around) -> Option<Range<usize>> {
     if !local_ok || local.contains('@') {
         return None;
     }
+    let glued = around
+        .after()
+        .is_some_and(|n| glues_after(n) || n == '@' || n == '-');
+    if !glued {
+        return domain_ok(domain).then_some(0..c.len());
+    }
+    // The match ended inside something longer, such as a JWT after `alice@example.com.`
+    // whose letters looked like more labels: the address is the longest prefix that ends
+    // at a label boundary on a valid top-level domain. Rejecting it whole would leave the
+    // address in the clear while a second pass redacts it (not idempotent, and a leak).
+    let at = local.len() + 1;
+    let mut end = domain.len();
+    while let Some(dot) = domain.get(..end)?.rfind('.') {
+        end = dot;
+        let prefix = domain.get(..end)?;
+        // Here the top-level label must be one the pattern itself accepts: letters.
+        let tld_letters = prefix
+            .rsplit('.')
+            .next()
+            .is_some_and(|t| t.chars().count() >= 2 && t.chars().all(char::is_alphabetic));
+        if tld_letters && domain_ok(prefix) {
+            return Some(0..at + end);
+        }
+    }
+    None
+}
+
+/// A domain of at least two labels, letters, digits and inner hyphens, with a top-level
+/// label that is not all digits and not a file extension.
+fn domain_ok(domain: &str) -> bool {
     let labels: Vec<&str> = domain.split('.').collect();
-    let tld = labels.last()?;
-    let domain_ok = domain.len() <= 253
+    let Some(tld) = labels.last() else {
+        return false;
+    };
+    domain.len() <= 253
         && labels.len() >= 2
         && labels.iter().all(|label| {
             !label.is_empty()
@@ -30,11 +62,7 @@ pub(super) fn email(c: &str, around: Around) -> Option<Range<usize>> {
                 && label.chars().all(|ch| ch.is_alphanumeric() || ch == '-')
         })
         && !tld.chars().all(|ch| ch.is_ascii_digit())
-        && !NOT_TLDS.contains(&tld.to_ascii_lowercase().as_str());
-    let glued = around
-        .after()
-        .is_some_and(|n| glues_after(n) || n == '@' || n == '-');
-    (domain_ok && !glued).then_some(0..c.len())
+        && !NOT_TLDS.contains(&tld.to_ascii_lowercase().as_str())
 }
 
 pub(super) fn ipv4(c: &str, around: Around) -> Option<Range<usize>> {
