@@ -185,7 +185,7 @@ impl std::fmt::Display for BreakKind {
 }
 
 /// Checks records in order, one at a time, in constant memory.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Verifier {
     head: Chain,
     checkpoint: Option<(u64, Hash)>,

@@ -9,6 +9,9 @@ use crate::{Store, StoreError};
 /// Records read per page while verifying.
 const VERIFY_PAGE: u32 = 20_000;
 
+/// Pages read at once while verifying (each on its own connection).
+const VERIFY_READERS: usize = 2;
+
 /// Filters for reading the audit log, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
@@ -146,48 +149,59 @@ impl Store {
 
     /// Feeds the whole chain through `verifier` in pages, calling `progress` with the
     /// number checked so far. Stops at the first break.
+    ///
+    /// Reading is most of the cost (SQLite formats every field), so pages are cut by
+    /// sequence range and [`VERIFY_READERS`] of them are read at once on their own pool
+    /// connections, while the page before is hashed on a blocking thread: all cores work.
+    /// The end is the newest sequence number when verification starts; a missing range
+    /// in between is an empty page, and the next record's number then breaks the chain.
     pub async fn audit_verify(
         &self,
         verifier: &mut Verifier,
         mut progress: impl FnMut(u64),
     ) -> Result<Result<(), rampart_audit::ChainBreak>, StoreError> {
-        // Hash one page on a blocking thread while the next page is read: the two halves
-        // of the work use both cores.
-        let mut page = self.packed_page(0, VERIFY_PAGE).await?;
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_log")
+            .fetch_one(self.pool())
+            .await?;
+        let Some(last) = last.and_then(|l| u64::try_from(l).ok()) else {
+            return Ok(Ok(()));
+        };
+        let mut ranges = (0..last)
+            .step_by(VERIFY_PAGE as usize)
+            .map(move |lo| (lo, lo.saturating_add(u64::from(VERIFY_PAGE)).min(last)));
+        let mut reads = std::collections::VecDeque::new();
         loop {
-            let Some(text) = page else {
+            while reads.len() < VERIFY_READERS {
+                let Some((lo, hi)) = ranges.next() else { break };
+                let (pool, engine) = (self.pool().clone(), self.engine());
+                reads.push_back((
+                    (lo, hi),
+                    tokio::spawn(async move { packed_range(&pool, engine, lo, hi, false).await }),
+                ));
+            }
+            let Some(((lo, hi), read)) = reads.pop_front() else {
                 return Ok(Ok(()));
             };
-            let Some(after) = text
-                .rsplit('\u{1e}')
-                .next()
-                .and_then(|l| l.split('\u{1f}').next())
-                .and_then(|s| s.parse::<u64>().ok())
-            else {
-                return Ok(Err(rampart_audit::ChainBreak {
-                    seq: verifier.head().seq + 1,
-                    kind: rampart_audit::BreakKind::Malformed,
-                }));
+            let page = read.await.map_err(|e| StoreError::Task(e.to_string()))??;
+            let Some(text) = page else {
+                // Nothing in this range: the next record (or `finish`) reports the gap.
+                continue;
             };
-            let mut v = std::mem::take(verifier);
-            let checked = tokio::task::spawn_blocking(move || {
-                let result = text.split('\u{1e}').try_for_each(|line| match view(line) {
-                    Some(record) => v.push_view(&record),
-                    None => Err(rampart_audit::ChainBreak {
-                        seq: v.head().seq + 1,
-                        kind: rampart_audit::BreakKind::Malformed,
-                    }),
-                });
-                (v, result)
-            });
-            let next = self.packed_page(after, VERIFY_PAGE).await;
-            let (v, result) = checked.await.map_err(|e| StoreError::Task(e.to_string()))?;
+            let before = verifier.clone();
+            let (v, mut result) = check_page(std::mem::take(verifier), text).await?;
             *verifier = v;
+            if result.is_err() {
+                // The fast read does not promise order; before reporting a break, read
+                // the page again in guaranteed order and check it from the same point.
+                let ordered = packed_range(self.pool(), self.engine(), lo, hi, true).await?;
+                let (v, again) = check_page(before, ordered.unwrap_or_default()).await?;
+                *verifier = v;
+                result = again;
+            }
             if let Err(e) = result {
                 return Ok(Err(e));
             }
-            progress(after);
-            page = next?;
+            progress(hi);
         }
     }
 
@@ -231,21 +245,11 @@ impl Store {
 
     /// One page joined by the database (see [`Store::audit_page_packed`]); none past the end.
     async fn packed_page(&self, after: u64, limit: u32) -> Result<Option<String>, StoreError> {
-        // One format() call builds each line in a single pass (SQLite and PostgreSQL both
-        // have it); `||` would copy the growing line once per field.
-        let line = "format($3, seq, time_us, actor, action, subject, outcome, source, details, prev_hash, hash)";
-        let sql = match self.engine() {
-            crate::Engine::Sqlite => format!(
-                "SELECT group_concat(line, char(30) ORDER BY seq) AS packed FROM (SELECT seq, {line} AS line FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2)"
-            ),
-            crate::Engine::Postgres => format!(
-                "SELECT string_agg(line, chr(30) ORDER BY seq) AS packed FROM (SELECT seq, {line} AS line FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2) AS page"
-            ),
-        };
+        let sql = packed_sql(self.engine(), "seq > $1 ORDER BY seq LIMIT $2");
         let row = sqlx::query(&sql)
             .bind(seq_i64(after)?)
             .bind(i64::from(limit))
-            .bind(["%s"; 10].join("\u{1f}"))
+            .bind(PACKED_FORMAT.as_str())
             .fetch_one(self.pool())
             .await?;
         Ok(row.try_get("packed")?)
@@ -293,6 +297,72 @@ impl Store {
             .await?;
         Ok(row.try_get("n")?)
     }
+}
+
+/// The `format()` pattern of one packed line: ten fields split by U+001F.
+static PACKED_FORMAT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| ["%s"; 10].join("\u{1f}"));
+
+/// [`packed_sql`] for SQLite without the sort: lines come in table order.
+const PACKED_UNORDERED_SQLITE: &str = "SELECT group_concat(format($3, seq, time_us, actor, action, subject, outcome, source, details, prev_hash, hash), char(30)) AS packed FROM audit_log WHERE {filter}";
+
+/// The query that packs the rows selected by `filter` (`$1`, `$2`; the format is `$3`).
+fn packed_sql(engine: crate::Engine, filter: &str) -> String {
+    // One format() call builds each line in a single pass (SQLite and PostgreSQL both
+    // have it); `||` would copy the growing line once per field.
+    let line = "format($3, seq, time_us, actor, action, subject, outcome, source, details, prev_hash, hash)";
+    match engine {
+        crate::Engine::Sqlite => format!(
+            "SELECT group_concat(line, char(30) ORDER BY seq) AS packed FROM (SELECT seq, {line} AS line FROM audit_log WHERE {filter}) AS page"
+        ),
+        crate::Engine::Postgres => format!(
+            "SELECT string_agg(line, chr(30) ORDER BY seq) AS packed FROM (SELECT seq, {line} AS line FROM audit_log WHERE {filter}) AS page"
+        ),
+    }
+}
+
+/// Hashes one packed page through `v` on a blocking thread.
+async fn check_page(
+    mut v: Verifier,
+    text: String,
+) -> Result<(Verifier, Result<(), rampart_audit::ChainBreak>), StoreError> {
+    tokio::task::spawn_blocking(move || {
+        let result = text.split('\u{1e}').try_for_each(|line| match view(line) {
+            Some(record) => v.push_view(&record),
+            None => Err(rampart_audit::ChainBreak {
+                seq: v.head().seq + 1,
+                kind: rampart_audit::BreakKind::Malformed,
+            }),
+        });
+        (v, result)
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))
+}
+
+/// The records with `lo < seq <= hi`, packed; none when the range is empty. Unless
+/// `ordered`, SQLite is not asked to sort the lines: it reads the table in `seq` order
+/// (its rowid), and sorting would cost almost as much as the read itself.
+async fn packed_range(
+    pool: &sqlx::AnyPool,
+    engine: crate::Engine,
+    lo: u64,
+    hi: u64,
+    ordered: bool,
+) -> Result<Option<String>, StoreError> {
+    let sql = match (engine, ordered) {
+        (crate::Engine::Sqlite, false) => {
+            PACKED_UNORDERED_SQLITE.replace("{filter}", "seq > $1 AND seq <= $2")
+        }
+        _ => packed_sql(engine, "seq > $1 AND seq <= $2"),
+    };
+    let row = sqlx::query(&sql)
+        .bind(seq_i64(lo)?)
+        .bind(seq_i64(hi)?)
+        .bind(PACKED_FORMAT.as_str())
+        .fetch_one(pool)
+        .await?;
+    Ok(row.try_get("packed")?)
 }
 
 /// A packed record as a borrowed view; `None` when it does not split into ten fields.

@@ -89,6 +89,10 @@ struct Writer {
     engine: Engine,
     /// A transaction was begun and neither committed nor rolled back.
     open: bool,
+    /// The audit head as of the last commit made here, when it is known. Another process
+    /// may have appended since: an insert built on it then collides on `seq` and fails
+    /// whole, and the caller falls back to reading the head inside a transaction.
+    head: Option<Chain>,
 }
 
 impl Writer {
@@ -169,6 +173,7 @@ impl Store {
             options,
             engine,
             open: false,
+            head: None,
         }));
         let (group, queue) = mpsc::channel(4096);
         tokio::spawn(group_commit(engine, writer.clone(), queue));
@@ -231,6 +236,9 @@ async fn begin(
 ) -> Result<Write, StoreError> {
     let mut guard = writer.clone().lock_owned().await;
     guard.ready().await?;
+    // Whatever this transaction does to the audit log, the cached head is only known
+    // again once it commits.
+    guard.head = None;
     // IMMEDIATE takes SQLite's write lock at BEGIN, waiting (busy_timeout) for another
     // process's writer, instead of failing at the first write after a read.
     let begin = match engine {
@@ -281,13 +289,7 @@ async fn group_commit(
             }
         }
         let events: Vec<AuditEvent> = group.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
-        let result = async {
-            let mut w = begin(engine, &writer).await?;
-            let records = w.audit(&events).await?;
-            w.commit().await?;
-            Ok::<_, StoreError>(records)
-        }
-        .await;
+        let result = commit_group(engine, &writer, &events).await;
         match result {
             Ok(records) => {
                 let mut rest = records.into_iter();
@@ -305,6 +307,40 @@ async fn group_commit(
             }
         }
     }
+}
+
+/// Commits one group of events. On SQLite, when the head is known from the previous
+/// commit and the group fits one statement, that single `INSERT` is the transaction
+/// (autocommit: one round trip instead of four). If it fails for any reason (typically
+/// another process appended, so `seq` collides), nothing was written and the group goes
+/// the general way: `BEGIN IMMEDIATE`, read the head, insert, commit.
+async fn commit_group(
+    engine: Engine,
+    writer: &Arc<tokio::sync::Mutex<Writer>>,
+    events: &[AuditEvent],
+) -> Result<Vec<AuditRecord>, StoreError> {
+    if engine == Engine::Sqlite && events.len() <= audit::ROWS_PER_INSERT {
+        let mut guard = writer.lock().await;
+        if let Some(mut head) = guard.head.take() {
+            let now = now_us();
+            let records: Vec<AuditRecord> = events.iter().map(|e| head.seal(e, now)).collect();
+            let inserted = match guard.ready().await {
+                Ok(conn) => audit::insert(conn, &records).await,
+                Err(e) => Err(e),
+            };
+            match inserted {
+                Ok(()) => {
+                    guard.head = Some(head);
+                    return Ok(records);
+                }
+                Err(e) => tracing::debug!(error = %e, "audit fast append fell back"),
+            }
+        }
+    }
+    let mut w = begin(engine, writer).await?;
+    let records = w.audit(events).await?;
+    w.commit().await?;
+    Ok(records)
 }
 
 /// A write transaction holding the writer lock. Dropped without [`Write::commit`], it is
@@ -349,9 +385,11 @@ impl Write {
             Some(conn) => conn.execute("COMMIT").await,
             None => return Err(StoreError::Task("no writer connection".into())),
         };
-        // Committed: nothing is open. Failed: `ready` rolls back before the next write.
+        // Committed: nothing is open, and the head this transaction sealed up to (if it
+        // appended) is the head. Failed: `ready` rolls back before the next write.
         if done.is_ok() {
             guard.open = false;
+            guard.head = self.head;
         }
         done?;
         Ok(())

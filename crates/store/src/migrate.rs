@@ -94,12 +94,50 @@ CREATE TABLE meta (
 );
 ";
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "accounts, sessions, access, audit",
-    sqlite: V1_COMMON,
-    postgres: V1_COMMON,
-}];
+/// SQLite only: `seq` becomes the table's rowid (`INTEGER PRIMARY KEY`; `BIGINT PRIMARY
+/// KEY` is a separate index there), so appends write one b-tree instead of two and reading
+/// the chain in order walks the table itself. PostgreSQL's primary key is already the
+/// index scans use; nothing changes there.
+const V4_AUDIT_ROWID_SQLITE: &str = "
+CREATE TABLE audit_log_v4 (
+    seq INTEGER PRIMARY KEY,
+    time_us BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    source TEXT NOT NULL,
+    details TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+INSERT INTO audit_log_v4 SELECT seq, time_us, actor, action, subject, outcome, source, details, prev_hash, hash FROM audit_log ORDER BY seq;
+DROP TABLE audit_log;
+ALTER TABLE audit_log_v4 RENAME TO audit_log;
+CREATE INDEX audit_time ON audit_log(time_us);
+CREATE INDEX audit_actor ON audit_log(actor, seq)
+";
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "accounts, sessions, access, audit",
+        sqlite: V1_COMMON,
+        postgres: V1_COMMON,
+    },
+    Migration {
+        version: 4,
+        name: "audit sequence as the SQLite rowid",
+        sqlite: V4_AUDIT_ROWID_SQLITE,
+        postgres: "",
+    },
+];
+
+/// The newest schema version this build knows.
+#[cfg(test)]
+pub(crate) fn latest() -> i64 {
+    MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
+}
 
 /// Applies every migration not yet recorded, each in its own transaction.
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {

@@ -233,7 +233,97 @@ async fn store_suite_passes_on_sqlite() {
     // Migrations are idempotent.
     drop(store);
     let again = Store::open(&url).await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 1);
+    assert_eq!(
+        again.schema_version().await.unwrap(),
+        crate::migrate::latest()
+    );
+}
+
+async fn verified(store: &Store) -> u64 {
+    let mut verifier = Verifier::default();
+    store
+        .audit_verify(&mut verifier, |_| {})
+        .await
+        .unwrap()
+        .expect("chain intact");
+    verifier.finish().expect("chain intact")
+}
+
+/// Two processes append to one SQLite file, taking turns: each one's cached head goes
+/// stale at every turn, and neither loses an event nor forks the chain.
+#[tokio::test]
+async fn appends_from_two_stores_on_one_file_keep_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+    let a = Store::open(&url).await.unwrap();
+    let b = Store::open(&url).await.unwrap();
+    for i in 0..10 {
+        let one = a
+            .append_audit(&[ev(Action::Authorize, &format!("a{i}"))])
+            .await
+            .unwrap();
+        let two = b
+            .append_audit(&[
+                ev(Action::Authorize, &format!("b{i}")),
+                ev(Action::Authorize, &format!("c{i}")),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(two[0].seq, one[0].seq + 1, "b appended after a's record");
+        assert_eq!(two[0].prev_hash, one[0].hash);
+    }
+    // And the transactional path after fast appends links to the newest record too.
+    let mut w = a.write().await.unwrap();
+    w.audit(&[ev(Action::Authorize, "in a transaction")])
+        .await
+        .unwrap();
+    w.commit().await.unwrap();
+    assert_eq!(verified(&a).await, 31);
+}
+
+/// A database made before the audit sequence became SQLite's rowid keeps every record,
+/// and the chain still verifies, after the upgrade.
+#[tokio::test]
+async fn upgrading_the_audit_table_keeps_the_chain() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    let store = Store::open(&url).await.unwrap();
+    for i in 0..5 {
+        store
+            .append_audit(&[ev(Action::Authorize, &format!("before {i}"))])
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    drop(store);
+    // Put the table back the way version 1 made it, and forget the upgrade.
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    for sql in [
+        "CREATE TABLE old AS SELECT * FROM audit_log",
+        "DROP TABLE audit_log",
+        "CREATE TABLE audit_log (seq BIGINT PRIMARY KEY, time_us BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, outcome TEXT NOT NULL, source TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
+        "INSERT INTO audit_log SELECT * FROM old",
+        "DROP TABLE old",
+        "CREATE INDEX audit_time ON audit_log(time_us)",
+        "CREATE INDEX audit_actor ON audit_log(actor, seq)",
+        "DELETE FROM schema_migrations WHERE version > 1",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let store = Store::open(&url).await.unwrap();
+    let sql: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'audit_log'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(sql.contains("seq INTEGER PRIMARY KEY"), "{sql}");
+    store
+        .append_audit(&[ev(Action::Authorize, "after")])
+        .await
+        .unwrap();
+    assert_eq!(verified(&store).await, 6);
 }
 
 #[tokio::test]
