@@ -150,12 +150,7 @@ pub fn https_router(state: AppState) -> Router {
         .route("/static/app.css", get(pages::stylesheet))
         .merge(auth::routes())
         .merge(admin::routes())
-        .layer(axum::middleware::from_fn(guard::csrf))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            count_requests,
-        ))
-        .layer(axum::middleware::from_fn(guard::security_headers))
+        .layer(guard::FrontDoorLayer(state.clone()))
         .layer(DefaultBodyLimit::max(limit))
         // Answers 413 before any handler runs when Content-Length is too large.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
@@ -202,15 +197,6 @@ pub fn metrics_router(state: AppState) -> Router {
 
 /// How long a TLS handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-async fn count_requests(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    state.metrics.requests.fetch_add(1, Ordering::Relaxed);
-    next.run(request).await
-}
 
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> String {
     let m = &state.metrics;
