@@ -63,6 +63,15 @@ impl<'s> LineScrubber<'s> {
         scrubbed
     }
 
+    /// Like [`Scrubber::clean_prefix`], for this stream: none while a private key block is
+    /// open or for JSON lines (whose personal fields are redacted by name, whatever they hold).
+    pub fn clean_prefix(&self, bytes: &[u8]) -> usize {
+        if self.open_key.is_some() || self.format == LineFormat::Json {
+            return 0;
+        }
+        self.scrubber.clean_prefix(bytes)
+    }
+
     fn scan<'a>(&self, text: &'a str, counts: &mut Counts) -> Cow<'a, str> {
         match self.format {
             LineFormat::Text => self.scrubber.scrub(text, counts),

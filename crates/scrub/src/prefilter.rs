@@ -555,6 +555,7 @@ fn ends_with_ignore_case(text: &[u8], word: &[u8]) -> bool {
 
 #[cfg(test)]
 mod reference;
+pub(crate) mod sieve;
 
 #[cfg(test)]
 mod tests {
@@ -642,6 +643,85 @@ mod tests {
         }
         assert!(lines > 1000);
     }
+
+    fn sieve() -> regex_automata::meta::Regex {
+        sieve::build().expect("the sieve compiles")
+    }
+
+    #[test]
+    fn the_sieve_knows_the_prefilters_secret_words() {
+        let words: Vec<&[u8]> = sieve::SECRET_WORDS.iter().map(|w| w.as_bytes()).collect();
+        assert_eq!(words, reference::SECRET_WORDS.to_vec());
+    }
+
+    #[test]
+    fn the_sieve_passes_over_clean_application_lines() {
+        let sieve = sieve();
+        for line in [
+            "2026-03-05T14:22:31.482Z INFO [exec-7] order 84213 processed in 23ms (items=3)",
+            "2026-10-20 01:59:15.623 UTC [28976] LOG:  duration: 0.243 ms  statement: SELECT 1",
+            "I, [2026-11-17T17:44:17.884Z #25168]  INFO -- : [5233562a-81d2-42b6-5d54-3a993dfa3a28] Completed 200 OK in 155ms (Views: 95.2ms | ActiveRecord: 16.7ms | Allocations: 33611)",
+            "2026-10-02T23:22:30.910Z WARN  worker-14 job=09984e97-9935-9b36-9940-8f87385fcabd attempt=1/5 commit=28a64a15ce9562fc814297bccf3bcbb2ea20d69f retry in 49s, queue depth 3534",
+            "2026-06-21T13:07:02.102Z GET /api/v1/orders/7687?page=15&limit=50 200 253.587 ms - 1467832",
+            r#"{"ts":"2026-05-14T00:04:38.961Z","level":"info","msg":"cache hit","key":"product:88373","trace_id":"f80d07382986282c38c72bad3e357558"}"#,
+        ] {
+            assert!(!sieve.is_match(line.as_bytes()), "{line}");
+        }
+    }
+
+    #[test]
+    fn the_sieve_catches_each_familys_trigger() {
+        let sieve = sieve();
+        for line in [
+            "mail bob@example.com",
+            "from 2001:db8::1",
+            "tok eyJhbGciOi",
+            "key AKIAIOSFODNN7EXAMPLE",
+            "Authorization: Bearer x",
+            "db_password=x",
+            "iban FR76 3000",
+            "ip 10.1.2.3",
+            "tel 06 12 34 56 78",
+            "nir 2 69 05 2A 123 456 78",
+            "ssn 123-45-6789:",
+        ] {
+            assert!(families(line.as_bytes()) != 0, "{line}");
+            assert!(sieve.is_match(line.as_bytes()), "{line}");
+        }
+    }
+
+    #[test]
+    fn the_sieve_matches_every_line_of_the_corpora_the_prefilter_flags() {
+        let sieve = sieve();
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/generated.txt");
+        let corpus = std::fs::read_to_string(root).unwrap();
+        for line in corpus.lines() {
+            if families(line.as_bytes()) != 0 {
+                assert!(sieve.is_match(line.as_bytes()), "{line}");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn the_sieve_never_misses_a_flagged_line(line in pieces()) {
+            if families(&line) != 0 {
+                prop_assert!(SIEVE.is_match(&line), "{:?}", String::from_utf8_lossy(&line));
+            }
+        }
+
+        #[test]
+        fn the_sieve_never_misses_a_flagged_line_of_any_bytes(line in prop::collection::vec(any::<u8>(), 0..64)) {
+            if families(&line) != 0 {
+                prop_assert!(SIEVE.is_match(&line), "{:?}", String::from_utf8_lossy(&line));
+            }
+        }
+    }
+
+    static SIEVE: std::sync::LazyLock<regex_automata::meta::Regex> =
+        std::sync::LazyLock::new(sieve);
 
     #[test]
     fn every_secret_word_is_grouped_under_its_last_letter() {

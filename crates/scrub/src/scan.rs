@@ -33,6 +33,8 @@ pub(crate) struct Engine {
     multiline: u64,
     /// Some rule runs on every line (a custom pattern).
     always: bool,
+    /// Lines it does not match wake no family (see [`prefilter::sieve`]).
+    sieve: Option<Regex>,
 }
 
 /// A confirmed candidate, before overlaps are resolved.
@@ -64,7 +66,32 @@ impl Engine {
             families: rules.iter().map(|r| r.families).collect(),
             multiline,
             always: rules.iter().any(|r| r.families & prefilter::ALWAYS != 0),
+            sieve: prefilter::sieve::build(),
         })
+    }
+
+    /// The length of the leading complete lines of `bytes` (each ended by `\n`) on which
+    /// no rule can match: one sieve search over the block instead of a pass per line.
+    pub(crate) fn clean_prefix(&self, bytes: &[u8]) -> usize {
+        let Some(sieve) = self.sieve.as_ref().filter(|_| !self.always) else {
+            return 0;
+        };
+        let Some(last_newline) = memchr::memrchr(b'\n', bytes) else {
+            return 0;
+        };
+        let block = bytes.get(..=last_newline).unwrap_or(&[]);
+        // Where a match is first seen is enough: its last byte read lies on the line that
+        // holds it (a match may begin with the previous line's `\n`, never end there).
+        let input = regex_automata::Input::new(block).earliest(true);
+        match sieve.search_half(&input) {
+            None => block.len(),
+            // That line, and everything after it, is not known clean.
+            Some(m) => {
+                let last = m.offset().saturating_sub(1);
+                memchr::memrchr(b'\n', block.get(..last).unwrap_or(&[]))
+                    .map_or(0, |newline| newline + 1)
+            }
+        }
     }
 
     /// Calls `found(rule, range)` for every confirmed finding, in order, never overlapping.
@@ -83,7 +110,11 @@ impl Engine {
                 continue;
             }
             let line = bytes.get(range.clone()).unwrap_or(&[]);
-            let mut families = prefilter::families(line);
+            let mut families = if self.sieve.as_ref().is_none_or(|s| s.is_match(line)) {
+                prefilter::families(line)
+            } else {
+                0
+            };
             if self.always {
                 families |= prefilter::ALWAYS;
             }

@@ -73,6 +73,26 @@ proptest! {
     }
 
     #[test]
+    fn the_clean_prefix_ends_a_line_and_scrubbing_leaves_it_unchanged(
+        lines in prop::collection::vec(loggy(), 1..12)
+    ) {
+        let s = tags();
+        let text = lines.join("\n") + "\n";
+        let clean = s.clean_prefix(text.as_bytes());
+        prop_assert!(clean == 0 || text.as_bytes()[clean - 1] == b'\n');
+        let prefix = &text[..clean];
+        for line in prefix.lines() {
+            let scrubbed = s.scrub(line, &mut Counts::new());
+            prop_assert_eq!(scrubbed.as_ref(), line);
+        }
+        // It stops at the first line that scrubbing changes.
+        if let Some(next) = text[clean..].lines().next() {
+            let first_changed = text.lines().position(|l| s.scrub(l, &mut Counts::new()) != l);
+            prop_assert!(first_changed.is_none_or(|i| i >= prefix.lines().count()), "{next}");
+        }
+    }
+
+    #[test]
     fn any_unicode_text_comes_out_as_text(text in "\\PC*") {
         // `String` guarantees UTF-8; what this proves is that no slice lands inside a character.
         let out = tags().scrub(&text, &mut Counts::new());
@@ -88,6 +108,26 @@ proptest! {
         let text = String::from_utf8_lossy(&bytes);
         s.scrub_json_line(&text, &mut Counts::new());
     }
+}
+
+#[test]
+fn the_clean_prefix_stops_before_personal_data_and_invalid_utf8() {
+    let s = tags();
+    let text = "GET /health 200 1.2 ms\nuser bob@example.com logged in\nok\n";
+    assert_eq!(s.clean_prefix(text.as_bytes()), "GET /health 200 1.2 ms\n".len());
+    assert_eq!(s.clean_prefix(b"ok\ncaf\xe9\nok\n"), 3);
+    // An unfinished last line is never part of it.
+    assert_eq!(s.clean_prefix(b"ok\nno newline yet"), 3);
+    // Custom patterns run on every line: no line is known clean without running them.
+    let config = ScrubConfig {
+        patterns: vec![rampart_scrub::CustomPattern {
+            name: "ticket".into(),
+            regex: "TCK-[0-9]+".into(),
+        }],
+        ..ScrubConfig::default()
+    };
+    let custom = Scrubber::new(&config, None).unwrap();
+    assert_eq!(custom.clean_prefix(b"ok\nTCK-12\n"), 0);
 }
 
 #[test]

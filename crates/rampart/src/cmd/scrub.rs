@@ -136,7 +136,26 @@ fn scrub_stream(
 ) -> io::Result<()> {
     let mut lines = scrubber.lines(format);
     let mut buf = Vec::with_capacity(1 << 12);
-    while let Some(read) = read_bounded_line(&mut input, &mut buf)? {
+    loop {
+        // Whole clean lines go straight from the reader's buffer to the output. Only the
+        // first MAX_LINE_BYTES are looked at, so no line copied here needs cutting.
+        let available = match input.fill_buf() {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let window = available.get(..MAX_LINE_BYTES).unwrap_or(available);
+        let clean = lines.clean_prefix(window);
+        if clean > 0 {
+            output.write_all(available.get(..clean).unwrap_or(&[]))?;
+            input.consume(clean);
+            continue;
+        }
+        // The next line may hold something (or is incomplete, or not UTF-8): one line the
+        // careful way.
+        let Some(read) = read_bounded_line(&mut input, &mut buf)? else {
+            break;
+        };
         let mut body: &[u8] = &buf;
         let mut ending: &[u8] = b"";
         if read.newline {
@@ -148,7 +167,12 @@ fn scrub_stream(
         if read.truncated {
             body = cut_at_space(body);
         }
-        let text = String::from_utf8_lossy(body);
+        // Valid UTF-8 (nearly every line) is checked by the fast validator and borrowed;
+        // `from_utf8_lossy` walks the bytes several times slower, so it only sees the rest.
+        let text = match std::str::from_utf8(body) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(body),
+        };
         let scrubbed = lines.scrub_line(&text, counts);
         output.write_all(scrubbed.as_bytes())?;
         if read.truncated {
@@ -189,7 +213,7 @@ fn read_bounded_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<
             return Ok(seen_any.then_some(read));
         }
         seen_any = true;
-        let newline_at = available.iter().position(|b| *b == b'\n');
+        let newline_at = memchr::memchr(b'\n', available);
         let chunk_len = newline_at.map_or(available.len(), |i| i + 1);
         let room = (MAX_LINE_BYTES + 2).saturating_sub(buf.len());
         let keep = chunk_len.min(room);
