@@ -130,7 +130,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     let housekeeping = tokio::spawn(housekeeping(
         store.clone(),
         signing,
-        config.policy.sessions().absolute_secs,
+        config.policy.sessions(),
     ));
 
     tracing::info!(https = %config.web.https_listen, http = %config.web.http_listen, origin = %config.web.public_origin(), "rampart is serving");
@@ -195,15 +195,41 @@ fn read_key(path: &std::path::Path) -> Result<Vec<u8>> {
 }
 
 /// Signs a checkpoint of the audit head every ten minutes and purges dead sessions.
-async fn housekeeping(store: Arc<Store>, signing: SigningKey, absolute_secs: i64) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
-    loop {
+/// Every minute, ends (and audits) the sessions that timed out; every ten minutes, signs
+/// an audit checkpoint and purges sessions past their absolute lifetime.
+async fn housekeeping(
+    store: Arc<Store>,
+    signing: SigningKey,
+    sessions: rampart_identity::session::SessionPolicy,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    for minute in 0u64.. {
         tick.tick().await;
+        let now = jiff::Timestamp::now().as_second();
+        // A sweep ends at most 1,000 sessions; a full one is followed by another, so none
+        // is purged below before its end is audited.
+        for _ in 0..100 {
+            match store.end_timed_out_sessions(&sessions, now).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    tracing::info!(sessions = n, "ended timed-out sessions");
+                    if n < 1000 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not end timed-out sessions");
+                    break;
+                }
+            }
+        }
+        if minute % 10 != 0 {
+            continue;
+        }
         if let Err(e) = crate::cmd::audit::store_checkpoint(&store, &signing).await {
             tracing::warn!(error = %e, "could not sign an audit checkpoint");
         }
-        let before = jiff::Timestamp::now().as_second() - absolute_secs;
-        if let Err(e) = store.purge_sessions(before).await {
+        if let Err(e) = store.purge_sessions(now - sessions.absolute_secs).await {
             tracing::warn!(error = %e, "could not purge old sessions");
         }
     }

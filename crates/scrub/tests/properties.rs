@@ -114,7 +114,10 @@ proptest! {
 fn the_clean_prefix_stops_before_personal_data_and_invalid_utf8() {
     let s = tags();
     let text = "GET /health 200 1.2 ms\nuser bob@example.com logged in\nok\n";
-    assert_eq!(s.clean_prefix(text.as_bytes()), "GET /health 200 1.2 ms\n".len());
+    assert_eq!(
+        s.clean_prefix(text.as_bytes()),
+        "GET /health 200 1.2 ms\n".len()
+    );
     assert_eq!(s.clean_prefix(b"ok\ncaf\xe9\nok\n"), 3);
     // An unfinished last line is never part of it.
     assert_eq!(s.clean_prefix(b"ok\nno newline yet"), 3);

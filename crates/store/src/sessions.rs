@@ -1,7 +1,7 @@
 //! Server-side sessions, stored by the hash of their id.
 
-use rampart_audit::AuditEvent;
-use rampart_identity::session::Stage;
+use rampart_audit::{Action, Actor, AuditEvent};
+use rampart_identity::session::{SessionPolicy, Stage};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -128,6 +128,65 @@ impl Store {
         w.audit(&[event]).await?;
         w.commit().await?;
         Ok(true)
+    }
+
+    /// Ends the complete sessions that `policy` says have timed out by `now_s` (idle or past
+    /// their absolute lifetime): each is revoked and gets a `session.end` record naming the
+    /// reason, in one transaction. Returns how many ended. Sessions that never completed
+    /// their login never began, so they are left to the purge.
+    pub async fn end_timed_out_sessions(
+        &self,
+        policy: &SessionPolicy,
+        now_s: i64,
+    ) -> Result<usize, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.id_hash, s.created_s, s.last_seen_s, a.username FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.revoked = 0 AND s.stage = $1 AND (s.last_seen_s <= $2 OR s.created_s <= $3) ORDER BY s.last_seen_s LIMIT 1000",
+        )
+        .bind(Stage::Complete.as_str())
+        .bind(now_s - policy.idle_secs)
+        .bind(now_s - policy.absolute_secs)
+        .fetch_all(self.pool())
+        .await?;
+        let mut ended = Vec::new();
+        for row in &rows {
+            let (created, last_seen): (i64, i64) =
+                (row.try_get("created_s")?, row.try_get("last_seen_s")?);
+            if policy.is_live(Stage::Complete, created, last_seen, now_s) {
+                continue;
+            }
+            let reason = if now_s - created >= policy.absolute_secs {
+                "absolute"
+            } else {
+                "idle"
+            };
+            let id_hash: String = row.try_get("id_hash")?;
+            let username: String = row.try_get("username")?;
+            ended.push((id_hash, username, reason));
+        }
+        if ended.is_empty() {
+            return Ok(0);
+        }
+        let mut w = self.write().await?;
+        let mut events = Vec::new();
+        for (id_hash, username, reason) in ended {
+            // A request or a logout may have got there first.
+            let done =
+                sqlx::query("UPDATE sessions SET revoked = 1 WHERE id_hash = $1 AND revoked = 0")
+                    .bind(&id_hash)
+                    .execute(w.conn()?)
+                    .await?;
+            if done.rows_affected() == 1 {
+                events.push(
+                    AuditEvent::new(Actor::System, Action::SessionEnd, username)
+                        .detail("reason", reason),
+                );
+            }
+        }
+        if !events.is_empty() {
+            w.audit(&events).await?;
+        }
+        w.commit().await?;
+        Ok(events.len())
     }
 
     /// The live-looking (not revoked) sessions of an account, newest first.

@@ -249,6 +249,70 @@ async fn verified(store: &Store) -> u64 {
     verifier.finish().expect("chain intact")
 }
 
+/// Sessions that time out are ended and audited with the reason; live ones and
+/// half-finished logins are left alone.
+#[tokio::test]
+async fn timed_out_sessions_are_ended_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let alice = store
+        .create_account(
+            &person("alice", "alice@example.com"),
+            ev(Action::UserCreate, "alice"),
+        )
+        .await
+        .unwrap();
+    let policy = rampart_identity::session::SessionPolicy {
+        idle_secs: 1800,
+        absolute_secs: 12 * 3600,
+    };
+    let now = 100_000;
+    let session = |id: &str, stage: Stage, created_s: i64, last_seen_s: i64| SessionRow {
+        id_hash: id.into(),
+        account_id: alice.id.clone(),
+        stage,
+        created_s,
+        last_seen_s,
+        source: "10.0.0.1".into(),
+        revoked: false,
+    };
+    for row in [
+        session("idle", Stage::Complete, now - 3600, now - 1800),
+        session("old", Stage::Complete, now - 12 * 3600, now - 10),
+        session("live", Stage::Complete, now - 3600, now - 60),
+        session("half", Stage::PasswordOk, now - 3600, now - 3600),
+    ] {
+        store.create_session(&row, &[]).await.unwrap();
+    }
+    assert_eq!(store.end_timed_out_sessions(&policy, now).await.unwrap(), 2);
+    assert!(store.session("idle").await.unwrap().unwrap().revoked);
+    assert!(store.session("old").await.unwrap().unwrap().revoked);
+    assert!(!store.session("live").await.unwrap().unwrap().revoked);
+    assert!(!store.session("half").await.unwrap().unwrap().revoked);
+    let mut reasons: Vec<String> = store
+        .audit_search(&crate::AuditQuery {
+            action_prefix: Some("session.end".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("{} {} {}", r.actor, r.subject, r.details))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            r#"system alice {"reason":"absolute"}"#,
+            r#"system alice {"reason":"idle"}"#
+        ]
+    );
+    // Done once: a second sweep finds nothing.
+    assert_eq!(store.end_timed_out_sessions(&policy, now).await.unwrap(), 0);
+}
+
 /// Two processes append to one SQLite file, taking turns: each one's cached head goes
 /// stale at every turn, and neither loses an event nor forks the chain.
 #[tokio::test]
