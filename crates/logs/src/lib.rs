@@ -1,0 +1,25 @@
+//! Application logs (LOG-1, LOG-2, LOG-5): rampart as the place where a company's
+//! services send their logs.
+//!
+//! Data path: a request body goes to a pure parser ([`parse`]: NDJSON, Loki push JSON and
+//! protobuf, syslog RFC 5424/3164 with RFC 5425 framing), which returns the entries it
+//! could read and a per-line error for the others; [`record::prepare`] cuts long messages,
+//! clamps far timestamps to the receive time and scrubs every message and field; the
+//! [`LogStore`] writes a batch in one transaction per UTC day file, with an FTS5 index.
+//!
+//! Invariants:
+//! - nothing reaches the disk unscrubbed (the only constructor of a [`record::Line`] is
+//!   `prepare`, which scrubs);
+//! - parsers are pure and never panic; a bad line never rejects its neighbours;
+//! - retention is a `Bounded<15, 30>`: a config outside the page's bound does not load, and
+//!   [`store::plan_purge`] never removes a day younger than 15 days;
+//! - time comes in as an argument or from a [`rampart_core::Clock`], never from `now()`.
+
+pub mod config;
+pub mod parse;
+pub mod record;
+pub mod store;
+
+pub use config::{LogsConfig, RetentionDays};
+pub use record::{Entry, Level, Line, LineError, Parsed};
+pub use store::{LogError, LogStore, PurgePlan, Query, StoredLine, plan_purge};
