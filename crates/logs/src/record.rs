@@ -297,7 +297,11 @@ mod tests {
             ..LIMITS
         };
         let line = prepare(entry, "api", now, limits, &scrubber(), &mut counts);
-        assert!(!line.message.contains("bob@example.com"), "{}", line.message);
+        assert!(
+            !line.message.contains("bob@example.com"),
+            "{}",
+            line.message
+        );
         assert!(!line.message.contains("4111"), "{}", line.message);
         let fields = line.fields.unwrap_or_default();
         assert!(!fields.contains("alice@example.org"), "{fields}");

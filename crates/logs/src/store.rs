@@ -207,7 +207,11 @@ impl LogStore {
 
     /// Stores lines in one transaction per day touched, with the batch's scrub counts and
     /// per-source counters. All of a day's lines commit together or not at all.
-    pub async fn append(&self, lines: &[Line], counts: &[(String, Counts)]) -> Result<(), LogError> {
+    pub async fn append(
+        &self,
+        lines: &[Line],
+        counts: &[(String, Counts)],
+    ) -> Result<(), LogError> {
         let mut by_day: BTreeMap<Date, Vec<&Line>> = BTreeMap::new();
         for line in lines {
             by_day.entry(day_of(line.time_us)?).or_default().push(line);
@@ -228,7 +232,8 @@ impl LogStore {
                 let mut sql = String::from(
                     "INSERT INTO lines (id, time_us, received_us, source, level, flags, message, fields) VALUES ",
                 );
-                let mut fts = String::from("INSERT INTO lines_fts (rowid, message, fields) VALUES ");
+                let mut fts =
+                    String::from("INSERT INTO lines_fts (rowid, message, fields) VALUES ");
                 for i in 0..chunk.len() {
                     if i > 0 {
                         sql.push(',');
@@ -403,7 +408,11 @@ impl LogStore {
             };
             let sql = format!(
                 "SELECT (time_us / 60000000) * 60000000 AS minute, level, COUNT(*) AS n FROM lines WHERE time_us >= ? AND time_us < ?{} GROUP BY minute, level ORDER BY minute",
-                if source.is_some() { " AND source = ?" } else { "" }
+                if source.is_some() {
+                    " AND source = ?"
+                } else {
+                    ""
+                }
             );
             let mut query = sqlx::query(&sql).bind(since_us).bind(until_us);
             if let Some(source) = source {

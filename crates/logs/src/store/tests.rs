@@ -31,7 +31,10 @@ async fn with_a_fake_clock_a_21_day_purge_removes_day_22_and_keeps_days_15_to_21
     for age in 0..=25_i64 {
         let day = today.checked_sub(age.days()).unwrap();
         store
-            .append(&[line(noon(day), "api", Level::Info, &format!("age {age}"))], &[])
+            .append(
+                &[line(noon(day), "api", Level::Info, &format!("age {age}"))],
+                &[],
+            )
             .await
             .unwrap();
     }
@@ -74,7 +77,11 @@ fn the_plan_never_removes_a_day_younger_than_15_days() {
         .collect();
     for retention in 15..=30 {
         let plan = plan_purge(&days, today, RetentionDays::new(retention).unwrap());
-        assert!(plan.remove.iter().all(|d| day_age(*d, today) > MIN_KEEP_DAYS));
+        assert!(
+            plan.remove
+                .iter()
+                .all(|d| day_age(*d, today) > MIN_KEEP_DAYS)
+        );
         assert!(plan.remove.iter().all(|d| day_age(*d, today) > retention));
         assert_eq!(plan.keep.len() as i64, retention + 1);
     }
@@ -110,8 +117,14 @@ async fn stored_and_searched_lines_are_scrubbed_and_filters_apply() {
     let mut counts = Counts::new();
     let mut lines = Vec::new();
     for (level, text) in [
-        (Level::Error, "payment failed for bob@example.com card 4111 1111 1111 1111"),
-        (Level::Info, "payment ok token ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
+        (
+            Level::Error,
+            "payment failed for bob@example.com card 4111 1111 1111 1111",
+        ),
+        (
+            Level::Info,
+            "payment ok token ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        ),
         (Level::Error, "disk slow"),
     ] {
         let mut entry = Entry::message(text);
@@ -161,12 +174,19 @@ async fn stored_and_searched_lines_are_scrubbed_and_filters_apply() {
         .unwrap();
     assert!(leaked.is_empty());
     let scrubbed = store.scrub_counts().await.unwrap();
-    assert!(scrubbed.keys().any(|(s, d)| s == "api" && d == "email"), "{scrubbed:?}");
+    assert!(
+        scrubbed.keys().any(|(s, d)| s == "api" && d == "email"),
+        "{scrubbed:?}"
+    );
     let sources = store.source_days().await.unwrap();
     assert_eq!(sources.len(), 1);
     assert_eq!(sources[0].lines, 3);
     let histogram = store
-        .histogram(now.as_microsecond() - 60_000_000, now.as_microsecond() + 60_000_000, None)
+        .histogram(
+            now.as_microsecond() - 60_000_000,
+            now.as_microsecond() + 60_000_000,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(histogram.iter().map(|h| h.2).sum::<i64>(), 3);
