@@ -8,18 +8,20 @@
 //! [`LogStore`] writes a batch in one transaction per UTC day file, with an FTS5 index.
 //!
 //! Invariants:
-//! - nothing reaches the disk unscrubbed (the only constructor of a [`record::Line`] is
-//!   `prepare`, which scrubs);
+//! - nothing reaches the disk unscrubbed: [`Ingest`], the one way in for every transport,
+//!   builds each stored line with [`record::prepare`], which scrubs message and fields;
 //! - parsers are pure and never panic; a bad line never rejects its neighbours;
 //! - retention is a `Bounded<15, 30>`: a config outside the page's bound does not load, and
 //!   [`store::plan_purge`] never removes a day younger than 15 days;
 //! - time comes in as an argument or from a [`rampart_core::Clock`], never from `now()`.
 
 pub mod config;
+pub mod ingest;
 pub mod parse;
 pub mod record;
 pub mod store;
 
 pub use config::{LogsConfig, RetentionDays};
+pub use ingest::{Ingest, IngestError, Report};
 pub use record::{Entry, Level, Line, LineError, Parsed};
 pub use store::{LogError, LogStore, PurgePlan, Query, StoredLine, plan_purge};
