@@ -124,10 +124,7 @@ impl Ingest {
         if n > 0 {
             let rate = self.config.rate_lines_per_second.get();
             let burst = self.config.rate_burst_lines.get();
-            let mut buckets = self
-                .buckets
-                .lock()
-                .map_err(|_| IngestError::Worker)?;
+            let mut buckets = self.buckets.lock().map_err(|_| IngestError::Worker)?;
             let bucket = buckets
                 .entry(source.to_owned())
                 .or_insert_with(|| Bucket::full(burst, now.as_microsecond()));
@@ -163,7 +160,10 @@ impl Ingest {
         .map_err(|_| IngestError::Worker)?;
         let report = Report {
             stored: lines.len(),
-            clamped: lines.iter().filter(|l| l.flags & flags::CLAMPED != 0).count(),
+            clamped: lines
+                .iter()
+                .filter(|l| l.flags & flags::CLAMPED != 0)
+                .count(),
             truncated: lines
                 .iter()
                 .filter(|l| l.flags & flags::TRUNCATED != 0)

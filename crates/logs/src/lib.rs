@@ -23,5 +23,5 @@ pub mod store;
 
 pub use config::{LogsConfig, RetentionDays};
 pub use ingest::{Ingest, IngestError, Report};
-pub use record::{Entry, Level, Line, LineError, Parsed};
+pub use record::{BadSourceName, Entry, Level, Line, LineError, Parsed, SourceName};
 pub use store::{LogError, LogStore, PurgePlan, Query, StoredLine, plan_purge};

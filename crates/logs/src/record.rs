@@ -156,6 +156,36 @@ pub struct Line {
     pub fields: Option<String>,
 }
 
+/// A log source name: 1 to 64 of `a-z`, `0-9`, `.`, `_`, `-`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceName(String);
+
+/// A source name that is empty, too long or has other characters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a log source name is 1 to 64 of a-z, 0-9, '.', '_' and '-', got {0:?}")]
+pub struct BadSourceName(pub String);
+
+impl SourceName {
+    /// Checks a name.
+    pub fn parse(raw: &str) -> Result<Self, BadSourceName> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            });
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(BadSourceName(raw.chars().take(80).collect()))
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Appended to a message that was cut.
 pub const TRUNCATION_MARKER: &str = " …[truncated by rampart]";
 

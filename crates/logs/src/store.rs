@@ -81,7 +81,6 @@ struct Day {
 #[derive(Debug)]
 struct Writer {
     conn: SqliteConnection,
-    next_id: i64,
 }
 
 /// A stored line, as search returns it.
@@ -183,7 +182,7 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS scrub_counts (source TEXT NOT NULL, detector TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (source, detector))",
 ];
 
-/// Rows per multi-row INSERT (8 values each, below SQLite's variable limit).
+/// Rows per multi-row INSERT (7 values each, below SQLite's variable limit).
 const ROWS_PER_INSERT: usize = 256;
 
 impl LogStore {
@@ -225,12 +224,10 @@ impl LogStore {
         for (date, lines) in by_day {
             let day = self.day(date, true).await?.ok_or(LogError::Time)?;
             let mut w = day.write.lock().await;
-            let next_id = w.next_id;
             let mut tx = w.conn.begin().await?;
-            let mut id = next_id;
             for chunk in lines.chunks(ROWS_PER_INSERT) {
                 let mut sql = String::from(
-                    "INSERT INTO lines (id, time_us, received_us, source, level, flags, message, fields) VALUES ",
+                    "INSERT INTO lines (time_us, received_us, source, level, flags, message, fields) VALUES ",
                 );
                 let mut fts =
                     String::from("INSERT INTO lines_fts (rowid, message, fields) VALUES ");
@@ -239,14 +236,12 @@ impl LogStore {
                         sql.push(',');
                         fts.push(',');
                     }
-                    sql.push_str("(?,?,?,?,?,?,?,?)");
+                    sql.push_str("(?,?,?,?,?,?,?)");
                     fts.push_str("(?,?,?)");
                 }
                 let mut insert = sqlx::query(&sql);
-                let mut index = sqlx::query(&fts);
                 for line in chunk {
                     insert = insert
-                        .bind(id)
                         .bind(line.time_us)
                         .bind(line.received_us)
                         .bind(&line.source)
@@ -254,10 +249,15 @@ impl LogStore {
                         .bind(line.flags)
                         .bind(&line.message)
                         .bind(&line.fields);
-                    index = index.bind(id).bind(&line.message).bind(&line.fields);
-                    id += 1;
                 }
-                insert.execute(&mut *tx).await?;
+                // One statement under the write lock: its rows get consecutive rowids
+                // ending at the last one (another process's writes wait for our commit).
+                let last = insert.execute(&mut *tx).await?.last_insert_rowid();
+                let first = last - i64::try_from(chunk.len()).unwrap_or(0) + 1;
+                let mut index = sqlx::query(&fts);
+                for (id, line) in (first..).zip(chunk) {
+                    index = index.bind(id).bind(&line.message).bind(&line.fields);
+                }
                 index.execute(&mut *tx).await?;
             }
             let mut per_source: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
@@ -291,7 +291,6 @@ impl LogStore {
                 }
             }
             tx.commit().await?;
-            w.next_id = id;
         }
         Ok(())
     }
@@ -505,10 +504,6 @@ impl LogStore {
         for statement in SCHEMA {
             sqlx::query(statement).execute(&mut conn).await?;
         }
-        let next_id: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 AS next FROM lines")
-            .fetch_one(&mut conn)
-            .await?
-            .try_get("next")?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(0)
@@ -517,7 +512,7 @@ impl LogStore {
             .connect_with(options.create_if_missing(false).read_only(true))
             .await?;
         let day = Arc::new(Day {
-            write: tokio::sync::Mutex::new(Writer { conn, next_id }),
+            write: tokio::sync::Mutex::new(Writer { conn }),
             read,
         });
         days.insert(date, day.clone());

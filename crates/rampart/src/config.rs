@@ -26,6 +26,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// The network inventory and what the segmentation checks must know about it.
     pub network: rampart_network::NetworkConfig,
+    /// Application logs: retention, limits, the syslog listener.
+    pub logs: rampart_logs::LogsConfig,
 }
 
 /// A configuration that cannot be used: one sentence naming the key, the value and what
@@ -99,6 +101,24 @@ environment_tag = "Environment"
 # Resources allowed to be reachable from the internet and their ports (NET-3, ACC-4).
 # internet = { front_door = ["sg-0alb"], ports = [80, 443] }
 # Environments by VPC id or CIDR, winning over tags: [network.environments] production = ["vpc-0prod", "10.10.0.0/16"]. External parties (EXT-2): [[network.providers]] name, cidrs, peerings, ports. Application flows on admin ports: [[network.service_flows]] from, to, ports.
+
+[logs]
+# Days a day of application logs is kept before it is purged. The security page's bound (LOG-5): 15 to 30; anything else stops rampart at startup.
+retention_days = 30
+# Folder of the day files (one SQLite file per UTC day). Absent: logs/ in the data directory.
+# dir = "/var/lib/rampart/logs"
+# Longest message kept, in bytes (1024 to 1048576); longer ones are cut and end with a truncation marker.
+max_line_bytes = 65536
+# Lines per second one source may push on average (100 to 10000000); above it, pushes get 429.
+rate_lines_per_second = 200000
+# Lines one source may push at once above its rate (1000 to 100000000).
+rate_burst_lines = 1000000
+# Minutes a line's own timestamp may differ from the receive time before it is replaced by the receive time and flagged (1 to 1440).
+clock_skew_minutes = 60
+# Largest push body on /ingest/ndjson and /loki/api/v1/push, in KiB (64 to 65536).
+max_body_kib = 16384
+# Address of the syslog-over-TLS listener (RFC 5425, the front door's certificate). Each message carries its source's token as structured data: [rampart@32473 token="..."]. Absent: no listener.
+# syslog_listen = "0.0.0.0:6514"
 "#;
 
 impl Config {
@@ -116,6 +136,7 @@ impl Config {
         config.tls.key_file = config.tls.key_file.map(|p| base.join(p));
         config.tls.acme.ca_file = config.tls.acme.ca_file.map(|p| base.join(p));
         config.network.inventory = config.network.inventory.map(|p| base.join(p));
+        config.logs.dir = config.logs.dir.map(|p| base.join(p));
         config.validate()?;
         Ok(config)
     }
@@ -151,11 +172,14 @@ impl Config {
                 "web.public_host = {host:?} is not a host name: use a bare name such as \"gateway.example.com\", without scheme, port or path"
             )));
         }
-        let listeners = [
+        let mut listeners = vec![
             ("web.https_listen", self.web.https_listen),
             ("web.http_listen", self.web.http_listen),
             ("web.metrics_listen", self.web.metrics_listen),
         ];
+        if let Some(syslog) = self.logs.syslog_listen {
+            listeners.push(("logs.syslog_listen", syslog));
+        }
         for (i, (a, x)) in listeners.iter().enumerate() {
             for (b, y) in listeners.iter().skip(i + 1) {
                 if x == y {
@@ -221,6 +245,14 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The folder of the log day files: the configured one, or `logs/` in `data_dir`.
+    pub fn logs_dir(&self, data_dir: &Path) -> PathBuf {
+        self.logs
+            .dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("logs"))
     }
 
     /// The database URL: the configured one, or SQLite in `data_dir`.

@@ -87,7 +87,9 @@ impl Store {
         .execute(w.conn()?)
         .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("a live token of source {source}")));
+            return Err(StoreError::NotFound(format!(
+                "a live token of source {source}"
+            )));
         }
         w.audit(&[event]).await?;
         w.commit().await?;
