@@ -31,7 +31,10 @@ pub fn token_for(r: &Rampart, source: &str) -> String {
             &format!("{account}@rampart.localhost"),
         ],
     );
-    let token = cli_ok(r, &["logs", "token", "create", source, "--account", &account]);
+    let token = cli_ok(
+        r,
+        &["logs", "token", "create", source, "--account", &account],
+    );
     let token = token.trim().to_owned();
     assert!(token.starts_with("rlt_"), "{token}");
     token
@@ -67,7 +70,13 @@ fn pushed_lines_are_scrubbed_stored_and_searchable_and_bad_lines_reported() {
          {{\"level\":\"info\",\"msg\":\"deploy done with token ghp_abcdefghijklmnopqrstuvwxyz0123456789\"}}\n\
          {{\"ts\":\"1999-01-01T00:00:00Z\",\"msg\":\"clock far behind\"}}\n"
     );
-    let answer = push(&r, "/ingest/ndjson", Some(&token), "application/x-ndjson", body.as_bytes());
+    let answer = push(
+        &r,
+        "/ingest/ndjson",
+        Some(&token),
+        "application/x-ndjson",
+        body.as_bytes(),
+    );
     assert_eq!(answer.status, 200, "{}", answer.body);
     let report: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
     assert_eq!(report["stored"], 3, "{report}");
@@ -94,20 +103,43 @@ fn pushed_lines_are_scrubbed_stored_and_searchable_and_bad_lines_reported() {
     let body = snap::raw::Encoder::new()
         .compress_vec(&request.encode_to_vec())
         .unwrap();
-    let answer = push(&r, "/loki/api/v1/push", Some(&token), "application/x-protobuf", &body);
+    let answer = push(
+        &r,
+        "/loki/api/v1/push",
+        Some(&token),
+        "application/x-protobuf",
+        &body,
+    );
     assert_eq!(answer.status, 200, "{}", answer.body);
     let json = br#"{"streams":[{"stream":{"app":"web"},"values":[["1","loki json line"]]}]}"#;
-    let answer = push(&r, "/loki/api/v1/push", Some(&token), "application/json", json);
+    let answer = push(
+        &r,
+        "/loki/api/v1/push",
+        Some(&token),
+        "application/json",
+        json,
+    );
     assert_eq!(answer.status, 200, "{}", answer.body);
 
     // Search through the CLI: scrubbed, filtered.
     let all = cli_ok(&r, &["logs", "search", "--since", "1h", "--json"]);
     assert_eq!(all.lines().count(), 5, "{all}");
-    for secret in ["bob@example.com", "4111 1111", "carol@example.org", "ghp_abc", "dave@example.net"] {
+    for secret in [
+        "bob@example.com",
+        "4111 1111",
+        "carol@example.org",
+        "ghp_abc",
+        "dave@example.net",
+    ] {
         assert!(!all.contains(secret), "{secret} leaked: {all}");
     }
     assert!(all.contains("[EMAIL]"), "{all}");
-    let errors = cli_ok(&r, &["logs", "search", "payment", "--level", "error", "--source", "api"]);
+    let errors = cli_ok(
+        &r,
+        &[
+            "logs", "search", "payment", "--level", "error", "--source", "api",
+        ],
+    );
     assert_eq!(errors.lines().count(), 1, "{errors}");
     assert!(errors.contains("payment failed"), "{errors}");
     let none = cli_ok(&r, &["logs", "search", "bob@example.com"]);
@@ -125,13 +157,29 @@ fn pushed_lines_are_scrubbed_stored_and_searchable_and_bad_lines_reported() {
 
     // No token, a wrong token, a revoked token: 401, audited.
     let line = b"{\"msg\":\"x\"}\n";
-    assert_eq!(push(&r, "/ingest/ndjson", None, "application/x-ndjson", line).status, 401);
     assert_eq!(
-        push(&r, "/ingest/ndjson", Some("rlt_wrong"), "application/x-ndjson", line).status,
+        push(&r, "/ingest/ndjson", None, "application/x-ndjson", line).status,
+        401
+    );
+    assert_eq!(
+        push(
+            &r,
+            "/ingest/ndjson",
+            Some("rlt_wrong"),
+            "application/x-ndjson",
+            line
+        )
+        .status,
         401
     );
     cli_ok(&r, &["logs", "token", "revoke", "api"]);
-    let revoked = push(&r, "/ingest/ndjson", Some(&token), "application/x-ndjson", line);
+    let revoked = push(
+        &r,
+        "/ingest/ndjson",
+        Some(&token),
+        "application/x-ndjson",
+        line,
+    );
     assert_eq!(revoked.status, 401);
     let audit = cli_ok(&r, &["audit", "search", "--action", "logs"]);
     assert_eq!(audit.matches("logs.ingest.denied").count(), 3, "{audit}");
@@ -148,7 +196,11 @@ fn a_retention_outside_15_to_30_days_is_refused_at_startup() {
     let config = r.data_dir().join("rampart.toml");
     let base = std::fs::read_to_string(&config).unwrap();
     for days in [14, 31] {
-        std::fs::write(&config, format!("{base}\n[logs]\nretention_days = {days}\n")).unwrap();
+        std::fs::write(
+            &config,
+            format!("{base}\n[logs]\nretention_days = {days}\n"),
+        )
+        .unwrap();
         for command in [&["check-config"][..], &["serve"][..]] {
             let out = r.cli(command);
             assert_eq!(out.status.code(), Some(64), "{command:?} {days}");
