@@ -147,6 +147,28 @@ fn pushed_lines_are_scrubbed_stored_and_searchable_and_bad_lines_reported() {
     let loki = cli_ok(&r, &["logs", "search", "loki", "--level", "warn"]);
     assert!(loki.contains("loki line from [EMAIL]"), "{loki}");
 
+    // The /logs page: same filters, a server-side SVG histogram, scrubbed lines.
+    let curl = r.curl();
+    enroll(&curl, &r.admin_enroll_url);
+    let page = curl.get("/logs?q=payment&since=1h&level=error&source=api");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("payment failed for [EMAIL]"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("deploy done"),
+        "level filter: {}",
+        page.body
+    );
+    assert!(page.body.contains("<svg"), "{}", page.body);
+    assert!(page.body.contains("error</title>"), "{}", page.body);
+    assert!(!page.body.contains("<script"), "{}", page.body);
+    let all = curl.get("/logs?since=1h&refresh=on");
+    assert!(all.body.contains("http-equiv=\"refresh\""), "{}", all.body);
+    assert!(all.body.contains("5 matching lines."), "{}", all.body);
+
     // Nothing in the day files holds the raw values.
     for entry in std::fs::read_dir(r.data_dir().join("logs")).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();

@@ -157,6 +157,7 @@ pub fn https_router(state: AppState) -> Router {
         .route("/static/app.css", get(pages::stylesheet))
         .merge(auth::routes())
         .merge(admin::routes())
+        .merge(logs::page_routes())
         .layer(DefaultBodyLimit::max(limit))
         // Answers 413 before any handler runs when Content-Length is too large.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))

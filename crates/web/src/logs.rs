@@ -8,6 +8,7 @@
 //! token: 401 and a `logs.ingest.denied` audit record. Over its rate: 429 with
 //! `Retry-After`. Disk full: 503, and nothing already stored is touched.
 
+pub(crate) mod page;
 pub mod syslog;
 
 use std::net::{IpAddr, SocketAddr};
@@ -30,6 +31,11 @@ use crate::AppState;
 
 /// The log room, when `[logs]` is enabled.
 pub type SharedLogs = Option<Arc<Ingest>>;
+
+/// The `/logs` page.
+pub(crate) fn page_routes() -> Router<AppState> {
+    Router::new().route("/logs", axum::routing::get(page::logs_page))
+}
 
 /// The ingest routes; the caller gives them their own body limit (`logs.max_body_kib`).
 pub(crate) fn ingest_routes() -> Router<AppState> {
