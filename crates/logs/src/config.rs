@@ -31,6 +31,8 @@ pub struct LogsConfig {
     pub max_body_kib: Bounded<64, 65_536>,
     /// Address of the syslog-over-TLS listener (RFC 5425); absent: no listener.
     pub syslog_listen: Option<SocketAddr>,
+    /// Alert rules and where their notifications go.
+    pub alerts: crate::alert::AlertsConfig,
 }
 
 impl Default for LogsConfig {
@@ -44,6 +46,7 @@ impl Default for LogsConfig {
             clock_skew_minutes: Bounded::clamped(60),
             max_body_kib: Bounded::clamped(16 * 1024),
             syslog_listen: None,
+            alerts: crate::alert::AlertsConfig::default(),
         }
     }
 }

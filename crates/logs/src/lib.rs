@@ -15,6 +15,7 @@
 //!   [`store::plan_purge`] never removes a day younger than 15 days;
 //! - time comes in as an argument or from a [`rampart_core::Clock`], never from `now()`.
 
+pub mod alert;
 pub mod chart;
 pub mod config;
 pub mod ingest;

@@ -389,6 +389,70 @@ impl LogStore {
         Ok(out)
     }
 
+    /// How many lines match (text, time, level, source; `limit` ignored).
+    pub async fn count(&self, q: &Query) -> Result<i64, LogError> {
+        let mut total = 0i64;
+        for date in self.days_on_disk()? {
+            if q.since_us
+                .is_some_and(|s| day_of(s).is_ok_and(|d| date < d))
+                || q.until_us
+                    .is_some_and(|u| day_of(u).is_ok_and(|d| date > d))
+            {
+                continue;
+            }
+            let Some(day) = self.day(date, false).await? else {
+                continue;
+            };
+            let (sql, match_text) = search_sql(q);
+            let sql = sql
+                .replacen(
+                    "SELECT time_us, received_us, source, level, flags, message, fields FROM",
+                    "SELECT COUNT(*) AS n FROM",
+                    1,
+                )
+                .replacen(" ORDER BY time_us DESC, id DESC LIMIT ?", "", 1);
+            let mut query = sqlx::query(&sql);
+            if let Some(text) = &match_text {
+                query = query.bind(text);
+            }
+            query = query
+                .bind(q.since_us.unwrap_or(i64::MIN))
+                .bind(q.until_us.unwrap_or(i64::MAX))
+                .bind(q.min_level.map(Level::code).unwrap_or(0));
+            if let Some(source) = &q.source {
+                query = query.bind(source);
+            }
+            let n: i64 = query.fetch_one(&day.read).await?.try_get("n")?;
+            total = total.saturating_add(n);
+        }
+        Ok(total)
+    }
+
+    /// Sources that sent lines on days from `since_us`'s day on, with their last receive
+    /// time (µs).
+    pub async fn recent_sources(&self, since_us: i64) -> Result<BTreeMap<String, i64>, LogError> {
+        let first = day_of(since_us)?;
+        let mut out = BTreeMap::new();
+        for date in self.days_on_disk()? {
+            if date < first {
+                continue;
+            }
+            let Some(day) = self.day(date, false).await? else {
+                continue;
+            };
+            let rows = sqlx::query("SELECT source, last_us FROM sources")
+                .fetch_all(&day.read)
+                .await?;
+            for row in rows {
+                let source: String = row.try_get("source")?;
+                let last: i64 = row.try_get("last_us")?;
+                let entry = out.entry(source).or_insert(last);
+                *entry = (*entry).max(last);
+            }
+        }
+        Ok(out)
+    }
+
     /// Lines per minute and level in `[since_us, until_us)`, optionally of one source:
     /// `(minute start µs, level, count)`.
     pub async fn histogram(

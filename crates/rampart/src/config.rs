@@ -119,6 +119,15 @@ clock_skew_minutes = 60
 max_body_kib = 16384
 # Address of the syslog-over-TLS listener (RFC 5425, the front door's certificate). Each message carries its source's token as structured data: [rampart@32473 token="..."]. Absent: no listener.
 # syslog_listen = "0.0.0.0:6514"
+
+[logs.alerts]
+# Seconds between evaluations of the alert rules (1 to 3600).
+every_seconds = 30
+# URL receiving a JSON POST when an alert fires and when it resolves, signed X-Rampart-Signature: sha256=<hex HMAC-SHA-256 of the body>.
+# webhook_url = "https://hooks.example.com/rampart"
+# File holding the HMAC key of the signature (required with webhook_url).
+# webhook_secret_file = "/etc/rampart/webhook.key"
+# Rules: [[logs.alerts.rules]] name, kind = "error_rate" (threshold lines of level error or worse within window_minutes), "silence" (source quiet for minutes) or "pattern" (lines holding every word of pattern within window_minutes); source limits a rule to one source (required for silence). Alerts show on /logs and in the audit log.
 "#;
 
 impl Config {
@@ -137,6 +146,8 @@ impl Config {
         config.tls.acme.ca_file = config.tls.acme.ca_file.map(|p| base.join(p));
         config.network.inventory = config.network.inventory.map(|p| base.join(p));
         config.logs.dir = config.logs.dir.map(|p| base.join(p));
+        config.logs.alerts.webhook_secret_file =
+            config.logs.alerts.webhook_secret_file.map(|p| base.join(p));
         config.validate()?;
         Ok(config)
     }
@@ -236,6 +247,37 @@ impl Config {
                 "network.inventory = {:?}: no such directory",
                 dir.display().to_string()
             )));
+        }
+        let alerts = &self.logs.alerts;
+        if let Some(url) = &alerts.webhook_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError(format!(
+                    "logs.alerts.webhook_url = {url:?} must be an http:// or https:// URL"
+                )));
+            }
+            match &alerts.webhook_secret_file {
+                None => {
+                    return Err(ConfigError(
+                        "logs.alerts.webhook_url needs logs.alerts.webhook_secret_file: notices are always signed".into(),
+                    ));
+                }
+                Some(p) if !p.is_file() => {
+                    return Err(ConfigError(format!(
+                        "logs.alerts.webhook_secret_file = {:?}: no such file",
+                        p.display().to_string()
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for rule in &alerts.rules {
+            if !names.insert(rule.name.as_str()) {
+                return Err(ConfigError(format!(
+                    "logs.alerts.rules: the name {:?} is used twice",
+                    rule.name
+                )));
+            }
         }
         if let Some(url) = &self.store.url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))

@@ -53,6 +53,29 @@ pub fn spawn(
             }
         }
     }));
+    let alerts = &state
+        .logs
+        .as_ref()
+        .map(|l| l.config().alerts.clone())
+        .unwrap_or_default();
+    if !alerts.rules.is_empty() {
+        let webhook = match (&alerts.webhook_url, &alerts.webhook_secret_file) {
+            (Some(url), Some(file)) => {
+                let key = std::fs::read(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let key = key.trim_ascii().to_vec();
+                Some(rampart_web::logs::alerts::Webhook {
+                    url: url.clone(),
+                    key: rampart_core::Secret::new(key),
+                })
+            }
+            _ => None,
+        };
+        tasks.push(tokio::spawn(rampart_web::logs::alerts::keep_evaluating(
+            state.clone(),
+            webhook,
+        )));
+    }
     if let Some(listener) = syslog {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let current: rampart_web::logs::syslog::CurrentConfig = Arc::new(move || tls.get_inner());

@@ -8,6 +8,7 @@
 //! token: 401 and a `logs.ingest.denied` audit record. Over its rate: 429 with
 //! `Retry-After`. Disk full: 503, and nothing already stored is touched.
 
+pub mod alerts;
 pub(crate) mod page;
 pub mod syslog;
 
