@@ -146,6 +146,7 @@ permissions! {
     ManageTargets = "targets.manage", "Register and remove targets.";
     ViewAudit = "audit.view", "Read and export the audit log.";
     ViewReport = "report.view", "Read the control report.";
+    ViewLogs = "logs.view", "Search and tail application logs and see their alerts.";
 }
 
 /// Permission to reach targets matching a pattern, in an environment, as a login.

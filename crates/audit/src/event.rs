@@ -102,6 +102,11 @@ actions! {
     PermissionDenied = "admin.denied", "An admin action was refused for lack of permission.";
     NetworkCheck = "network.check", "The network inventory was checked (outcome failure: violations or unreadable input).";
     CertificateIssue = "tls.certificate", "A TLS certificate was obtained from the ACME CA (or the attempt failed).";
+    LogTokenCreate = "logs.token.create", "A log-source ingest token was issued to a service account.";
+    LogTokenRevoke = "logs.token.revoke", "The ingest tokens of a log source were revoked.";
+    LogIngestDenied = "logs.ingest.denied", "A log push was refused: no, unknown or revoked token.";
+    LogPurge = "logs.purge", "Days of application logs older than the retention were removed (LOG-5).";
+    LogAlert = "logs.alert", "A log alert rule fired (outcome failure) or resolved (success).";
 }
 
 /// One thing that happened, before it is sealed into the chain.

@@ -26,6 +26,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// The network inventory and what the segmentation checks must know about it.
     pub network: rampart_network::NetworkConfig,
+    /// Application logs: retention, limits, the syslog listener.
+    pub logs: rampart_logs::LogsConfig,
 }
 
 /// A configuration that cannot be used: one sentence naming the key, the value and what
@@ -99,6 +101,33 @@ environment_tag = "Environment"
 # Resources allowed to be reachable from the internet and their ports (NET-3, ACC-4).
 # internet = { front_door = ["sg-0alb"], ports = [80, 443] }
 # Environments by VPC id or CIDR, winning over tags: [network.environments] production = ["vpc-0prod", "10.10.0.0/16"]. External parties (EXT-2): [[network.providers]] name, cidrs, peerings, ports. Application flows on admin ports: [[network.service_flows]] from, to, ports.
+
+[logs]
+# Days a day of application logs is kept before it is purged. The security page's bound (LOG-5): 15 to 30; anything else stops rampart at startup.
+retention_days = 30
+# Folder of the day files (one SQLite file per UTC day). Absent: logs/ in the data directory.
+# dir = "/var/lib/rampart/logs"
+# Longest message kept, in bytes (1024 to 1048576); longer ones are cut and end with a truncation marker.
+max_line_bytes = 65536
+# Lines per second one source may push on average (100 to 10000000); above it, pushes get 429.
+rate_lines_per_second = 200000
+# Lines one source may push at once above its rate (1000 to 100000000).
+rate_burst_lines = 1000000
+# Minutes a line's own timestamp may differ from the receive time before it is replaced by the receive time and flagged (1 to 1440).
+clock_skew_minutes = 60
+# Largest push body on /ingest/ndjson and /loki/api/v1/push, in KiB (64 to 65536).
+max_body_kib = 16384
+# Address of the syslog-over-TLS listener (RFC 5425, the front door's certificate). Each message carries its source's token as structured data: [rampart@32473 token="..."]. Absent: no listener.
+# syslog_listen = "0.0.0.0:6514"
+
+[logs.alerts]
+# Seconds between evaluations of the alert rules (1 to 3600).
+every_seconds = 30
+# URL receiving a JSON POST when an alert fires and when it resolves, signed X-Rampart-Signature: sha256=<hex HMAC-SHA-256 of the body>.
+# webhook_url = "https://hooks.example.com/rampart"
+# File holding the HMAC key of the signature (required with webhook_url).
+# webhook_secret_file = "/etc/rampart/webhook.key"
+# Rules: [[logs.alerts.rules]] name, kind = "error_rate" (threshold lines of level error or worse within window_minutes), "silence" (source quiet for minutes) or "pattern" (lines holding every word of pattern within window_minutes); source limits a rule to one source (required for silence). Alerts show on /logs and in the audit log.
 "#;
 
 impl Config {
@@ -116,6 +145,9 @@ impl Config {
         config.tls.key_file = config.tls.key_file.map(|p| base.join(p));
         config.tls.acme.ca_file = config.tls.acme.ca_file.map(|p| base.join(p));
         config.network.inventory = config.network.inventory.map(|p| base.join(p));
+        config.logs.dir = config.logs.dir.map(|p| base.join(p));
+        config.logs.alerts.webhook_secret_file =
+            config.logs.alerts.webhook_secret_file.map(|p| base.join(p));
         config.validate()?;
         Ok(config)
     }
@@ -151,11 +183,14 @@ impl Config {
                 "web.public_host = {host:?} is not a host name: use a bare name such as \"gateway.example.com\", without scheme, port or path"
             )));
         }
-        let listeners = [
+        let mut listeners = vec![
             ("web.https_listen", self.web.https_listen),
             ("web.http_listen", self.web.http_listen),
             ("web.metrics_listen", self.web.metrics_listen),
         ];
+        if let Some(syslog) = self.logs.syslog_listen {
+            listeners.push(("logs.syslog_listen", syslog));
+        }
         for (i, (a, x)) in listeners.iter().enumerate() {
             for (b, y) in listeners.iter().skip(i + 1) {
                 if x == y {
@@ -213,6 +248,37 @@ impl Config {
                 dir.display().to_string()
             )));
         }
+        let alerts = &self.logs.alerts;
+        if let Some(url) = &alerts.webhook_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError(format!(
+                    "logs.alerts.webhook_url = {url:?} must be an http:// or https:// URL"
+                )));
+            }
+            match &alerts.webhook_secret_file {
+                None => {
+                    return Err(ConfigError(
+                        "logs.alerts.webhook_url needs logs.alerts.webhook_secret_file: notices are always signed".into(),
+                    ));
+                }
+                Some(p) if !p.is_file() => {
+                    return Err(ConfigError(format!(
+                        "logs.alerts.webhook_secret_file = {:?}: no such file",
+                        p.display().to_string()
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for rule in &alerts.rules {
+            if !names.insert(rule.name.as_str()) {
+                return Err(ConfigError(format!(
+                    "logs.alerts.rules: the name {:?} is used twice",
+                    rule.name
+                )));
+            }
+        }
         if let Some(url) = &self.store.url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
@@ -221,6 +287,14 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The folder of the log day files: the configured one, or `logs/` in `data_dir`.
+    pub fn logs_dir(&self, data_dir: &Path) -> PathBuf {
+        self.logs
+            .dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("logs"))
     }
 
     /// The database URL: the configured one, or SQLite in `data_dir`.

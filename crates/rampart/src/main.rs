@@ -7,6 +7,7 @@
 mod cmd;
 mod config;
 mod init;
+mod logs;
 mod serve;
 
 use std::path::PathBuf;
@@ -87,6 +88,9 @@ enum Command {
     /// Check network inventories: segmentation, exposure, provider peering (NET-*, ACC-4/5, EXT-2).
     #[command(subcommand)]
     Net(cmd::net::Command),
+    /// Application logs: source tokens, ingest, search, tail (LOG-1, LOG-2, LOG-5).
+    #[command(subcommand)]
+    Logs(cmd::logs::LogsCommand),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -179,6 +183,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 Command::Grant(c) => cmd::access::run_grant(&ctx, c).await,
                 Command::Audit(c) => cmd::audit::run(&ctx, c).await,
                 Command::Report(args) => cmd::report::run(&ctx, args).await,
+                Command::Logs(c) => cmd::logs::run(&ctx, c).await,
                 _ => Ok(Exit::Ok),
             };
             // A clean close lets SQLite fold its WAL back into the database file.

@@ -28,6 +28,10 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     let https = bind(config.web.https_listen, "web.https_listen")?;
     let http = bind(config.web.http_listen, "web.http_listen")?;
     let metrics = bind(config.web.metrics_listen, "web.metrics_listen")?;
+    let syslog = match config.logs.syslog_listen {
+        Some(addr) => Some(bind(addr, "logs.syslog_listen")?),
+        None => None,
+    };
 
     let paths = config
         .tls
@@ -48,6 +52,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     store
         .set_meta("audit.public_key", &signing.public_key_hex())
         .await?;
+    let logs = crate::logs::open(dir, &config).await?;
     let decoy_hash =
         tokio::task::spawn_blocking(move || rampart_identity::password::decoy_hash(cost)).await??;
 
@@ -65,6 +70,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         network: Arc::new(std::sync::RwLock::new(
             rampart_web::network::NetworkState::NotConfigured,
         )),
+        logs: logs.clone(),
     });
 
     store
@@ -127,6 +133,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         store.clone(),
         Duration::from_secs(30),
     ));
+    let log_tasks = crate::logs::spawn(&state, syslog, rustls.clone())?;
     let housekeeping = tokio::spawn(housekeeping(
         store.clone(),
         signing,
@@ -167,6 +174,12 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     watcher.abort();
     network.abort();
     housekeeping.abort();
+    for task in log_tasks {
+        task.abort();
+    }
+    if let Some(logs) = &state.logs {
+        logs.store().close().await;
+    }
     if let Some(task) = acme {
         task.abort();
     }

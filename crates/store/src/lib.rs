@@ -18,12 +18,14 @@
 
 mod accounts;
 mod audit;
+mod log_tokens;
 mod migrate;
 mod policy;
 mod sessions;
 
 pub use accounts::{Account, NewAccount};
 pub use audit::AuditQuery;
+pub use log_tokens::LogToken;
 pub use sessions::SessionRow;
 
 use std::str::FromStr;

@@ -94,6 +94,26 @@ CREATE TABLE meta (
 );
 ";
 
+/// Application logs: per-source ingest tokens (hashed) held by service accounts, and the
+/// state of alert rules (for de-duplication and resolved notices).
+const V3_LOGS: &str = "
+CREATE TABLE log_tokens (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_us BIGINT NOT NULL,
+    revoked_us BIGINT
+);
+CREATE INDEX log_tokens_source ON log_tokens(source);
+CREATE TABLE log_alerts (
+    rule TEXT NOT NULL,
+    source TEXT NOT NULL,
+    firing_since_us BIGINT NOT NULL,
+    PRIMARY KEY (rule, source)
+);
+";
+
 /// SQLite only: `seq` becomes the table's rowid (`INTEGER PRIMARY KEY`; `BIGINT PRIMARY
 /// KEY` is a separate index there), so appends write one b-tree instead of two and reading
 /// the chain in order walks the table itself. PostgreSQL's primary key is already the
@@ -124,6 +144,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "accounts, sessions, access, audit",
         sqlite: V1_COMMON,
         postgres: V1_COMMON,
+    },
+    Migration {
+        version: 3,
+        name: "logs",
+        sqlite: V3_LOGS,
+        postgres: V3_LOGS,
     },
     Migration {
         version: 4,

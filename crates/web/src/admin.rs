@@ -39,7 +39,7 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// Checks an admin permission; a refusal is audited and answered with 403.
-async fn require(
+pub(crate) async fn require(
     state: &AppState,
     viewer: &Viewer,
     permission: Permission,
@@ -72,7 +72,7 @@ fn actor(viewer: &Viewer) -> Actor {
     Actor::User(viewer.account.username.to_string())
 }
 
-fn nav(viewer: &Viewer) -> Option<String> {
+pub(crate) fn nav(viewer: &Viewer) -> Option<String> {
     Some(viewer.account.username.to_string())
 }
 

@@ -12,6 +12,7 @@ mod admin;
 mod auth;
 pub mod evidence;
 mod guard;
+pub mod logs;
 pub mod network;
 pub mod ops;
 mod pages;
@@ -120,6 +121,8 @@ pub struct Inner {
     pub challenges: acme::Challenges,
     /// The latest network check.
     pub network: network::SharedNetwork,
+    /// Application logs, when enabled.
+    pub logs: logs::SharedLogs,
 }
 
 impl AppState {
@@ -145,15 +148,25 @@ impl std::ops::Deref for AppState {
 /// The HTTPS application.
 pub fn https_router(state: AppState) -> Router {
     let limit = usize::try_from(state.web.max_body_kib).unwrap_or(64) * 1024;
+    // Log pushes carry batches: their own, larger limit (`logs.max_body_kib`).
+    let ingest_limit = state.logs.as_ref().map_or(limit, |l| {
+        usize::try_from(l.config().max_body_kib.get()).unwrap_or(64) * 1024
+    });
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/static/app.css", get(pages::stylesheet))
         .merge(auth::routes())
         .merge(admin::routes())
-        .layer(guard::FrontDoorLayer(state.clone()))
+        .merge(logs::page_routes())
         .layer(DefaultBodyLimit::max(limit))
         // Answers 413 before any handler runs when Content-Length is too large.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+        .merge(
+            logs::ingest_routes()
+                .layer(DefaultBodyLimit::max(ingest_limit))
+                .layer(tower_http::limit::RequestBodyLimitLayer::new(ingest_limit)),
+        )
+        .layer(guard::FrontDoorLayer(state.clone()))
         .with_state(state)
 }
 

@@ -1,0 +1,686 @@
+//! Storage by UTC day: one SQLite file per day (`YYYY-MM-DD.db`), each with a `lines`
+//! table, a contentless FTS5 index of message and fields, and per-day counters (lines and
+//! last line per source, scrub findings per detector and source).
+//!
+//! A purge drops whole files: O(1) in the number of lines, and crash-safe. A day is first
+//! closed (SQLite folds its WAL back), then renamed to `YYYY-MM-DD.db.trash`, then deleted;
+//! [`LogStore::open`] deletes any trash left by an interrupted purge, so a day is either
+//! whole or gone.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::civil::Date;
+use jiff::{Timestamp, tz::TimeZone};
+use rampart_scrub::Counts;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Connection, Row};
+
+use crate::config::RetentionDays;
+use crate::record::{Level, Line};
+
+/// The smallest age (days) a purge may ever remove, whatever it is asked: the page's floor.
+pub const MIN_KEEP_DAYS: i64 = 15;
+
+/// A failure of the log store.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The disk is full: nothing of the batch was stored, nothing stored before was lost.
+    #[error("the disk holding the logs is full")]
+    DiskFull,
+    /// SQLite failed.
+    #[error("log database error: {0}")]
+    Database(sqlx::Error),
+    /// A file operation of the store failed.
+    #[error("log store file error on {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// A time outside what the store can name as a day.
+    #[error("a time outside the supported range")]
+    Time,
+}
+
+impl From<sqlx::Error> for LogError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e
+            && let Some(code) = db.code()
+            && code
+                .parse::<i64>()
+                .is_ok_and(|c| c & 0xff == 13 /* SQLITE_FULL */)
+        {
+            return LogError::DiskFull;
+        }
+        LogError::Database(e)
+    }
+}
+
+/// The open day files and where they live.
+#[derive(Debug)]
+pub struct LogStore {
+    dir: PathBuf,
+    days: tokio::sync::Mutex<BTreeMap<Date, Arc<Day>>>,
+}
+
+/// One day's file: a writer connection (one transaction per batch) and a reader pool.
+#[derive(Debug)]
+struct Day {
+    write: tokio::sync::Mutex<Writer>,
+    read: SqlitePool,
+}
+
+#[derive(Debug)]
+struct Writer {
+    conn: SqliteConnection,
+}
+
+/// A stored line, as search returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLine {
+    /// Event time (µs).
+    pub time_us: i64,
+    /// Receive time (µs).
+    pub received_us: i64,
+    /// Source name.
+    pub source: String,
+    /// Level.
+    pub level: Level,
+    /// Flags (see [`crate::record::flags`]).
+    pub flags: i64,
+    /// Scrubbed message.
+    pub message: String,
+    /// Scrubbed fields (JSON object text).
+    pub fields: Option<String>,
+}
+
+/// What to look for. Every bound is optional; results are newest first.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// Words that must all appear (in the message or the fields).
+    pub text: Option<String>,
+    /// Oldest event time (µs), inclusive.
+    pub since_us: Option<i64>,
+    /// Newest event time (µs), exclusive.
+    pub until_us: Option<i64>,
+    /// Lowest level.
+    pub min_level: Option<Level>,
+    /// One source.
+    pub source: Option<String>,
+    /// Most lines returned.
+    pub limit: u32,
+}
+
+/// Per-source facts of one day (LOG-1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceDay {
+    /// The day.
+    pub day: Date,
+    /// Source name.
+    pub source: String,
+    /// Lines stored.
+    pub lines: i64,
+    /// Receive time of the last line (µs).
+    pub last_us: i64,
+}
+
+/// Which days a purge removes, decided without touching the disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurgePlan {
+    /// Days to remove, oldest first.
+    pub remove: Vec<Date>,
+    /// Days kept.
+    pub keep: Vec<Date>,
+}
+
+/// Decides the purge: a day whose age (today minus the day, in days) exceeds the retention
+/// goes; a day younger than [`MIN_KEEP_DAYS`] never does.
+pub fn plan_purge(days: &[Date], today: Date, retention: RetentionDays) -> PurgePlan {
+    let mut plan = PurgePlan {
+        remove: Vec::new(),
+        keep: Vec::new(),
+    };
+    let limit = retention.get().max(MIN_KEEP_DAYS);
+    for day in days {
+        let age = day_age(*day, today);
+        if age > limit {
+            plan.remove.push(*day);
+        } else {
+            plan.keep.push(*day);
+        }
+    }
+    plan.remove.sort();
+    plan.keep.sort();
+    plan
+}
+
+/// Whole days from `day` to `today` (0 for today, negative for the future).
+pub fn day_age(day: Date, today: Date) -> i64 {
+    i64::from(today.since(day).map(|span| span.get_days()).unwrap_or(0))
+}
+
+/// The UTC day of a time in µs.
+pub fn day_of(time_us: i64) -> Result<Date, LogError> {
+    let ts = Timestamp::from_microsecond(time_us).map_err(|_| LogError::Time)?;
+    Ok(ts.to_zoned(TimeZone::UTC).date())
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS lines (id INTEGER PRIMARY KEY, time_us INTEGER NOT NULL, received_us INTEGER NOT NULL, source TEXT NOT NULL, level INTEGER NOT NULL, flags INTEGER NOT NULL, message TEXT NOT NULL, fields TEXT)",
+    "CREATE INDEX IF NOT EXISTS lines_time ON lines(time_us)",
+    // Contentless: the index holds no text of its own, the lines table does.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS lines_fts USING fts5(message, fields, content='', columnsize=0)",
+    "CREATE TABLE IF NOT EXISTS sources (source TEXT PRIMARY KEY, lines INTEGER NOT NULL, last_us INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS scrub_counts (source TEXT NOT NULL, detector TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (source, detector))",
+];
+
+/// Rows per multi-row INSERT (7 values each, below SQLite's variable limit).
+const ROWS_PER_INSERT: usize = 256;
+
+impl LogStore {
+    /// Opens (creating) the folder and finishes any purge a crash interrupted.
+    pub async fn open(dir: &Path) -> Result<Self, LogError> {
+        std::fs::create_dir_all(dir).map_err(|source| LogError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        finish_interrupted_purges(dir)?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            days: tokio::sync::Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The folder of the day files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stores lines in one transaction per day touched, with the batch's scrub counts and
+    /// per-source counters. All of a day's lines commit together or not at all.
+    pub async fn append(
+        &self,
+        lines: &[Line],
+        counts: &[(String, Counts)],
+    ) -> Result<(), LogError> {
+        let mut by_day: BTreeMap<Date, Vec<&Line>> = BTreeMap::new();
+        for line in lines {
+            by_day.entry(day_of(line.time_us)?).or_default().push(line);
+        }
+        // Counts come from scrubbing these lines: none without lines.
+        let Some(first) = lines.first() else {
+            return Ok(());
+        };
+        let count_day = day_of(first.received_us)?;
+        by_day.entry(count_day).or_default();
+        for (date, lines) in by_day {
+            let day = self.day(date, true).await?.ok_or(LogError::Time)?;
+            let mut w = day.write.lock().await;
+            let mut tx = w.conn.begin().await?;
+            for chunk in lines.chunks(ROWS_PER_INSERT) {
+                let mut sql = String::from(
+                    "INSERT INTO lines (time_us, received_us, source, level, flags, message, fields) VALUES ",
+                );
+                let mut fts =
+                    String::from("INSERT INTO lines_fts (rowid, message, fields) VALUES ");
+                for i in 0..chunk.len() {
+                    if i > 0 {
+                        sql.push(',');
+                        fts.push(',');
+                    }
+                    sql.push_str("(?,?,?,?,?,?,?)");
+                    fts.push_str("(?,?,?)");
+                }
+                let mut insert = sqlx::query(&sql);
+                for line in chunk {
+                    insert = insert
+                        .bind(line.time_us)
+                        .bind(line.received_us)
+                        .bind(&line.source)
+                        .bind(line.level.code())
+                        .bind(line.flags)
+                        .bind(&line.message)
+                        .bind(&line.fields);
+                }
+                // One statement under the write lock: its rows get consecutive rowids
+                // ending at the last one (another process's writes wait for our commit).
+                let last = insert.execute(&mut *tx).await?.last_insert_rowid();
+                let first = last - i64::try_from(chunk.len()).unwrap_or(0) + 1;
+                let mut index = sqlx::query(&fts);
+                for (id, line) in (first..).zip(chunk) {
+                    index = index.bind(id).bind(&line.message).bind(&line.fields);
+                }
+                index.execute(&mut *tx).await?;
+            }
+            let mut per_source: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+            for line in &lines {
+                let entry = per_source.entry(&line.source).or_insert((0, 0));
+                entry.0 += 1;
+                entry.1 = entry.1.max(line.received_us);
+            }
+            for (source, (n, last)) in per_source {
+                sqlx::query(
+                    "INSERT INTO sources (source, lines, last_us) VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET lines = lines + excluded.lines, last_us = MAX(last_us, excluded.last_us)",
+                )
+                .bind(source)
+                .bind(n)
+                .bind(last)
+                .execute(&mut *tx)
+                .await?;
+            }
+            if date == count_day {
+                for (source, counts) in counts {
+                    for (detector, n) in counts.iter() {
+                        sqlx::query(
+                            "INSERT INTO scrub_counts (source, detector, count) VALUES (?, ?, ?) ON CONFLICT (source, detector) DO UPDATE SET count = count + excluded.count",
+                        )
+                        .bind(source)
+                        .bind(detector.name())
+                        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// The days on disk, oldest first.
+    pub fn days_on_disk(&self) -> Result<Vec<Date>, LogError> {
+        let mut days = Vec::new();
+        let entries = std::fs::read_dir(&self.dir).map_err(|source| LogError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(stem) = name.strip_suffix(".db")
+                && let Ok(day) = Date::from_str(stem)
+            {
+                days.push(day);
+            }
+        }
+        days.sort();
+        Ok(days)
+    }
+
+    /// Removes the plan's days: close, rename to trash, delete. Returns the days removed.
+    pub async fn purge(&self, plan: &PurgePlan) -> Result<Vec<Date>, LogError> {
+        let mut removed = Vec::new();
+        for date in &plan.remove {
+            let day = self.days.lock().await.remove(date);
+            if let Some(day) = day {
+                let w = day.write.lock().await;
+                day.read.close().await;
+                drop(w);
+                if let Ok(day) = Arc::try_unwrap(day) {
+                    let _ = day.write.into_inner().conn.close().await;
+                }
+            }
+            let path = self.path(*date);
+            let trash = trash_path(&path);
+            match std::fs::rename(&path, &trash) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(LogError::Io { path, source }),
+            }
+            remove_sidecars(&path)?;
+            remove_file(&trash)?;
+            removed.push(*date);
+        }
+        Ok(removed)
+    }
+
+    /// Lines matching the query, newest first, at most `limit`.
+    pub async fn search(&self, q: &Query) -> Result<Vec<StoredLine>, LogError> {
+        let mut out = Vec::new();
+        let limit = q.limit.clamp(1, 10_000) as usize;
+        let mut days = self.days_on_disk()?;
+        days.reverse();
+        for date in days {
+            if let Some(since) = q.since_us
+                && date < day_of(since)?
+            {
+                continue;
+            }
+            if let Some(until) = q.until_us
+                && date > day_of(until)?
+            {
+                continue;
+            }
+            let Some(day) = self.day(date, false).await? else {
+                continue;
+            };
+            let want = limit.saturating_sub(out.len());
+            let (sql, match_text) = search_sql(q);
+            let mut query = sqlx::query(&sql);
+            if let Some(text) = &match_text {
+                query = query.bind(text);
+            }
+            query = query
+                .bind(q.since_us.unwrap_or(i64::MIN))
+                .bind(q.until_us.unwrap_or(i64::MAX))
+                .bind(q.min_level.map(Level::code).unwrap_or(0));
+            if let Some(source) = &q.source {
+                query = query.bind(source);
+            }
+            let rows = query
+                .bind(i64::try_from(want).unwrap_or(i64::MAX))
+                .fetch_all(&day.read)
+                .await?;
+            for row in rows {
+                out.push(stored_line(&row)?);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many lines match (text, time, level, source; `limit` ignored).
+    pub async fn count(&self, q: &Query) -> Result<i64, LogError> {
+        let mut total = 0i64;
+        for date in self.days_on_disk()? {
+            if q.since_us
+                .is_some_and(|s| day_of(s).is_ok_and(|d| date < d))
+                || q.until_us
+                    .is_some_and(|u| day_of(u).is_ok_and(|d| date > d))
+            {
+                continue;
+            }
+            let Some(day) = self.day(date, false).await? else {
+                continue;
+            };
+            let (sql, match_text) = search_sql(q);
+            let sql = sql
+                .replacen(
+                    "SELECT time_us, received_us, source, level, flags, message, fields FROM",
+                    "SELECT COUNT(*) AS n FROM",
+                    1,
+                )
+                .replacen(" ORDER BY time_us DESC, id DESC LIMIT ?", "", 1);
+            let mut query = sqlx::query(&sql);
+            if let Some(text) = &match_text {
+                query = query.bind(text);
+            }
+            query = query
+                .bind(q.since_us.unwrap_or(i64::MIN))
+                .bind(q.until_us.unwrap_or(i64::MAX))
+                .bind(q.min_level.map(Level::code).unwrap_or(0));
+            if let Some(source) = &q.source {
+                query = query.bind(source);
+            }
+            let n: i64 = query.fetch_one(&day.read).await?.try_get("n")?;
+            total = total.saturating_add(n);
+        }
+        Ok(total)
+    }
+
+    /// Sources that sent lines on days from `since_us`'s day on, with their last receive
+    /// time (µs).
+    pub async fn recent_sources(&self, since_us: i64) -> Result<BTreeMap<String, i64>, LogError> {
+        let first = day_of(since_us)?;
+        let mut out = BTreeMap::new();
+        for date in self.days_on_disk()? {
+            if date < first {
+                continue;
+            }
+            let Some(day) = self.day(date, false).await? else {
+                continue;
+            };
+            let rows = sqlx::query("SELECT source, last_us FROM sources")
+                .fetch_all(&day.read)
+                .await?;
+            for row in rows {
+                let source: String = row.try_get("source")?;
+                let last: i64 = row.try_get("last_us")?;
+                let entry = out.entry(source).or_insert(last);
+                *entry = (*entry).max(last);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Lines per minute and level in `[since_us, until_us)`, optionally of one source:
+    /// `(minute start µs, level, count)`.
+    pub async fn histogram(
+        &self,
+        since_us: i64,
+        until_us: i64,
+        source: Option<&str>,
+    ) -> Result<Vec<(i64, Level, i64)>, LogError> {
+        let mut out = Vec::new();
+        for date in self.days_on_disk()? {
+            if date < day_of(since_us)? || date > day_of(until_us)? {
+                continue;
+            }
+            let Some(day) = self.day(date, false).await? else {
+                continue;
+            };
+            let sql = format!(
+                "SELECT (time_us / 60000000) * 60000000 AS minute, level, COUNT(*) AS n FROM lines WHERE time_us >= ? AND time_us < ?{} GROUP BY minute, level ORDER BY minute",
+                if source.is_some() {
+                    " AND source = ?"
+                } else {
+                    ""
+                }
+            );
+            let mut query = sqlx::query(&sql).bind(since_us).bind(until_us);
+            if let Some(source) = source {
+                query = query.bind(source);
+            }
+            for row in query.fetch_all(&day.read).await? {
+                out.push((
+                    row.try_get::<i64, _>("minute")?,
+                    Level::from_code(row.try_get::<i64, _>("level")?),
+                    row.try_get::<i64, _>("n")?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Lines and last line per source for each day on disk (LOG-1).
+    pub async fn source_days(&self) -> Result<Vec<SourceDay>, LogError> {
+        let mut out = Vec::new();
+        for date in self.days_on_disk()? {
+            let Some(day) = self.day(date, false).await? else {
+                continue;
+            };
+            let rows = sqlx::query("SELECT source, lines, last_us FROM sources ORDER BY source")
+                .fetch_all(&day.read)
+                .await?;
+            for row in rows {
+                out.push(SourceDay {
+                    day: date,
+                    source: row.try_get("source")?,
+                    lines: row.try_get("lines")?,
+                    last_us: row.try_get("last_us")?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Scrub findings per source and detector over every day on disk (LOG-2).
+    pub async fn scrub_counts(&self) -> Result<BTreeMap<(String, String), i64>, LogError> {
+        let mut out = BTreeMap::new();
+        for date in self.days_on_disk()? {
+            let Some(day) = self.day(date, false).await? else {
+                continue;
+            };
+            let rows = sqlx::query("SELECT source, detector, count FROM scrub_counts")
+                .fetch_all(&day.read)
+                .await?;
+            for row in rows {
+                let key = (row.try_get("source")?, row.try_get("detector")?);
+                let n: i64 = row.try_get("count")?;
+                *out.entry(key).or_insert(0) += n;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Closes every day file (WAL folded back).
+    pub async fn close(&self) {
+        let days = std::mem::take(&mut *self.days.lock().await);
+        for (_, day) in days {
+            day.read.close().await;
+            if let Ok(day) = Arc::try_unwrap(day) {
+                let _ = day.write.into_inner().conn.close().await;
+            }
+        }
+    }
+
+    fn path(&self, date: Date) -> PathBuf {
+        self.dir.join(format!("{date}.db"))
+    }
+
+    /// The open day, opening it; `None` when it does not exist and `create` is false.
+    async fn day(&self, date: Date, create: bool) -> Result<Option<Arc<Day>>, LogError> {
+        let mut days = self.days.lock().await;
+        if let Some(day) = days.get(&date) {
+            return Ok(Some(day.clone()));
+        }
+        let path = self.path(date);
+        if !create && !path.exists() {
+            return Ok(None);
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let mut conn = SqliteConnection::connect_with(&options).await?;
+        for statement in SCHEMA {
+            sqlx::query(statement).execute(&mut conn).await?;
+        }
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(0)
+            .idle_timeout(Duration::from_secs(60))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.create_if_missing(false).read_only(true))
+            .await?;
+        let day = Arc::new(Day {
+            write: tokio::sync::Mutex::new(Writer { conn }),
+            read,
+        });
+        days.insert(date, day.clone());
+        Ok(Some(day))
+    }
+}
+
+/// The SQL of a search on one day and the FTS match text, if any. Binds, in order:
+/// [match], since, until, min level, [source], limit.
+fn search_sql(q: &Query) -> (String, Option<String>) {
+    let match_text = q.text.as_deref().and_then(fts_match);
+    let mut sql = String::from(
+        "SELECT time_us, received_us, source, level, flags, message, fields FROM lines WHERE ",
+    );
+    if match_text.is_some() {
+        sql.push_str("id IN (SELECT rowid FROM lines_fts WHERE lines_fts MATCH ?) AND ");
+    }
+    sql.push_str("time_us >= ? AND time_us < ? AND level >= ?");
+    if q.source.is_some() {
+        sql.push_str(" AND source = ?");
+    }
+    sql.push_str(" ORDER BY time_us DESC, id DESC LIMIT ?");
+    (sql, match_text)
+}
+
+/// Turns typed words into an FTS5 query in which every word must appear, each quoted so no
+/// typed character is FTS syntax. `None` when there is no word.
+pub fn fts_match(text: &str) -> Option<String> {
+    let terms: Vec<String> = text
+        .split_whitespace()
+        .take(16)
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    if terms.is_empty() {
+        None
+    } else {
+        Some(terms.join(" "))
+    }
+}
+
+fn stored_line(row: &sqlx::sqlite::SqliteRow) -> Result<StoredLine, LogError> {
+    Ok(StoredLine {
+        time_us: row.try_get("time_us")?,
+        received_us: row.try_get("received_us")?,
+        source: row.try_get("source")?,
+        level: Level::from_code(row.try_get("level")?),
+        flags: row.try_get("flags")?,
+        message: row.try_get("message")?,
+        fields: row.try_get("fields")?,
+    })
+}
+
+fn trash_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".trash");
+    PathBuf::from(name)
+}
+
+fn remove_sidecars(path: &Path) -> Result<(), LogError> {
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        remove_file(Path::new(&name))?;
+    }
+    Ok(())
+}
+
+fn remove_file(path: &Path) -> Result<(), LogError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(LogError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Deletes trash files and the WAL/SHM of day files that no longer exist.
+fn finish_interrupted_purges(dir: &Path) -> Result<(), LogError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| LogError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if name.ends_with(".db.trash") {
+            remove_file(&path)?;
+            continue;
+        }
+        for suffix in ["-wal", "-shm"] {
+            if let Some(main) = name.strip_suffix(suffix)
+                && main.ends_with(".db")
+                && !dir.join(main).exists()
+            {
+                remove_file(&path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,239 @@
+//! Application logs end to end through the built binary: tokens held by a service account,
+//! NDJSON and Loki protobuf pushes, scrubbing in storage and search, per-line errors,
+//! 401 for missing and revoked tokens (audited), retention bounds refused at startup.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use prost::Message;
+use rampart_logs::parse::loki::{EntryAdapter, ProtoTimestamp, PushRequest, StreamAdapter};
+use support::*;
+
+/// Creates a service account and a token for `source`; returns the token.
+pub fn token_for(r: &Rampart, source: &str) -> String {
+    let account = format!("svc-{source}");
+    cli_ok(
+        r,
+        &[
+            "user",
+            "add",
+            &account,
+            "--kind",
+            "service",
+            "--owner",
+            "admin",
+            "--email",
+            &format!("{account}@rampart.localhost"),
+        ],
+    );
+    let token = cli_ok(
+        r,
+        &["logs", "token", "create", source, "--account", &account],
+    );
+    let token = token.trim().to_owned();
+    assert!(token.starts_with("rlt_"), "{token}");
+    token
+}
+
+fn push(r: &Rampart, path: &str, token: Option<&str>, content_type: &str, body: &[u8]) -> Response {
+    let file = r.data_dir().join(format!("body-{}", body.len()));
+    std::fs::write(&file, body).unwrap();
+    let url = format!("{}{path}", r.origin());
+    let mut args = vec![
+        url,
+        "--data-binary".into(),
+        format!("@{}", file.display()),
+        "-H".into(),
+        format!("Content-Type: {content_type}"),
+    ];
+    if let Some(token) = token {
+        args.push("-H".into());
+        args.push(format!("Authorization: Bearer {token}"));
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    r.curl().run(&refs)
+}
+
+#[test]
+fn pushed_lines_are_scrubbed_stored_and_searchable_and_bad_lines_reported() {
+    let r = start();
+    let token = token_for(&r, "api");
+    let now = jiff::Timestamp::now();
+    let body = format!(
+        "{{\"ts\":\"{now}\",\"level\":\"error\",\"msg\":\"payment failed for bob@example.com card 4111 1111 1111 1111\",\"user_email\":\"carol@example.org\"}}\n\
+         {{this is not json\n\
+         {{\"level\":\"info\",\"msg\":\"deploy done with token ghp_abcdefghijklmnopqrstuvwxyz0123456789\"}}\n\
+         {{\"ts\":\"1999-01-01T00:00:00Z\",\"msg\":\"clock far behind\"}}\n"
+    );
+    let answer = push(
+        &r,
+        "/ingest/ndjson",
+        Some(&token),
+        "application/x-ndjson",
+        body.as_bytes(),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let report: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(report["stored"], 3, "{report}");
+    assert_eq!(report["clamped"], 1, "{report}");
+    assert_eq!(report["errors"][0]["line"], 2, "{report}");
+    assert_eq!(report["errors"][0]["reason"], "invalid JSON", "{report}");
+    assert!(report["scrubbed"].as_u64().unwrap() >= 3, "{report}");
+
+    // A hand-built Loki push: protobuf in a snappy block, as Promtail sends it.
+    let request = PushRequest {
+        streams: vec![StreamAdapter {
+            labels: r#"{app="api", level="warn"}"#.into(),
+            entries: vec![EntryAdapter {
+                timestamp: Some(ProtoTimestamp {
+                    seconds: now.as_second(),
+                    nanos: 0,
+                }),
+                line: b"loki line from dave@example.net".to_vec(),
+                structured_metadata: vec![],
+            }],
+            hash: 0,
+        }],
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&request.encode_to_vec())
+        .unwrap();
+    let answer = push(
+        &r,
+        "/loki/api/v1/push",
+        Some(&token),
+        "application/x-protobuf",
+        &body,
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let json = br#"{"streams":[{"stream":{"app":"web"},"values":[["1","loki json line"]]}]}"#;
+    let answer = push(
+        &r,
+        "/loki/api/v1/push",
+        Some(&token),
+        "application/json",
+        json,
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
+    // Search through the CLI: scrubbed, filtered.
+    let all = cli_ok(&r, &["logs", "search", "--since", "1h", "--json"]);
+    assert_eq!(all.lines().count(), 5, "{all}");
+    for secret in [
+        "bob@example.com",
+        "4111 1111",
+        "carol@example.org",
+        "ghp_abc",
+        "dave@example.net",
+    ] {
+        assert!(!all.contains(secret), "{secret} leaked: {all}");
+    }
+    assert!(all.contains("[EMAIL]"), "{all}");
+    let errors = cli_ok(
+        &r,
+        &[
+            "logs", "search", "payment", "--level", "error", "--source", "api",
+        ],
+    );
+    assert_eq!(errors.lines().count(), 1, "{errors}");
+    assert!(errors.contains("payment failed"), "{errors}");
+    let none = cli_ok(&r, &["logs", "search", "bob@example.com"]);
+    assert!(none.trim().is_empty(), "{none}");
+    let loki = cli_ok(&r, &["logs", "search", "loki", "--level", "warn"]);
+    assert!(loki.contains("loki line from [EMAIL]"), "{loki}");
+
+    // The /logs page: same filters, a server-side SVG histogram, scrubbed lines.
+    let curl = r.curl();
+    enroll(&curl, &r.admin_enroll_url);
+    let page = curl.get("/logs?q=payment&since=1h&level=error&source=api");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("payment failed for [EMAIL]"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("deploy done"),
+        "level filter: {}",
+        page.body
+    );
+    assert!(page.body.contains("<svg"), "{}", page.body);
+    assert!(page.body.contains("error</title>"), "{}", page.body);
+    assert!(!page.body.contains("<script"), "{}", page.body);
+    let all = curl.get("/logs?since=1h&refresh=on");
+    assert!(all.body.contains("http-equiv=\"refresh\""), "{}", all.body);
+    assert!(all.body.contains("5 matching lines."), "{}", all.body);
+
+    // Nothing in the day files holds the raw values.
+    for entry in std::fs::read_dir(r.data_dir().join("logs")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("bob@example.com"));
+        assert!(!text.contains("carol@example.org"));
+    }
+
+    // No token, a wrong token, a revoked token: 401, audited.
+    let line = b"{\"msg\":\"x\"}\n";
+    assert_eq!(
+        push(&r, "/ingest/ndjson", None, "application/x-ndjson", line).status,
+        401
+    );
+    assert_eq!(
+        push(
+            &r,
+            "/ingest/ndjson",
+            Some("rlt_wrong"),
+            "application/x-ndjson",
+            line
+        )
+        .status,
+        401
+    );
+    cli_ok(&r, &["logs", "token", "revoke", "api"]);
+    let revoked = push(
+        &r,
+        "/ingest/ndjson",
+        Some(&token),
+        "application/x-ndjson",
+        line,
+    );
+    assert_eq!(revoked.status, 401);
+    let audit = cli_ok(&r, &["audit", "search", "--action", "logs"]);
+    assert_eq!(audit.matches("logs.ingest.denied").count(), 3, "{audit}");
+    assert!(audit.contains("logs.token.create"), "{audit}");
+    assert!(audit.contains("logs.token.revoke"), "{audit}");
+    let list = cli_ok(&r, &["logs", "token", "list"]);
+    assert!(list.contains("svc-api") && !list.contains(&token), "{list}");
+}
+
+#[test]
+fn a_retention_outside_15_to_30_days_is_refused_at_startup() {
+    let mut r = start();
+    r.stop();
+    let config = r.data_dir().join("rampart.toml");
+    let base = std::fs::read_to_string(&config).unwrap();
+    for days in [14, 31] {
+        std::fs::write(
+            &config,
+            format!("{base}\n[logs]\nretention_days = {days}\n"),
+        )
+        .unwrap();
+        for command in [&["check-config"][..], &["serve"][..]] {
+            let out = r.cli(command);
+            assert_eq!(out.status.code(), Some(64), "{command:?} {days}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains(&format!("logs.retention_days = {days} is not allowed"))
+                    && err.contains("from 15 to 30 days (LOG-5)"),
+                "{err}"
+            );
+        }
+    }
+    std::fs::write(&config, format!("{base}\n[logs]\nretention_days = 21\n")).unwrap();
+    assert!(r.cli(&["check-config"]).status.success());
+}
