@@ -96,7 +96,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     let http_task = tokio::spawn(
         axum_server::from_tcp(http)
             .handle(handle.clone())
-            .serve(rampart_web::http_router(state.clone()).into_make_service()),
+            .serve(rampart_web::http_service(state.clone())),
     );
     let metrics_task = tokio::spawn(
         axum_server::from_tcp(metrics)

@@ -1,7 +1,7 @@
 //! What every response gets: the HTTP→HTTPS redirect, security headers, CSRF checks.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -14,15 +14,12 @@ pub const HSTS: &str = "max-age=63072000; includeSubDomains";
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The HTTP listener's only answer: 308 to the same path and query on the configured
-/// public host. The client's Host header is ignored, so this is never an open redirect.
-pub async fn redirect_to_https(State(state): State<AppState>, request: Request) -> Response {
-    let path_and_query = request
-        .uri()
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
-    let mut location = String::with_capacity(state.public_origin().len() + path_and_query.len());
-    location.push_str(state.public_origin());
+/// public host (`origin`). The client's Host header is ignored, so this is never an open
+/// redirect.
+pub(crate) fn redirect_to_https(origin: &str, uri: &axum::http::Uri) -> Response {
+    let path_and_query = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+    let mut location = String::with_capacity(origin.len() + path_and_query.len());
+    location.push_str(origin);
     location.push_str(path_and_query);
     match HeaderValue::from_str(&location) {
         Ok(value) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, value)]).into_response(),
