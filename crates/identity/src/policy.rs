@@ -31,6 +31,9 @@ pub struct PolicyConfig {
     pub lockout_failures: Bounded<3, 20>,
     /// Length of the first lock in seconds; each further failure doubles it (10–3600).
     pub lockout_seconds: Bounded<10, 3600>,
+    /// Longest grant a third-party account may hold, in hours (1–168). A third party never
+    /// holds a standing grant: one without expiry is refused (EXT-1).
+    pub third_party_grant_hours: Bounded<1, 168>,
 }
 
 impl Default for PolicyConfig {
@@ -41,6 +44,7 @@ impl Default for PolicyConfig {
             session_absolute_hours: Bounded::clamped(12),
             lockout_failures: Bounded::clamped(5),
             lockout_seconds: Bounded::clamped(60),
+            third_party_grant_hours: Bounded::clamped(8),
         }
     }
 }

@@ -88,6 +88,8 @@ session_absolute_hours = 12
 lockout_failures = 5
 # Seconds of the first lock; each further failure doubles it, up to an hour (10 to 3600).
 lockout_seconds = 60
+# Longest grant a third-party account may hold, in hours (1 to 168). Third parties never hold a standing grant: one without expiry is refused (EXT-1).
+third_party_grant_hours = 8
 
 [network]
 # Directory of inventory files to check (AWS CLI describe-* JSON, `terraform show -json` plans, rampart TOML). Re-checked when a file changes. Absent: the network controls are not checked.

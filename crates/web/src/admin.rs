@@ -436,6 +436,14 @@ async fn add_binding(
             }
         },
     };
+    if let Err(e) = crate::ops::check_grant_expiry(
+        account.kind,
+        expires_at,
+        jiff::Timestamp::now(),
+        &state.policy,
+    ) {
+        return bad_request(&viewer, &e.to_string(), "/roles");
+    }
     let binding = Binding {
         account: account.username.to_string(),
         role,

@@ -1,5 +1,5 @@
-//! Evidence for the controls this room can prove: ACC-1, ACC-2, ACC-6 and LOG-3 from the
-//! store, ENC-2 from a live probe ([`crate::probe`]).
+//! Evidence for the controls this room can prove: ACC-1, ACC-2, ACC-6, LOG-3 and EXT-1
+//! from the store, ENC-2 from a live probe ([`crate::probe`]).
 
 use std::collections::BTreeSet;
 
@@ -23,6 +23,7 @@ pub async fn collect(store: &Store, policy: &PolicyConfig, extra: Vec<Finding>) 
         acc2(store, policy).await.map_err(|e| (ControlId::Acc2, e)),
         acc6(store).await.map_err(|e| (ControlId::Acc6, e)),
         log3(store).await.map_err(|e| (ControlId::Log3, e)),
+        ext1(store, policy).await.map_err(|e| (ControlId::Ext1, e)),
     ];
     for result in results {
         findings.push(result.unwrap_or_else(|(control, e)| {
@@ -167,6 +168,60 @@ async fn acc6(store: &Store) -> Result<Finding, rampart_store::StoreError> {
             format!("gateway access held by: {list}"),
             format!("roles granting targets: {}", gateway_roles.len()),
         ],
+    ))
+}
+
+/// EXT-1: third parties hold no standing grant; each of their live grants expires within
+/// the policy's limit.
+async fn ext1(store: &Store, policy: &PolicyConfig) -> Result<Finding, rampart_store::StoreError> {
+    let now = jiff::Timestamp::now();
+    let limit_s = policy.third_party_grant_hours.get() * 3600;
+    let third: BTreeSet<String> = store
+        .accounts()
+        .await?
+        .into_iter()
+        .filter(|a| a.active && a.kind == AccountKind::ThirdParty)
+        .map(|a| a.username.to_string())
+        .collect();
+    let live: Vec<_> = store
+        .bindings(None)
+        .await?
+        .into_iter()
+        .filter(|b| third.contains(&b.account) && b.expires_at.is_none_or(|t| t > now))
+        .collect();
+    let standing: Vec<String> = live
+        .iter()
+        .filter(|b| {
+            b.expires_at
+                .is_none_or(|t| t.as_second() - now.as_second() > limit_s)
+        })
+        .map(|b| format!("{} ({})", b.account, b.role))
+        .collect();
+    let pass = standing.is_empty();
+    let mut evidence = vec![
+        format!(
+            "{} active third-party accounts; {} live grants to them, each expiring within policy.third_party_grant_hours = {}",
+            third.len(),
+            live.len() - standing.len(),
+            policy.third_party_grant_hours.get()
+        ),
+        "access requests with approvals are not built yet: grants to third parties are given by admins and refused without a short expiry".into(),
+    ];
+    if !pass {
+        evidence.push(format!(
+            "standing or over-long grants: {}",
+            standing.join(", ")
+        ));
+    }
+    Ok(Finding::new(
+        ControlId::Ext1,
+        pass,
+        if pass {
+            "No third party holds a standing grant."
+        } else {
+            "Some third parties hold standing grants."
+        },
+        evidence,
     ))
 }
 

@@ -24,6 +24,31 @@ pub enum OpError {
     Store(#[from] StoreError),
 }
 
+/// EXT-1: a third-party account holds no standing grant. A grant to one must expire, and
+/// within `policy.third_party_grant_hours` of `now`; other accounts may hold any grant.
+pub fn check_grant_expiry(
+    kind: rampart_identity::AccountKind,
+    expires_at: Option<jiff::Timestamp>,
+    now: jiff::Timestamp,
+    policy: &rampart_identity::policy::PolicyConfig,
+) -> Result<(), OpError> {
+    if kind != rampart_identity::AccountKind::ThirdParty {
+        return Ok(());
+    }
+    let hours = policy.third_party_grant_hours.get();
+    match expires_at {
+        None => Err(OpError::Invalid(format!(
+            "a third-party account cannot hold a standing grant (EXT-1): give an expiry of at most {hours} hours"
+        ))),
+        Some(at) if at.as_second() - now.as_second() > hours * 3600 => {
+            Err(OpError::Invalid(format!(
+                "a grant to a third-party account may last at most {hours} hours (policy.third_party_grant_hours, EXT-1)"
+            )))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
 /// Creates an account and a one-time enrollment link for it; returns the link's token.
 pub async fn create_user(
     store: &Store,
@@ -196,6 +221,22 @@ pub async fn check_permission(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn third_parties_get_only_short_time_boxed_grants() {
+        use rampart_identity::AccountKind;
+        use rampart_identity::policy::PolicyConfig;
+        let policy = PolicyConfig::default();
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let in_hours =
+            |h: i64| Some(jiff::Timestamp::from_second(now.as_second() + h * 3600).unwrap());
+        let check = |kind, at| check_grant_expiry(kind, at, now, &policy);
+        assert!(check(AccountKind::ThirdParty, None).is_err());
+        assert!(check(AccountKind::ThirdParty, in_hours(9)).is_err());
+        assert!(check(AccountKind::ThirdParty, in_hours(8)).is_ok());
+        assert!(check(AccountKind::Person, None).is_ok());
+        assert!(check(AccountKind::Service, in_hours(1000)).is_ok());
+    }
 
     #[test]
     fn grants_parse_with_and_without_environment() {

@@ -215,6 +215,13 @@ pub async fn run_grant(ctx: &Ctx, command: GrantCommand) -> Result<Exit> {
                 }
                 Some(_) => return Err(exit_usage("--hours must be from 1 to 8760")),
             };
+            rampart_web::ops::check_grant_expiry(
+                account.kind,
+                expires_at,
+                jiff::Timestamp::now(),
+                &ctx.config.policy,
+            )
+            .map_err(|e| exit_usage(e.to_string()))?;
             let binding = Binding {
                 account: account.username.to_string(),
                 role,
