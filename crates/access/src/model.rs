@@ -146,6 +146,7 @@ permissions! {
     ManageTargets = "targets.manage", "Register and remove targets.";
     ViewAudit = "audit.view", "Read and export the audit log.";
     ViewReport = "report.view", "Read the control report.";
+    ApproveAccess = "access.approve", "Approve or deny other people's access requests.";
     ViewLogs = "logs.view", "Search and tail application logs and see their alerts.";
 }
 

@@ -95,6 +95,10 @@ actions! {
     RoleDelete = "role.delete", "A role was deleted.";
     GrantAdd = "grant.add", "A role was granted to an account.";
     GrantRemove = "grant.remove", "A grant was removed.";
+    AccessRequest = "access.request", "Someone asked for a role for a few hours, with a reason.";
+    AccessApprove = "access.approve", "An approver approved an access request.";
+    AccessDeny = "access.deny", "An approver denied an access request.";
+    AccessExpire = "access.expire", "An access request lapsed with nobody deciding.";
     TargetAdd = "target.add", "A target was registered or changed.";
     TargetRemove = "target.remove", "A target was removed.";
     Authorize = "access.authorize", "An access decision was made for a target.";

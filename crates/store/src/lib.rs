@@ -16,6 +16,7 @@
 //! Times are stored as integer microseconds (or seconds, where named `_s`) since the
 //! epoch, which both engines store exactly.
 
+mod access_requests;
 mod accounts;
 mod audit;
 mod log_tokens;
@@ -23,6 +24,7 @@ mod migrate;
 mod policy;
 mod sessions;
 
+pub use access_requests::{AccessRequest, Approval, DecisionError, RequestStatus};
 pub use accounts::{Account, NewAccount};
 pub use audit::AuditQuery;
 pub use log_tokens::LogToken;

@@ -138,6 +138,24 @@ CREATE INDEX audit_time ON audit_log(time_us);
 CREATE INDEX audit_actor ON audit_log(actor, seq)
 ";
 
+/// Access requests (EXT-1): who asked for which role, for how long, why, and who decided.
+const V5_ACCESS_REQUESTS: &str = "
+CREATE TABLE access_requests (
+    id TEXT PRIMARY KEY,
+    requester TEXT NOT NULL,
+    role TEXT NOT NULL,
+    hours BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_us BIGINT NOT NULL,
+    pending_until_us BIGINT NOT NULL,
+    deciders TEXT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE INDEX access_requests_status ON access_requests(status, pending_until_us);
+CREATE INDEX access_requests_requester ON access_requests(requester, created_us)
+";
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -156,6 +174,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "audit sequence as the SQLite rowid",
         sqlite: V4_AUDIT_ROWID_SQLITE,
         postgres: "",
+    },
+    Migration {
+        version: 5,
+        name: "access requests",
+        sqlite: V5_ACCESS_REQUESTS,
+        postgres: V5_ACCESS_REQUESTS,
     },
 ];
 

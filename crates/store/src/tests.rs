@@ -313,6 +313,134 @@ async fn timed_out_sessions_are_ended_and_audited() {
     assert_eq!(store.end_timed_out_sessions(&policy, now).await.unwrap(), 0);
 }
 
+/// An access request: never decided by its requester, granted time-boxed by the approval
+/// that completes the count, closed to decisions once denied or lapsed.
+#[tokio::test]
+async fn access_requests_grant_only_after_enough_approvals_by_others() {
+    use crate::{AccessRequest, Approval, DecisionError, RequestStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let role = Role {
+        name: RoleName::parse("ops").unwrap(),
+        permissions: BTreeSet::new(),
+        grants: vec![],
+    };
+    store
+        .put_role(&role, ev(Action::RoleCreate, "ops"))
+        .await
+        .unwrap();
+    let now = 1_800_000_000_000_000;
+    let request = |id: &str| AccessRequest {
+        id: id.into(),
+        requester: "vendor".into(),
+        role: "ops".into(),
+        hours: 4,
+        reason: "ticket 1234".into(),
+        status: RequestStatus::Pending,
+        created_us: now,
+        pending_until_us: now + 24 * 3_600_000_000,
+        deciders: vec![],
+        note: String::new(),
+    };
+    let vendor = Actor::User("vendor".into());
+    store
+        .create_access_request(&request("r1"), vendor.clone())
+        .await
+        .unwrap();
+    let approve = |who: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .approve_access_request("r1", who, Actor::User(who.into()), 2, now)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(approve("vendor").await, Err(DecisionError::OwnRequest));
+    assert_eq!(approve("alice").await, Ok(Approval::Counted));
+    assert!(store.bindings(Some("vendor")).await.unwrap().is_empty());
+    assert_eq!(
+        approve("alice").await,
+        Err(DecisionError::AlreadyApproved("alice".into()))
+    );
+    let until = now + 4 * 3_600_000_000;
+    assert_eq!(approve("bob").await, Ok(Approval::Granted(until)));
+    let bindings = store.bindings(Some("vendor")).await.unwrap();
+    assert_eq!(bindings.len(), 1);
+    assert_eq!(
+        bindings[0].expires_at.map(|t| t.as_microsecond()),
+        Some(until)
+    );
+    let stored = store.access_request("r1").await.unwrap().unwrap();
+    assert_eq!(stored.status, RequestStatus::Approved);
+    assert_eq!(stored.deciders, ["alice", "bob"]);
+    assert_eq!(
+        approve("carol").await,
+        Err(DecisionError::NotPending("approved"))
+    );
+
+    // Denied, then closed.
+    store
+        .create_access_request(&request("r2"), vendor.clone())
+        .await
+        .unwrap();
+    store
+        .deny_access_request("r2", "alice", Actor::User("alice".into()), "no ticket", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .approve_access_request("r2", "bob", Actor::User("bob".into()), 1, now)
+            .await
+            .unwrap(),
+        Err(DecisionError::NotPending("denied"))
+    );
+
+    // Lapsed: refused at once, and marked by the sweep.
+    store
+        .create_access_request(&request("r3"), vendor)
+        .await
+        .unwrap();
+    let late = now + 25 * 3_600_000_000;
+    assert_eq!(
+        store
+            .approve_access_request("r3", "bob", Actor::User("bob".into()), 1, late)
+            .await
+            .unwrap(),
+        Err(DecisionError::NotPending("expired"))
+    );
+    assert_eq!(store.expire_access_requests(late).await.unwrap(), 1);
+    assert_eq!(
+        store.access_request("r3").await.unwrap().unwrap().status,
+        RequestStatus::Expired
+    );
+    let actions: Vec<String> = store
+        .audit_search(&crate::AuditQuery {
+            action_prefix: Some("access.".into()),
+            limit: 20,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "access.expire",
+            "access.request",
+            "access.deny",
+            "access.request",
+            "access.approve",
+            "access.approve",
+            "access.request"
+        ]
+    );
+}
+
 /// Two processes append to one SQLite file, taking turns: each one's cached head goes
 /// stale at every turn, and neither loses an event nor forks the chain.
 #[tokio::test]
