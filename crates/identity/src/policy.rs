@@ -34,6 +34,12 @@ pub struct PolicyConfig {
     /// Longest grant a third-party account may hold, in hours (1–168). A third party never
     /// holds a standing grant: one without expiry is refused (EXT-1).
     pub third_party_grant_hours: Bounded<1, 168>,
+    /// Longest grant an access request may ask for, in hours (1–168).
+    pub request_max_hours: Bounded<1, 168>,
+    /// Approvals, by people other than the requester, that grant a request (1–3).
+    pub request_approvals: Bounded<1, 3>,
+    /// Hours a request waits for approvals before it lapses (1–168).
+    pub request_pending_hours: Bounded<1, 168>,
 }
 
 impl Default for PolicyConfig {
@@ -45,6 +51,9 @@ impl Default for PolicyConfig {
             lockout_failures: Bounded::clamped(5),
             lockout_seconds: Bounded::clamped(60),
             third_party_grant_hours: Bounded::clamped(8),
+            request_max_hours: Bounded::clamped(8),
+            request_approvals: Bounded::clamped(1),
+            request_pending_hours: Bounded::clamped(24),
         }
     }
 }

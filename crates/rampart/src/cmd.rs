@@ -5,6 +5,7 @@ pub mod audit;
 pub mod logs;
 pub mod net;
 pub mod report;
+pub mod requests;
 pub mod scrub;
 pub mod user;
 

@@ -90,6 +90,12 @@ lockout_failures = 5
 lockout_seconds = 60
 # Longest grant a third-party account may hold, in hours (1 to 168). Third parties never hold a standing grant: one without expiry is refused (EXT-1).
 third_party_grant_hours = 8
+# Longest grant an access request may ask for, in hours (1 to 168).
+request_max_hours = 8
+# Approvals by people other than the requester that grant a request (1 to 3); approvers hold the access.approve permission.
+request_approvals = 1
+# Hours a request waits for approvals before it lapses (1 to 168).
+request_pending_hours = 24
 
 [network]
 # Directory of inventory files to check (AWS CLI describe-* JSON, `terraform show -json` plans, rampart TOML). Re-checked when a file changes. Absent: the network controls are not checked.

@@ -78,6 +78,9 @@ enum Command {
     /// Grant roles to accounts, with optional expiry (ACC-3, ACC-6).
     #[command(subcommand)]
     Grant(cmd::access::GrantCommand),
+    /// Access requests: ask for a role for a few hours, approved by someone else (EXT-1).
+    #[command(subcommand)]
+    Access(cmd::requests::AccessCommand),
     /// Read, verify and export the audit log (LOG-3).
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
@@ -181,6 +184,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 Command::Target(c) => cmd::access::run_target(&ctx, c).await,
                 Command::Role(c) => cmd::access::run_role(&ctx, c).await,
                 Command::Grant(c) => cmd::access::run_grant(&ctx, c).await,
+                Command::Access(c) => cmd::requests::run(&ctx, c).await,
                 Command::Audit(c) => cmd::audit::run(&ctx, c).await,
                 Command::Report(args) => cmd::report::run(&ctx, args).await,
                 Command::Logs(c) => cmd::logs::run(&ctx, c).await,

@@ -208,7 +208,8 @@ fn read_key(path: &std::path::Path) -> Result<Vec<u8>> {
 }
 
 /// Signs a checkpoint of the audit head every ten minutes and purges dead sessions.
-/// Every minute, ends (and audits) the sessions that timed out; every ten minutes, signs
+/// Every minute, ends (and audits) the sessions that timed out and the access requests
+/// that lapsed; every ten minutes, signs
 /// an audit checkpoint and purges sessions past their absolute lifetime.
 async fn housekeeping(
     store: Arc<Store>,
@@ -235,6 +236,14 @@ async fn housekeeping(
                     break;
                 }
             }
+        }
+        match store
+            .expire_access_requests(jiff::Timestamp::now().as_microsecond())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(requests = n, "access requests lapsed"),
+            Err(e) => tracing::warn!(error = %e, "could not expire access requests"),
         }
         if minute % 10 != 0 {
             continue;

@@ -8,7 +8,7 @@
 
 mod support;
 
-use support::{cli_ok, sqlite, start};
+use support::{between, cli_ok, enroll, sqlite, start};
 
 fn ext1(r: &support::Rampart) -> (String, String) {
     let json: serde_json::Value =
@@ -74,4 +74,124 @@ fn third_parties_get_only_short_time_boxed_grants_and_the_report_checks_it() {
     let (status, text) = ext1(&r);
     assert_eq!(status, "fail", "{text}");
     assert!(text.contains("vendor (ops)"), "{text}");
+}
+
+/// EXT-1's workflow: a third party asks for a role in the UI, with a reason (scrubbed);
+/// only someone else holding access.approve can approve; the approval grants the role,
+/// time-boxed. Nobody decides their own request.
+#[test]
+fn a_third_party_requests_access_and_another_person_approves_it() {
+    let r = start();
+    let admin = r.curl();
+    enroll(&admin, &r.admin_enroll_url);
+    let out = cli_ok(
+        &r,
+        &[
+            "user",
+            "add",
+            "vendor",
+            "--email",
+            "vendor@partner.example",
+            "--kind",
+            "third-party",
+        ],
+    );
+    let link = out
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .expect("an enrollment link")
+        .to_owned();
+    let vendor = r.curl();
+    enroll(&vendor, &link);
+    cli_ok(
+        &r,
+        &["role", "add", "ops", "--grant", "web-* production deploy"],
+    );
+
+    let page = vendor.get("/access");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<option>ops</option>"), "{}", page.body);
+    let too_long = vendor.post(
+        "/access",
+        &[("role", "ops"), ("hours", "24"), ("reason", "migration")],
+    );
+    assert_eq!(too_long.status, 400, "{}", too_long.body);
+    let asked = vendor.post(
+        "/access",
+        &[
+            ("role", "ops"),
+            ("hours", "4"),
+            ("reason", "ticket 42, contact bob@customer.example"),
+        ],
+    );
+    assert_eq!(asked.status, 303, "{}", asked.body);
+
+    // The approver sees it, with the personal data in the reason scrubbed.
+    let queue = admin.get("/access");
+    assert_eq!(queue.status, 200);
+    assert!(
+        queue.body.contains("ticket 42, contact [EMAIL]"),
+        "{}",
+        queue.body
+    );
+    assert!(!queue.body.contains("bob@customer.example"));
+    let id = between(&queue.body, "action=\"/access/", "/approve\"")
+        .expect("an approve button")
+        .to_owned();
+
+    // The requester cannot approve (no permission), and no grant exists yet.
+    assert_eq!(
+        vendor.post(&format!("/access/{id}/approve"), &[]).status,
+        403
+    );
+    assert!(!cli_ok(&r, &["grant", "list"]).contains("vendor"));
+
+    let approved = admin.post(&format!("/access/{id}/approve"), &[]);
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    let grants = cli_ok(&r, &["grant", "list"]);
+    let line = grants
+        .lines()
+        .find(|l| l.contains("vendor"))
+        .expect("vendor's grant");
+    assert!(line.contains("ops") && !line.contains("never"), "{grants}");
+    let mine = vendor.get("/access");
+    assert!(mine.body.contains("approved"), "{}", mine.body);
+    let listed = cli_ok(&r, &["access", "list"]);
+    assert!(
+        listed.contains("approved") && listed.contains("admin"),
+        "{listed}"
+    );
+
+    // An approver's own request waits for someone else.
+    let own = admin.post(
+        "/access",
+        &[("role", "ops"), ("hours", "2"), ("reason", "on call")],
+    );
+    assert_eq!(own.status, 303);
+    let pending = cli_ok(&r, &["access", "list", "--pending"]);
+    let own_id = pending
+        .lines()
+        .find(|l| l.contains("on call"))
+        .and_then(|l| l.split(['│', '┆']).nth(1))
+        .map(str::trim)
+        .expect("the pending request")
+        .to_owned();
+    assert!(
+        !admin
+            .get("/access")
+            .body
+            .contains(&format!("/access/{own_id}/approve"))
+    );
+    let self_approval = admin.post(&format!("/access/{own_id}/approve"), &[]);
+    assert_eq!(self_approval.status, 400);
+    assert!(
+        self_approval.body.contains("their own request"),
+        "{}",
+        self_approval.body
+    );
+    // The operator (cli:…) is someone else.
+    assert!(cli_ok(&r, &["access", "approve", &own_id]).contains("granted until"));
+
+    let (status, text) = ext1(&r);
+    assert_eq!(status, "pass", "{text}");
 }

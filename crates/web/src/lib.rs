@@ -7,6 +7,7 @@
 //! every admin page checks its permission with `rampart_access::authorize`; every login
 //! step, session and admin change is audited in the same transaction as the change.
 
+mod access;
 pub mod acme;
 mod admin;
 mod auth;
@@ -157,6 +158,7 @@ pub fn https_router(state: AppState) -> Router {
         .route("/static/app.css", get(pages::stylesheet))
         .merge(auth::routes())
         .merge(admin::routes())
+        .merge(access::routes())
         .merge(logs::page_routes())
         .layer(DefaultBodyLimit::max(limit))
         // Answers 413 before any handler runs when Content-Length is too large.
@@ -262,7 +264,7 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
 
 /// Text that came from outside (a CA's error, a parser's message quoting a file) passes the
 /// scrubber before it is stored in the audit log (LOG-2).
-pub(crate) fn scrubbed(text: &str) -> String {
+pub fn scrubbed(text: &str) -> String {
     static SCRUBBER: std::sync::OnceLock<Option<rampart_scrub::Scrubber>> =
         std::sync::OnceLock::new();
     let scrubber = SCRUBBER.get_or_init(|| {
