@@ -158,6 +158,9 @@ async fn push(
             {
                 return crate::auth::internal(e);
             }
+            // Read a small body before refusing: answering an HTTP/2 stream whose body is
+            // still arriving resets it, and clients report the reset instead of the 401.
+            let _ = axum::body::to_bytes(body, 64 * 1024).await;
             return (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
