@@ -147,6 +147,19 @@ fn pushed_lines_are_scrubbed_stored_and_searchable_and_bad_lines_reported() {
     let loki = cli_ok(&r, &["logs", "search", "loki", "--level", "warn"]);
     assert!(loki.contains("loki line from [EMAIL]"), "{loki}");
 
+    // The report proves LOG-1, LOG-2 and LOG-5 from the log store.
+    let report: serde_json::Value =
+        serde_json::from_str(&cli_ok(&r, &["report", "--format", "json"])).unwrap();
+    for id in ["LOG-1", "LOG-2", "LOG-5"] {
+        let control = report["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap();
+        assert_eq!(control["status"], "pass", "{id}: {control}");
+    }
+
     // The /logs page: same filters, a server-side SVG histogram, scrubbed lines.
     let curl = r.curl();
     enroll(&curl, &r.admin_enroll_url);
