@@ -38,6 +38,8 @@ def gen(path, count):
                 "msg": msg,
                 "req": "%016x" % rng.getrandbits(64),
                 "ms": rng.randrange(1000),
+                "path": "/api/v1/orders/%d/items" % rng.randrange(100000),
+                "host": "web-%02d" % rng.randrange(20),
             }
             text = json.dumps(line, separators=(",", ":"))
             out.write(text + "\n")

@@ -6,6 +6,7 @@
 //! could read and a per-line error for the others; [`record::prepare`] cuts long messages,
 //! clamps far timestamps to the receive time and scrubs every message and field; the
 //! [`LogStore`] writes a batch in one transaction per UTC day file, with an FTS5 index.
+//! [`alert`] holds the alert rules and their pure decision, [`chart`] the histogram SVG.
 //!
 //! Invariants:
 //! - nothing reaches the disk unscrubbed: [`Ingest`], the one way in for every transport,

@@ -379,9 +379,12 @@ impl LogStore {
                 .bind(i64::try_from(want).unwrap_or(i64::MAX))
                 .fetch_all(&day.read)
                 .await?;
-            for row in rows {
-                out.push(stored_line(&row)?);
-            }
+            let mut page = rows
+                .iter()
+                .map(stored_line)
+                .collect::<Result<Vec<_>, _>>()?;
+            page.sort_by_key(|l| std::cmp::Reverse(l.time_us));
+            out.extend(page);
             if out.len() >= limit {
                 break;
             }
@@ -406,11 +409,12 @@ impl LogStore {
             let (sql, match_text) = search_sql(q);
             let sql = sql
                 .replacen(
-                    "SELECT time_us, received_us, source, level, flags, message, fields FROM",
+                    "SELECT l.time_us, l.received_us, l.source, l.level, l.flags, l.message, l.fields FROM",
                     "SELECT COUNT(*) AS n FROM",
                     1,
                 )
-                .replacen(" ORDER BY time_us DESC, id DESC LIMIT ?", "", 1);
+                .replacen(" ORDER BY lines_fts.rowid DESC LIMIT ?", "", 1)
+                .replacen(" ORDER BY l.time_us DESC, l.id DESC LIMIT ?", "", 1);
             let mut query = sqlx::query(&sql);
             if let Some(text) = &match_text {
                 query = query.bind(text);
@@ -586,19 +590,33 @@ impl LogStore {
 
 /// The SQL of a search on one day and the FTS match text, if any. Binds, in order:
 /// [match], since, until, min level, [source], limit.
+///
+/// With words, the full-text index drives the query newest row first (`CROSS JOIN` keeps
+/// SQLite from starting at the time index, and FTS5 walks rowids backwards natively), so a
+/// common word stops after `limit` rows and a rare one reads only its own postings. Rowids
+/// follow arrival order, which is close to time order within a day; each day's page is
+/// re-sorted by time afterwards.
 fn search_sql(q: &Query) -> (String, Option<String>) {
     let match_text = q.text.as_deref().and_then(fts_match);
     let mut sql = String::from(
-        "SELECT time_us, received_us, source, level, flags, message, fields FROM lines WHERE ",
+        "SELECT l.time_us, l.received_us, l.source, l.level, l.flags, l.message, l.fields FROM ",
     );
     if match_text.is_some() {
-        sql.push_str("id IN (SELECT rowid FROM lines_fts WHERE lines_fts MATCH ?) AND ");
+        sql.push_str(
+            "lines_fts CROSS JOIN lines l ON l.id = lines_fts.rowid WHERE lines_fts MATCH ? AND ",
+        );
+    } else {
+        sql.push_str("lines l WHERE ");
     }
-    sql.push_str("time_us >= ? AND time_us < ? AND level >= ?");
+    sql.push_str("l.time_us >= ? AND l.time_us < ? AND l.level >= ?");
     if q.source.is_some() {
-        sql.push_str(" AND source = ?");
+        sql.push_str(" AND l.source = ?");
     }
-    sql.push_str(" ORDER BY time_us DESC, id DESC LIMIT ?");
+    if match_text.is_some() {
+        sql.push_str(" ORDER BY lines_fts.rowid DESC LIMIT ?");
+    } else {
+        sql.push_str(" ORDER BY l.time_us DESC, l.id DESC LIMIT ?");
+    }
     (sql, match_text)
 }
 

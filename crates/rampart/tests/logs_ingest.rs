@@ -147,6 +147,19 @@ fn pushed_lines_are_scrubbed_stored_and_searchable_and_bad_lines_reported() {
     let loki = cli_ok(&r, &["logs", "search", "loki", "--level", "warn"]);
     assert!(loki.contains("loki line from [EMAIL]"), "{loki}");
 
+    // The report proves LOG-1, LOG-2 and LOG-5 from the log store.
+    let report: serde_json::Value =
+        serde_json::from_str(&cli_ok(&r, &["report", "--format", "json"])).unwrap();
+    for id in ["LOG-1", "LOG-2", "LOG-5"] {
+        let control = report["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap();
+        assert_eq!(control["status"], "pass", "{id}: {control}");
+    }
+
     // The /logs page: same filters, a server-side SVG histogram, scrubbed lines.
     let curl = r.curl();
     enroll(&curl, &r.admin_enroll_url);
@@ -236,4 +249,53 @@ fn a_retention_outside_15_to_30_days_is_refused_at_startup() {
     }
     std::fs::write(&config, format!("{base}\n[logs]\nretention_days = 21\n")).unwrap();
     assert!(r.cli(&["check-config"]).status.success());
+}
+
+#[test]
+fn a_flooding_source_gets_429_and_the_others_are_still_served() {
+    let r = Rampart::start(
+        bin(),
+        "[logs]\nrate_lines_per_second = 100\nrate_burst_lines = 1000\n",
+    );
+    let flood = token_for(&r, "flood");
+    let calm = token_for(&r, "calm");
+    // The whole burst at once: the next batch would need 10 s of refill (the bucket itself
+    // is tested with a fake clock in rampart-logs).
+    let batch: String = (0..1000)
+        .map(|i| format!("{{\"msg\":\"line {i}\"}}\n"))
+        .collect();
+    let first = push(
+        &r,
+        "/ingest/ndjson",
+        Some(&flood),
+        "application/x-ndjson",
+        batch.as_bytes(),
+    );
+    assert_eq!(first.status, 200, "{}", first.body);
+    let second = push(
+        &r,
+        "/ingest/ndjson",
+        Some(&flood),
+        "application/x-ndjson",
+        batch.as_bytes(),
+    );
+    assert_eq!(second.status, 429, "{}", second.body);
+    assert!(second.header("retry-after").is_some());
+    let other = push(
+        &r,
+        "/ingest/ndjson",
+        Some(&calm),
+        "application/x-ndjson",
+        batch.as_bytes(),
+    );
+    assert_eq!(other.status, 200, "{}", other.body);
+    let stored = cli_ok(
+        &r,
+        &["logs", "search", "--source", "flood", "--limit", "10000"],
+    );
+    assert_eq!(
+        stored.lines().count(),
+        1000,
+        "nothing of the refused batch was stored"
+    );
 }

@@ -208,3 +208,115 @@ impl Store {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+    use rampart_audit::{Action, Actor, AuditEvent};
+    use rampart_identity::{AccountKind, Email, Username};
+
+    use crate::{NewAccount, Store, StoreError};
+
+    fn ev(action: Action) -> AuditEvent {
+        AuditEvent::new(Actor::System, action, "t")
+    }
+
+    fn account(name: &str, kind: AccountKind, owner: Option<&str>) -> NewAccount {
+        NewAccount {
+            username: Username::parse(name).unwrap(),
+            email: Email::parse(&format!("{name}@example.com")).unwrap(),
+            display_name: name.into(),
+            kind,
+            owner: owner.map(|o| Username::parse(o).unwrap()),
+        }
+    }
+
+    async fn tokens_and_alerts(store: &Store) {
+        store
+            .create_account(
+                &account("owner", AccountKind::Person, None),
+                ev(Action::UserCreate),
+            )
+            .await
+            .unwrap();
+        store
+            .create_account(
+                &account("svc-api", AccountKind::Service, Some("owner")),
+                ev(Action::UserCreate),
+            )
+            .await
+            .unwrap();
+        // Only a service account may hold a token.
+        assert!(matches!(
+            store
+                .create_log_token("api", "owner", "h0", ev(Action::LogTokenCreate))
+                .await,
+            Err(StoreError::NotFound(_))
+        ));
+        store
+            .create_log_token("api", "svc-api", "h1", ev(Action::LogTokenCreate))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.log_token_source("h1").await.unwrap(),
+            Ok("api".into())
+        );
+        assert_eq!(store.log_token_source("nope").await.unwrap(), Err(None));
+        assert_eq!(
+            store
+                .revoke_log_tokens("api", ev(Action::LogTokenRevoke))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store.log_token_source("h1").await.unwrap(),
+            Err(Some("api".into()))
+        );
+        assert_eq!(store.log_tokens().await.unwrap().len(), 1);
+        // An alert fires once until it resolves.
+        assert!(
+            store
+                .log_alert_fire("r", "api", 1, ev(Action::LogAlert))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .log_alert_fire("r", "api", 2, ev(Action::LogAlert))
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.log_alerts_firing().await.unwrap().len(), 1);
+        assert!(
+            store
+                .log_alert_resolve("r", "api", ev(Action::LogAlert))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .log_alert_resolve("r", "api", ev(Action::LogAlert))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn log_tokens_and_alerts_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+        let store = Store::open(&url).await.unwrap();
+        tokens_and_alerts(&store).await;
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn log_tokens_and_alerts_on_postgres() {
+        let pg = rampart_testkit::Postgres::start();
+        let store = Store::open(pg.url()).await.unwrap();
+        tokens_and_alerts(&store).await;
+        store.close().await;
+    }
+}

@@ -123,6 +123,9 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Response {
     if let Ok(network) = state.network.read() {
         extra.extend(crate::network::findings(&network));
     }
+    if let Some(ingest) = &state.logs {
+        extra.extend(crate::logs::findings(&state, ingest).await);
+    }
     let report = evidence::collect(&state.store, &state.policy, extra).await;
     let (pass, fail, not_checked) = report.tally();
     render(

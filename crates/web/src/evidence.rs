@@ -1,5 +1,6 @@
 //! Evidence for the controls this room can prove: ACC-1, ACC-2, ACC-6, LOG-3 and EXT-1
-//! from the store, ENC-2 from a live probe ([`crate::probe`]).
+//! from the store, ENC-2 from a live probe ([`crate::probe`]), LOG-1, LOG-2 and LOG-5 from
+//! the log store ([`logs`]).
 
 use std::collections::BTreeSet;
 
@@ -276,4 +277,154 @@ async fn log3(store: &Store) -> Result<Finding, rampart_store::StoreError> {
         },
         evidence,
     ))
+}
+
+/// Lines sampled from the log store for the LOG-2 scan.
+const LOG2_SAMPLE: u32 = 2000;
+
+/// LOG-1 (lines per day per source, last line received, silent sources), LOG-2 (scrub
+/// counts, and a scan of the newest stored lines that must find no personal data) and LOG-5
+/// (the oldest stored day lies within the retention, which lies within 15..=30 by type).
+/// `live_sources` are the sources holding a live token; `now` comes from the caller's clock.
+pub async fn logs(
+    store: &rampart_logs::LogStore,
+    retention: rampart_logs::RetentionDays,
+    live_sources: &[String],
+    now: jiff::Timestamp,
+) -> Vec<Finding> {
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let now_us = now.as_microsecond();
+    let day_us = 86_400_000_000;
+    let mut findings = Vec::new();
+    // LOG-1
+    findings.push(match store.source_days().await {
+        Err(e) => Finding::not_checked(
+            ControlId::Log1,
+            format!("the log store could not be read: {e}"),
+        ),
+        Ok(days) => {
+            let mut last: std::collections::BTreeMap<String, i64> =
+                std::collections::BTreeMap::new();
+            for d in &days {
+                let entry = last.entry(d.source.clone()).or_insert(d.last_us);
+                *entry = (*entry).max(d.last_us);
+            }
+            let silent: Vec<String> = live_sources
+                .iter()
+                .filter(|s| last.get(*s).is_none_or(|t| *t < now_us - day_us))
+                .cloned()
+                .collect();
+            let recent = last.values().any(|t| *t >= now_us - day_us);
+            let mut evidence: Vec<String> = days
+                .iter()
+                .rev()
+                .take(50)
+                .map(|d| format!("{} {}: {} lines", d.day, d.source, d.lines))
+                .collect();
+            for (source, t) in &last {
+                evidence.push(format!("{source}: last line received {}", us_text(*t)));
+            }
+            if !silent.is_empty() {
+                evidence.push(format!(
+                    "sources with a token but no line in 24 h: {}",
+                    silent.join(", ")
+                ));
+            }
+            let pass = recent && silent.is_empty();
+            Finding::new(
+                ControlId::Log1,
+                pass,
+                if pass {
+                    "Application logs arrive continuously from every source holding a token."
+                } else if recent {
+                    "Some log sources have been silent for more than a day."
+                } else {
+                    "No application log line was received in the last 24 hours."
+                },
+                evidence,
+            )
+        }
+    });
+    // LOG-2
+    let scrubber = rampart_scrub::Scrubber::new(&rampart_scrub::ScrubConfig::default(), None);
+    let sample = store
+        .search(&rampart_logs::Query {
+            since_us: Some(now_us - 30 * day_us),
+            until_us: Some(now_us + 1),
+            limit: LOG2_SAMPLE,
+            ..rampart_logs::Query::default()
+        })
+        .await;
+    findings.push(match (store.scrub_counts().await, sample, scrubber) {
+        (Err(e), _, _) | (_, Err(e), _) => {
+            Finding::not_checked(ControlId::Log2, format!("the log store could not be read: {e}"))
+        }
+        (_, _, Err(e)) => Finding::not_checked(ControlId::Log2, format!("the scrubber could not be built: {e}")),
+        (Ok(counts), Ok(sample), Ok(scrubber)) => {
+            let dirty = sample
+                .iter()
+                .filter(|l| {
+                    !scrubber.find(&l.message).is_empty()
+                        || l.fields.as_deref().is_some_and(|f| !scrubber.find(f).is_empty())
+                })
+                .count();
+            let mut per_detector: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+            for ((_, detector), n) in &counts {
+                *per_detector.entry(detector.as_str()).or_insert(0) += n;
+            }
+            let removed = if per_detector.is_empty() {
+                "nothing to remove so far".to_owned()
+            } else {
+                per_detector
+                    .iter()
+                    .map(|(d, n)| format!("{d} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            Finding::new(
+                ControlId::Log2,
+                dirty == 0,
+                if dirty == 0 {
+                    "Every stored log line passed the scrubber; a scan of the newest lines finds no personal data."
+                } else {
+                    "Stored log lines hold personal data."
+                },
+                vec![
+                    format!("removed before storage (stored days): {removed}"),
+                    format!("scan of the newest {} stored lines: {dirty} with personal data", sample.len()),
+                ],
+            )
+        }
+    });
+    // LOG-5
+    findings.push(match store.days_on_disk() {
+        Err(e) => Finding::not_checked(ControlId::Log5, format!("the log store could not be read: {e}")),
+        Ok(days) => {
+            let oldest = days.first().copied();
+            let age = oldest.map(|d| rampart_logs::store::day_age(d, today));
+            let pass = age.is_none_or(|a| a <= retention.get());
+            Finding::new(
+                ControlId::Log5,
+                pass,
+                format!(
+                    "Application logs are kept {} days (the page allows 15 to 30) and purged by whole days.",
+                    retention.get()
+                ),
+                vec![
+                    format!("logs.retention_days = {retention} (a value outside 15..=30 stops rampart at startup)"),
+                    match (oldest, age) {
+                        (Some(d), Some(a)) => format!("oldest stored day: {d}, {a} days old; {} days stored", days.len()),
+                        _ => "no day stored yet".to_owned(),
+                    },
+                ],
+            )
+        }
+    });
+    findings
+}
+
+fn us_text(us: i64) -> String {
+    jiff::Timestamp::from_microsecond(us)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
 }

@@ -45,6 +45,29 @@ pub(crate) fn ingest_routes() -> Router<AppState> {
         .route("/loki/api/v1/push", post(push_loki))
 }
 
+/// LOG-1, LOG-2 and LOG-5 for the report, with the sources holding a live token.
+pub async fn findings(state: &AppState, ingest: &Ingest) -> Vec<rampart_report::Finding> {
+    let live: Vec<String> = state
+        .store
+        .log_tokens()
+        .await
+        .map(|tokens| {
+            tokens
+                .into_iter()
+                .filter(|t| t.revoked_us.is_none())
+                .map(|t| t.source)
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::evidence::logs(
+        ingest.store(),
+        ingest.config().retention_days,
+        &live,
+        ingest.clock().now(),
+    )
+    .await
+}
+
 /// SHA-256 hex of a token, as stored.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))

@@ -44,6 +44,25 @@ pub async fn run(ctx: &Ctx, args: ReportArgs) -> Result<Exit> {
     let network = rampart_web::network::check_now(&ctx.config.network);
     let mut extra = vec![probe];
     extra.extend(rampart_web::network::findings(&network));
+    let logs = rampart_logs::LogStore::open(&ctx.config.logs_dir(&ctx.dir.0)).await?;
+    let live: Vec<String> = ctx
+        .store
+        .log_tokens()
+        .await?
+        .into_iter()
+        .filter(|t| t.revoked_us.is_none())
+        .map(|t| t.source)
+        .collect();
+    extra.extend(
+        evidence::logs(
+            &logs,
+            ctx.config.logs.retention_days,
+            &live,
+            jiff::Timestamp::now(),
+        )
+        .await,
+    );
+    logs.close().await;
     let report = evidence::collect(&ctx.store, &ctx.config.policy, extra).await;
     let text = match args.format {
         Format::Html => report.to_html_page(),
