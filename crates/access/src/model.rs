@@ -146,6 +146,11 @@ permissions! {
     ManageTargets = "targets.manage", "Register and remove targets.";
     ViewAudit = "audit.view", "Read and export the audit log.";
     ViewReport = "report.view", "Read the control report.";
+    BackupView = "backup.view", "List backups and their retention plan (BAK-5).";
+    BackupRun = "backup.run", "Start a backup run.";
+    BackupRestore = "backup.restore", "Restore or download a backup.";
+    BackupPrune = "backup.prune", "Delete backups as the retention plan says.";
+    BackupPin = "backup.pin", "Pin and unpin backups (legal hold).";
 }
 
 /// Permission to reach targets matching a pattern, in an environment, as a login.

@@ -102,6 +102,14 @@ actions! {
     PermissionDenied = "admin.denied", "An admin action was refused for lack of permission.";
     NetworkCheck = "network.check", "The network inventory was checked (outcome failure: violations or unreadable input).";
     CertificateIssue = "tls.certificate", "A TLS certificate was obtained from the ACME CA (or the attempt failed).";
+    BackupRun = "backup.run", "A backup ran (outcome failure: the source or the storage failed; nothing was catalogued).";
+    BackupList = "backup.list", "The backup catalog or its retention plan was read.";
+    BackupDownload = "backup.download", "A backup object was read back (verification, download).";
+    BackupRestore = "backup.restore", "A backup was restored.";
+    BackupVerify = "backup.verify", "A backup was verified (outcome failure: missing or altered object).";
+    BackupPrune = "backup.prune", "A backup was deleted by pruning, as the retention plan said.";
+    BackupPin = "backup.pin", "A backup was pinned or unpinned (legal hold).";
+    BackupOrphan = "backup.orphan", "An object with no catalog row (left by a crashed run) was removed.";
 }
 
 /// One thing that happened, before it is sealed into the chain.

@@ -18,12 +18,14 @@
 
 mod accounts;
 mod audit;
+mod backups;
 mod migrate;
 mod policy;
 mod sessions;
 
 pub use accounts::{Account, NewAccount};
 pub use audit::AuditQuery;
+pub use backups::BackupRow;
 pub use sessions::SessionRow;
 
 use std::str::FromStr;
