@@ -26,6 +26,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// The network inventory and what the segmentation checks must know about it.
     pub network: rampart_network::NetworkConfig,
+    /// Database backups.
+    pub backup: rampart_backup::BackupConfig,
 }
 
 /// A configuration that cannot be used: one sentence naming the key, the value and what
@@ -99,6 +101,47 @@ environment_tag = "Environment"
 # Resources allowed to be reachable from the internet and their ports (NET-3, ACC-4).
 # internet = { front_door = ["sg-0alb"], ports = [80, 443] }
 # Environments by VPC id or CIDR, winning over tags: [network.environments] production = ["vpc-0prod", "10.10.0.0/16"]. External parties (EXT-2): [[network.providers]] name, cidrs, peerings, ports. Application flows on admin ports: [[network.service_flows]] from, to, ports.
+
+[backup]
+# Time between base backups, like "6h" or "90m"; longer than 6h is refused (BAK-1).
+interval = "6h"
+# Back up rampart's own SQLite database as source "rampart".
+own_database = true
+# age X25519 public keys that can decrypt backups; `rampart backup keygen` makes a key pair. rampart holds no private key. No recipient: no backups.
+# recipients = ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
+# zstd compression level (1 to 19).
+zstd_level = 3
+
+[backup.retention]
+# Every backup is kept this many days (2 to 5, BAK-1).
+base_days = 5
+# The first (or newest) backup of each calendar day is kept this many days (7 to 365, BAK-2).
+daily_days = 35
+# The first (or newest) backup of each ISO week is kept this many weeks (4 to 52, BAK-3).
+weekly_weeks = 12
+# The first (or newest) backup of each month is kept this many months (13 to 36, BAK-4).
+monthly_months = 13
+# "first" or "newest": which backup stands for its day, week and month.
+rule = "first"
+# IANA time zone in which days, weeks and months are counted.
+time_zone = "UTC"
+
+[backup.storage]
+# "dir" (a directory) or "s3" (S3-compatible; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+kind = "dir"
+# For "dir": the directory, relative to the data directory.
+path = "backups"
+# For "s3": the bucket.
+# bucket = "rampart-backups"
+# For "s3": an S3-compatible endpoint; absent: AWS.
+# endpoint = "https://s3.example.com"
+# For "s3": the region.
+region = "us-east-1"
+# Key prefix inside the directory or bucket.
+prefix = "rampart"
+# For "s3": allow a plain-HTTP endpoint (a storage server on loopback only).
+dangerous_allow_http = false
+# Sources, besides rampart's own database: [[backup.sources]] with name, kind = "postgres" (url; pg_dump and row counts in one snapshot), "sqlite" (path) or "command" (command = ["program", "arg"]; its stdout is the backup).
 "#;
 
 impl Config {
@@ -116,6 +159,9 @@ impl Config {
         config.tls.key_file = config.tls.key_file.map(|p| base.join(p));
         config.tls.acme.ca_file = config.tls.acme.ca_file.map(|p| base.join(p));
         config.network.inventory = config.network.inventory.map(|p| base.join(p));
+        for source in &mut config.backup.sources {
+            source.path = source.path.take().map(|p| base.join(p));
+        }
         config.validate()?;
         Ok(config)
     }
@@ -213,6 +259,7 @@ impl Config {
                 dir.display().to_string()
             )));
         }
+        self.backup.validate().map_err(|e| ConfigError(e.0))?;
         if let Some(url) = &self.store.url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {

@@ -87,6 +87,9 @@ enum Command {
     /// Check network inventories: segmentation, exposure, provider peering (NET-*, ACC-4/5, EXT-2).
     #[command(subcommand)]
     Net(cmd::net::Command),
+    /// Database backups: run, list, plan, prune, pin, restore, verify, keygen (BAK-1..5).
+    #[command(subcommand)]
+    Backup(cmd::backup::BackupCommand),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -117,6 +120,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Scrub(args) => return cmd::scrub::run(args),
         Command::Net(command) => return cmd::net::run(command),
+        Command::Backup(cmd::backup::BackupCommand::Keygen { out }) => {
+            return cmd::backup::keygen(&out);
+        }
         Command::ConfigReference => {
             print!("{}", config::reference());
             return ExitCode::SUCCESS;
@@ -179,6 +185,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 Command::Grant(c) => cmd::access::run_grant(&ctx, c).await,
                 Command::Audit(c) => cmd::audit::run(&ctx, c).await,
                 Command::Report(args) => cmd::report::run(&ctx, args).await,
+                Command::Backup(c) => cmd::backup::run(&ctx, c).await,
                 _ => Ok(Exit::Ok),
             };
             // A clean close lets SQLite fold its WAL back into the database file.
