@@ -521,8 +521,8 @@ mod tests {
     fn sources_and_storage_are_validated() {
         let c = parse("[[sources]]\nname = \"app\"\nkind = \"postgres\"\n").unwrap();
         assert!(c.validate().unwrap_err().0.contains("needs url"));
-        let c = parse("[[sources]]\nname = \"rampart\"\nkind = \"sqlite\"\npath = \"x.db\"\n")
-            .unwrap();
+        let c =
+            parse("[[sources]]\nname = \"rampart\"\nkind = \"sqlite\"\npath = \"x.db\"\n").unwrap();
         assert!(c.validate().unwrap_err().0.contains("used twice"));
         assert!(parse("[[sources]]\nname = \"App DB\"\nkind = \"command\"\n").is_err());
         let c = parse("[storage]\nkind = \"s3\"\n").unwrap();

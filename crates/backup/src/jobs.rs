@@ -127,16 +127,12 @@ impl<'a> Backups<'a> {
 
     /// One source: dump → pipeline → complete the object → catalog row (with its audit
     /// event). A failure at any step leaves no catalog row and no object.
-    pub async fn run_one(
-        &self,
-        s: &SourceConfig,
-        actor: &Actor,
-    ) -> Result<BackupRow, BackupError> {
+    pub async fn run_one(&self, s: &SourceConfig, actor: &Actor) -> Result<BackupRow, BackupError> {
         let started = Timestamp::now();
         let id = uuid::Uuid::now_v7().to_string();
-        let key =
-            self.storage
-                .key_for(s.name.as_str(), started, &id, source::extension(s.kind));
+        let key = self
+            .storage
+            .key_for(s.name.as_str(), started, &id, source::extension(s.kind));
         let mut dump = source::start(s).await?;
         let reader = std::mem::replace(&mut dump.reader, Box::new(tokio::io::empty()));
         let upload = match pipeline::write(

@@ -20,9 +20,9 @@ pub fn keygen(path: &Path, now: jiff::Timestamp) -> Result<String, BackupError> 
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).map_err(|e| {
-        BackupError::Sink(format!("cannot create {}: {e}", path.display()))
-    })?;
+    let mut file = options
+        .open(path)
+        .map_err(|e| BackupError::Sink(format!("cannot create {}: {e}", path.display())))?;
     let secret = identity.to_string();
     let text = format!(
         "# created: {now}\n# public key: {public}\n{}\n",
@@ -37,7 +37,10 @@ pub fn keygen(path: &Path, now: jiff::Timestamp) -> Result<String, BackupError> 
 /// Reads the X25519 identities (`AGE-SECRET-KEY-1…` lines) of an identity file.
 pub fn read_identities(path: &Path) -> Result<Vec<age::x25519::Identity>, BackupError> {
     let meta = std::fs::metadata(path).map_err(|e| {
-        BackupError::NotFound(format!("cannot read the identity file {}: {e}", path.display()))
+        BackupError::NotFound(format!(
+            "cannot read the identity file {}: {e}",
+            path.display()
+        ))
     })?;
     if meta.len() > 1 << 20 {
         return Err(BackupError::NotFound(format!(
@@ -46,7 +49,10 @@ pub fn read_identities(path: &Path) -> Result<Vec<age::x25519::Identity>, Backup
         )));
     }
     let text = std::fs::read_to_string(path).map_err(|e| {
-        BackupError::NotFound(format!("cannot read the identity file {}: {e}", path.display()))
+        BackupError::NotFound(format!(
+            "cannot read the identity file {}: {e}",
+            path.display()
+        ))
     })?;
     let ids: Vec<age::x25519::Identity> = text
         .lines()

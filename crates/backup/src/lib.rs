@@ -6,6 +6,7 @@
 //! - [`pipeline`]: the streaming dump → zstd → age → SHA-256 → storage path, and back.
 //! - [`storage`]: a directory or an S3-compatible bucket.
 //! - [`jobs`]: run, list, plan, prune, pin, verify, restore, each audited.
+//! - [`schedule`]: the base backup every interval in `rampart serve`, once per cluster.
 //!
 //! Invariants: rampart holds only age public keys, so nothing it stores can decrypt a
 //! backup; a catalog row exists only for an object that is complete and whose SHA-256 is
@@ -17,6 +18,7 @@ pub mod jobs;
 pub mod keys;
 pub mod pipeline;
 pub mod plan;
+pub mod schedule;
 pub mod source;
 pub mod storage;
 
@@ -78,7 +80,9 @@ pub enum BackupError {
 impl From<rampart_store::StoreError> for BackupError {
     fn from(e: rampart_store::StoreError) -> Self {
         match e {
-            rampart_store::StoreError::NotFound(what) => Self::NotFound(format!("{what} not found")),
+            rampart_store::StoreError::NotFound(what) => {
+                Self::NotFound(format!("{what} not found"))
+            }
             other => Self::Store(other.to_string()),
         }
     }
@@ -88,10 +92,13 @@ impl From<rampart_store::StoreError> for BackupError {
 pub(crate) fn scrubbed(text: &str) -> String {
     static SCRUBBER: std::sync::OnceLock<Option<rampart_scrub::Scrubber>> =
         std::sync::OnceLock::new();
-    let scrubber = SCRUBBER
-        .get_or_init(|| rampart_scrub::Scrubber::new(&rampart_scrub::ScrubConfig::default(), None).ok());
+    let scrubber = SCRUBBER.get_or_init(|| {
+        rampart_scrub::Scrubber::new(&rampart_scrub::ScrubConfig::default(), None).ok()
+    });
     match scrubber {
-        Some(s) => s.scrub(text, &mut rampart_scrub::Counts::new()).into_owned(),
+        Some(s) => s
+            .scrub(text, &mut rampart_scrub::Counts::new())
+            .into_owned(),
         None => String::from("[text withheld: the scrubber is unavailable]"),
     }
 }

@@ -166,7 +166,9 @@ pub async fn write(
         let (sha256, size) = encrypted?;
         compressed.map_err(|e| BackupError::Internal(format!("zstd: {e}")))?;
         if read_result.is_err() {
-            return Err(BackupError::Internal("a pipeline stage stopped early".into()));
+            return Err(BackupError::Internal(
+                "a pipeline stage stopped early".into(),
+            ));
         }
         Ok((sha256, size))
     })();
@@ -272,7 +274,9 @@ pub async fn read(
             buf.truncate(n);
             total += n as u64;
             if plain_tx.blocking_send(buf).is_err() {
-                return Err(BackupError::Sink("the restore target stopped reading".into()));
+                return Err(BackupError::Sink(
+                    "the restore target stopped reading".into(),
+                ));
             }
         }
         Ok(total)
@@ -378,10 +382,7 @@ impl Write for HashSend {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buf,
-            Vec::with_capacity(CHUNK),
-        ));
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
         self.tx
             .blocking_send(chunk)
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "upload stopped"))

@@ -317,10 +317,8 @@ pub fn plan(backups: &[Backup], policy: &RetentionPolicy, now: Timestamp) -> Pla
             if !b.is_good() {
                 continue;
             }
-            let newer = |j: Option<usize>| {
-                j.and_then(|j| backups.get(j))
-                    .is_none_or(|c| later(b, c))
-            };
+            let newer =
+                |j: Option<usize>| j.and_then(|j| backups.get(j)).is_none_or(|c| later(b, c));
             if newer(newest_good) {
                 newest_good = Some(i);
             }
@@ -402,7 +400,9 @@ pub fn plan(backups: &[Backup], policy: &RetentionPolicy, now: Timestamp) -> Pla
         .iter()
         .zip(reasons)
         .map(|(b, mut why)| {
-            let age_us = now.as_microsecond().saturating_sub(b.started.as_microsecond());
+            let age_us = now
+                .as_microsecond()
+                .saturating_sub(b.started.as_microsecond());
             let future = b.started > now;
             if b.pinned {
                 why.insert(0, Reason::Pinned);

@@ -29,7 +29,14 @@ fn good(id: &str, started: Timestamp) -> Backup {
     }
 }
 
-fn policy(base: i64, daily: i64, weekly: i64, monthly: i64, rule: Rule, zone: &str) -> RetentionPolicy {
+fn policy(
+    base: i64,
+    daily: i64,
+    weekly: i64,
+    monthly: i64,
+    rule: Rule,
+    zone: &str,
+) -> RetentionPolicy {
     RetentionPolicy {
         base_days: Bounded::new(base).unwrap(),
         daily_days: Bounded::new(daily).unwrap(),
@@ -205,7 +212,10 @@ fn every_reason_reads_as_a_sentence() {
         .iter()
         .map(ToString::to_string)
         .collect();
-    assert!(text.contains(&"base: younger than 2 days".to_owned()), "{text:?}");
+    assert!(
+        text.contains(&"base: younger than 2 days".to_owned()),
+        "{text:?}"
+    );
     assert!(
         text.contains(&"daily: first of 2026-06-15, kept 7 days".to_owned()),
         "{text:?}"
@@ -339,12 +349,7 @@ fn arb_history() -> impl Strategy<Value = (Vec<Backup>, Timestamp)> {
         ts("2026-12-31T12:00:00Z"),
         ts("2027-01-03T23:00:00Z"),
     ]);
-    let one = (
-        -2_000_i64..400,
-        0_u8..20,
-        any::<bool>(),
-        0_u8..3,
-    );
+    let one = (-2_000_i64..400, 0_u8..20, any::<bool>(), 0_u8..3);
     (
         anchors,
         prop::collection::vec(one, 0..60),
@@ -357,7 +362,9 @@ fn arb_history() -> impl Strategy<Value = (Vec<Backup>, Timestamp)> {
                 .map(|(i, (hours, status, pinned, source))| Backup {
                     id: format!("b{i:03}"),
                     source: format!("s{source}"),
-                    started: anchor + SignedDuration::from_hours(hours) + SignedDuration::from_mins(7 * i as i64),
+                    started: anchor
+                        + SignedDuration::from_hours(hours)
+                        + SignedDuration::from_mins(7 * i as i64),
                     status: match status {
                         0 => Status::Failed,
                         1 => Status::Incomplete,
@@ -383,10 +390,22 @@ fn arb_policy() -> impl Strategy<Value = RetentionPolicy> {
         4_i64..=52,
         13_i64..=36,
         any::<bool>(),
-        prop::sample::select(vec!["UTC", "Europe/Paris", "America/New_York", "Australia/Sydney"]),
+        prop::sample::select(vec![
+            "UTC",
+            "Europe/Paris",
+            "America/New_York",
+            "Australia/Sydney",
+        ]),
     )
         .prop_map(|(b, d, w, m, newest, zone)| {
-            policy(b, d, w, m, if newest { Rule::Newest } else { Rule::First }, zone)
+            policy(
+                b,
+                d,
+                w,
+                m,
+                if newest { Rule::Newest } else { Rule::First },
+                zone,
+            )
         })
 }
 

@@ -127,6 +127,13 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         store.clone(),
         Duration::from_secs(30),
     ));
+    let backups = tokio::spawn(rampart_backup::schedule::keep_backed_up(
+        Arc::new(config.backup.clone()),
+        dir.0.clone(),
+        store.clone(),
+        config.store.url.is_none().then(|| dir.0.join("rampart.db")),
+        uuid::Uuid::new_v4().to_string(),
+    ));
     let housekeeping = tokio::spawn(housekeeping(
         store.clone(),
         signing,
@@ -166,6 +173,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     }
     watcher.abort();
     network.abort();
+    backups.abort();
     housekeeping.abort();
     if let Some(task) = acme {
         task.abort();

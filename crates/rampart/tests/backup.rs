@@ -38,7 +38,11 @@ impl Site {
             .arg("init")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::fs::write(dir.path().join("rampart.toml"), backup).unwrap();
         Site {
             dir,
@@ -92,7 +96,11 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let public = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(public.starts_with("age1"), "{public}");
     #[cfg(unix)]
@@ -170,7 +178,9 @@ fn restore_and_compare(site: &Site, pg: &Postgres, identity: &Path, name: &str) 
     let head = std::fs::read(&copy).unwrap();
     assert!(head.starts_with(b"SQLite format 3\0"));
     // Every read of the catalog and every restore is in the audit log.
-    let audit = site.ok(&["audit", "search", "--action", "backup", "--json", "--limit", "100"]);
+    let audit = site.ok(&[
+        "audit", "search", "--action", "backup", "--json", "--limit", "100",
+    ]);
     for action in ["backup.run", "backup.list", "backup.restore"] {
         assert!(audit.contains(action), "{action} missing from {audit}");
     }
@@ -183,12 +193,19 @@ fn a_database_backed_up_to_a_directory_and_to_s3_restores_with_the_same_contents
     let keys = tempfile::tempdir().unwrap();
     let (identity, public) = keygen(keys.path(), "operator.key");
 
-    let local = Site::new(&backup_config(&public, "kind = \"dir\"", &pg_source(pg.url())));
+    let local = Site::new(&backup_config(
+        &public,
+        "kind = \"dir\"",
+        &pg_source(pg.url()),
+    ));
     let out = local.ok(&["backup", "run"]);
     assert!(out.contains("app: backup"), "{out}");
     restore_and_compare(&local, &pg, &identity, "restored_from_dir");
     // The object on disk is an age file, not a readable dump.
-    let object = local.catalog()[0]["object_key"].as_str().unwrap().to_owned();
+    let object = local.catalog()[0]["object_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let bytes = std::fs::read(local.path().join("backups").join(&object)).unwrap();
     assert!(bytes.starts_with(b"age-encryption.org/v1\n"));
 
@@ -272,12 +289,18 @@ fn a_corrupted_object_and_a_missing_one_are_flagged_by_verify() {
     site.ok(&["backup", "verify"]);
 
     // Flip one byte in the middle of the first object; delete the second.
-    let first = site.path().join("backups").join(notes[0]["object_key"].as_str().unwrap());
+    let first = site
+        .path()
+        .join("backups")
+        .join(notes[0]["object_key"].as_str().unwrap());
     let mut bytes = std::fs::read(&first).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
     std::fs::write(&first, bytes).unwrap();
-    let second = site.path().join("backups").join(notes[1]["object_key"].as_str().unwrap());
+    let second = site
+        .path()
+        .join("backups")
+        .join(notes[1]["object_key"].as_str().unwrap());
     std::fs::remove_file(&second).unwrap();
 
     let out = site.cli(&["backup", "verify"]);
@@ -285,8 +308,14 @@ fn a_corrupted_object_and_a_missing_one_are_flagged_by_verify() {
     let text = String::from_utf8_lossy(&out.stdout);
     let first_id = notes[0]["id"].as_str().unwrap();
     let second_id = notes[1]["id"].as_str().unwrap();
-    assert!(text.contains(&format!("{first_id}: FAILED: ALTERED")), "{text}");
-    assert!(text.contains(&format!("{second_id}: FAILED: MISSING")), "{text}");
+    assert!(
+        text.contains(&format!("{first_id}: FAILED: ALTERED")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{second_id}: FAILED: MISSING")),
+        "{text}"
+    );
     let after = site.catalog();
     for b in after.iter().filter(|b| b["source"] == "notes") {
         assert_eq!(b["verification"], "failed", "{b}");

@@ -7,8 +7,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod pebble;
-pub mod s3;
 pub mod rampart;
+pub mod s3;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -121,7 +121,10 @@ impl Postgres {
     /// Creates another database on the same server and returns its URL.
     pub fn create_database(&self, name: &str) -> String {
         let (base, _) = self.url.rsplit_once('/').expect("url has a database");
-        run_psql(&format!("{base}/postgres"), &format!("CREATE DATABASE {name}"));
+        run_psql(
+            &format!("{base}/postgres"),
+            &format!("CREATE DATABASE {name}"),
+        );
         format!("{base}/{name}")
     }
 
@@ -130,8 +133,14 @@ impl Postgres {
         let out = Command::new("psql")
             .args([url, "-v", "ON_ERROR_STOP=1", "-AtXqc", sql])
             .output()
-            .unwrap_or_else(|e| panic!("psql not runnable ({e}): apt-get install -y postgresql-client"));
-        assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+            .unwrap_or_else(|e| {
+                panic!("psql not runnable ({e}): apt-get install -y postgresql-client")
+            });
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }

@@ -31,7 +31,8 @@ impl SeaweedFs {
             .prefix("rampart-s3")
             .tempdir()
             .expect("tempdir");
-        let (access_key, secret_key) = ("rampart-test".to_owned(), "rampart-test-secret".to_owned());
+        let (access_key, secret_key) =
+            ("rampart-test".to_owned(), "rampart-test-secret".to_owned());
         let config = dir.path().join("s3.json");
         std::fs::write(
             &config,

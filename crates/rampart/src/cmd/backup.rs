@@ -120,7 +120,9 @@ pub async fn run(ctx: &Ctx, command: BackupCommand) -> Result<Exit> {
                 println!(
                     "{}",
                     table(
-                        &["id", "source", "started", "size", "storage", "verified", "pinned"],
+                        &[
+                            "id", "source", "started", "size", "storage", "verified", "pinned"
+                        ],
                         rows.iter()
                             .map(|r| {
                                 vec![
@@ -130,7 +132,11 @@ pub async fn run(ctx: &Ctx, command: BackupCommand) -> Result<Exit> {
                                     r.size_bytes.to_string(),
                                     r.storage.clone(),
                                     r.verification.clone(),
-                                    if r.pinned { "yes".into() } else { String::new() },
+                                    if r.pinned {
+                                        "yes".into()
+                                    } else {
+                                        String::new()
+                                    },
                                 ]
                             })
                             .collect(),
@@ -155,10 +161,7 @@ pub async fn run(ctx: &Ctx, command: BackupCommand) -> Result<Exit> {
                 let why: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
                 println!("deleted {} ({}): {}", d.id, d.source, why.join("; "));
             }
-            println!(
-                "{deleted} deleted, {} kept",
-                plan.decisions.len() - deleted
-            );
+            println!("{deleted} deleted, {} kept", plan.decisions.len() - deleted);
             Ok(Exit::Ok)
         }
         BackupCommand::Pin { id } => {
@@ -210,7 +213,13 @@ pub async fn run(ctx: &Ctx, command: BackupCommand) -> Result<Exit> {
         BackupCommand::Verify { id } => {
             let ids: Vec<String> = match id {
                 Some(id) => vec![id],
-                None => ctx.store.backups().await?.into_iter().map(|r| r.id).collect(),
+                None => ctx
+                    .store
+                    .backups()
+                    .await?
+                    .into_iter()
+                    .map(|r| r.id)
+                    .collect(),
             };
             let mut failed = false;
             for id in ids {
