@@ -44,6 +44,7 @@ pub async fn run(ctx: &Ctx, args: ReportArgs) -> Result<Exit> {
     let network = rampart_web::network::check_now(&ctx.config.network);
     let mut extra = vec![probe];
     extra.extend(rampart_web::network::findings(&network));
+    extra.extend(evidence::backups(&ctx.store, &ctx.config.backup, jiff::Timestamp::now()).await);
     let report = evidence::collect(&ctx.store, &ctx.config.policy, extra).await;
     let text = match args.format {
         Format::Html => report.to_html_page(),
