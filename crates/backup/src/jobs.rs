@@ -76,6 +76,11 @@ impl<'a> Backups<'a> {
         })
     }
 
+    /// The catalog.
+    pub fn catalog(&self) -> &Store {
+        self.store
+    }
+
     /// The storage.
     pub fn storage(&self) -> &Storage {
         &self.storage
@@ -335,7 +340,9 @@ impl<'a> Backups<'a> {
             .detail("target", scrubbed(&where_to))
             .detail("stage", "start");
         self.store.append_audit(&[start]).await?;
-        let result = self.restore_into(&row, identities, target, progress).await;
+        let result = self
+            .restore_into_target(&row, identities, target, progress)
+            .await;
         let mut end = AuditEvent::new(actor.clone(), Action::BackupRestore, id)
             .detail("source", &row.source)
             .detail("stage", "end");
@@ -348,7 +355,7 @@ impl<'a> Backups<'a> {
         result
     }
 
-    async fn restore_into(
+    pub(crate) async fn restore_into_target(
         &self,
         row: &BackupRow,
         identities: Vec<age::x25519::Identity>,

@@ -6,6 +6,7 @@
 //! - [`pipeline`]: the streaming dump → zstd → age → SHA-256 → storage path, and back.
 //! - [`storage`]: a directory or an S3-compatible bucket.
 //! - [`jobs`]: run, list, plan, prune, pin, verify, restore, each audited.
+//! - [`drill`]: restore the newest backup into a throwaway cluster and compare row counts.
 //! - [`schedule`]: the base backup every interval in `rampart serve`, once per cluster.
 //!
 //! Invariants: rampart holds only age public keys, so nothing it stores can decrypt a
@@ -14,6 +15,7 @@
 //! backup, the newest good or verified backup of a source, or one a tier still needs.
 
 pub mod config;
+pub mod drill;
 pub mod jobs;
 pub mod keys;
 pub mod pipeline;

@@ -69,6 +69,14 @@ pub enum BackupCommand {
         /// Backup id (default: every backup).
         id: Option<String>,
     },
+    /// Restore drill: restore the newest backup of each PostgreSQL source into a throwaway
+    /// cluster (initdb in a temporary directory, socket only) and compare every table's row
+    /// count with the count taken at dump time. Fails when any differs.
+    Drill {
+        /// age identity file that can decrypt the backups.
+        #[arg(long)]
+        identity: PathBuf,
+    },
     /// Make an age identity for decrypting backups: writes FILE (mode 0600) and prints the
     /// public key to put in backup.recipients. Keep the file offline.
     Keygen {
@@ -230,6 +238,28 @@ pub async fn run(ctx: &Ctx, command: BackupCommand) -> Result<Exit> {
                         failed = true;
                         println!("{id}: FAILED: {e}");
                     }
+                }
+            }
+            Ok(if failed { Exit::Failed } else { Exit::Ok })
+        }
+        BackupCommand::Drill { identity } => {
+            let identities = rampart_backup::keys::read_identities(&identity).map_err(usage_or)?;
+            let results = backups.drill(identities, &actor).await.map_err(usage_or)?;
+            if results.is_empty() {
+                println!("no PostgreSQL source has a backup to drill");
+            }
+            let mut failed = false;
+            for r in &results {
+                let took = r.duration.as_secs_f64();
+                if r.passed() {
+                    println!(
+                        "{} {}: pass: restored, {} tables with the row counts of the dump, in {took:.1} s",
+                        r.source, r.backup, r.tables
+                    );
+                } else {
+                    failed = true;
+                    let why = r.error.clone().unwrap_or_else(|| r.mismatches.join("; "));
+                    println!("{} {}: FAIL after {took:.1} s: {why}", r.source, r.backup);
                 }
             }
             Ok(if failed { Exit::Failed } else { Exit::Ok })
