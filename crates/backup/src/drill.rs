@@ -220,11 +220,13 @@ impl Cluster {
         }
         let cluster = Cluster { dir, bin, as_root };
         let data = cluster.dir.path().join("data");
-        run(cluster
-            .pg("initdb")
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"]))?;
+        run(cluster.pg("initdb").arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ]))?;
         let options = format!(
             "-c listen_addresses='' -k {} -p {PORT} -c fsync=off",
             cluster.dir.path().display()

@@ -204,7 +204,11 @@ fn a_database_backed_up_to_a_directory_and_to_s3_restores_with_the_same_contents
     // The restore drill: a throwaway cluster, the row counts of the dump's snapshot.
     let drill = local.ok(&["backup", "drill", "--identity", identity.to_str().unwrap()]);
     assert!(drill.contains(": pass: restored, 2 tables"), "{drill}");
-    let app = local.catalog().into_iter().find(|b| b["source"] == "app").unwrap();
+    let app = local
+        .catalog()
+        .into_iter()
+        .find(|b| b["source"] == "app")
+        .unwrap();
     assert_eq!(app["verification"], "passed");
     // The object on disk is an age file, not a readable dump.
     let object = local.catalog()[0]["object_key"]
