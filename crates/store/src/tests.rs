@@ -233,7 +233,7 @@ async fn store_suite_passes_on_sqlite() {
     // Migrations are idempotent.
     drop(store);
     let again = Store::open(&url).await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 1);
+    assert_eq!(again.schema_version().await.unwrap(), 2);
 }
 
 #[tokio::test]
