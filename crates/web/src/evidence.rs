@@ -411,5 +411,16 @@ async fn backup_findings(
             },
         ],
     );
+    if !on {
+        // Like the network controls without an inventory: nothing configured, nothing proven.
+        let why = "not checked: backups are off until backup.recipients holds an age public key (`rampart backup keygen`)";
+        return Ok(vec![
+            Finding::not_checked(ControlId::Bak1, why),
+            Finding::not_checked(ControlId::Bak2, why),
+            Finding::not_checked(ControlId::Bak3, why),
+            Finding::not_checked(ControlId::Bak4, why),
+            bak5,
+        ]);
+    }
     Ok(vec![bak1, bak2, bak3, bak4, bak5])
 }
