@@ -148,6 +148,11 @@ permissions! {
     ViewReport = "report.view", "Read the control report.";
     ApproveAccess = "access.approve", "Approve or deny other people's access requests.";
     ViewLogs = "logs.view", "Search and tail application logs and see their alerts.";
+    BackupView = "backup.view", "List backups and their retention plan (BAK-5).";
+    BackupRun = "backup.run", "Start a backup run.";
+    BackupRestore = "backup.restore", "Restore or download a backup.";
+    BackupPrune = "backup.prune", "Delete backups as the retention plan says.";
+    BackupPin = "backup.pin", "Pin and unpin backups (legal hold).";
 }
 
 /// Permission to reach targets matching a pattern, in an environment, as a login.

@@ -111,6 +111,14 @@ actions! {
     LogIngestDenied = "logs.ingest.denied", "A log push was refused: no, unknown or revoked token.";
     LogPurge = "logs.purge", "Days of application logs older than the retention were removed (LOG-5).";
     LogAlert = "logs.alert", "A log alert rule fired (outcome failure) or resolved (success).";
+    BackupRun = "backup.run", "A backup ran (outcome failure: the source or the storage failed; nothing was catalogued).";
+    BackupList = "backup.list", "The backup catalog or its retention plan was read.";
+    BackupDownload = "backup.download", "A backup object was read back (verification, download).";
+    BackupRestore = "backup.restore", "A backup was restored.";
+    BackupVerify = "backup.verify", "A backup was verified (outcome failure: missing or altered object).";
+    BackupPrune = "backup.prune", "A backup was deleted by pruning, as the retention plan said.";
+    BackupPin = "backup.pin", "A backup was pinned or unpinned (legal hold).";
+    BackupOrphan = "backup.orphan", "An object with no catalog row (left by a crashed run) was removed.";
 }
 
 /// One thing that happened, before it is sealed into the chain.

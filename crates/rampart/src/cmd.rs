@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod backup;
 pub mod logs;
 pub mod net;
 pub mod report;

@@ -28,6 +28,8 @@ pub struct Config {
     pub network: rampart_network::NetworkConfig,
     /// Application logs: retention, limits, the syslog listener.
     pub logs: rampart_logs::LogsConfig,
+    /// Database backups.
+    pub backup: rampart_backup::BackupConfig,
 }
 
 /// A configuration that cannot be used: one sentence naming the key, the value and what
@@ -136,6 +138,46 @@ every_seconds = 30
 # File holding the HMAC key of the signature (required with webhook_url).
 # webhook_secret_file = "/etc/rampart/webhook.key"
 # Rules: [[logs.alerts.rules]] name, kind = "error_rate" (threshold lines of level error or worse within window_minutes), "silence" (source quiet for minutes) or "pattern" (lines holding every word of pattern within window_minutes); source limits a rule to one source (required for silence). Alerts show on /logs and in the audit log.
+[backup]
+# Time between base backups, like "6h" or "90m"; longer than 6h is refused (BAK-1).
+interval = "6h"
+# Back up rampart's own SQLite database as source "rampart".
+own_database = true
+# age X25519 public keys that can decrypt backups; `rampart backup keygen` makes a key pair. rampart holds no private key. No recipient: no backups.
+# recipients = ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
+# zstd compression level (1 to 19).
+zstd_level = 3
+
+[backup.retention]
+# Every backup is kept this many days (2 to 5, BAK-1).
+base_days = 5
+# The first (or newest) backup of each calendar day is kept this many days (7 to 365, BAK-2).
+daily_days = 35
+# The first (or newest) backup of each ISO week is kept this many weeks (4 to 52, BAK-3).
+weekly_weeks = 12
+# The first (or newest) backup of each month is kept this many months (13 to 36, BAK-4).
+monthly_months = 13
+# "first" or "newest": which backup stands for its day, week and month.
+rule = "first"
+# IANA time zone in which days, weeks and months are counted.
+time_zone = "UTC"
+
+[backup.storage]
+# "dir" (a directory) or "s3" (S3-compatible; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+kind = "dir"
+# For "dir": the directory, relative to the data directory.
+path = "backups"
+# For "s3": the bucket.
+# bucket = "rampart-backups"
+# For "s3": an S3-compatible endpoint; absent: AWS.
+# endpoint = "https://s3.example.com"
+# For "s3": the region.
+region = "us-east-1"
+# Key prefix inside the directory or bucket.
+prefix = "rampart"
+# For "s3": allow a plain-HTTP endpoint (a storage server on loopback only).
+dangerous_allow_http = false
+# Sources, besides rampart's own database: [[backup.sources]] with name, kind = "postgres" (url; pg_dump and row counts in one snapshot), "sqlite" (path) or "command" (command = ["program", "arg"]; its stdout is the backup).
 "#;
 
 impl Config {
@@ -156,6 +198,9 @@ impl Config {
         config.logs.dir = config.logs.dir.map(|p| base.join(p));
         config.logs.alerts.webhook_secret_file =
             config.logs.alerts.webhook_secret_file.map(|p| base.join(p));
+        for source in &mut config.backup.sources {
+            source.path = source.path.take().map(|p| base.join(p));
+        }
         config.validate()?;
         Ok(config)
     }
@@ -287,6 +332,7 @@ impl Config {
                 )));
             }
         }
+        self.backup.validate().map_err(|e| ConfigError(e.0))?;
         if let Some(url) = &self.store.url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {

@@ -94,6 +94,9 @@ enum Command {
     /// Application logs: source tokens, ingest, search, tail (LOG-1, LOG-2, LOG-5).
     #[command(subcommand)]
     Logs(cmd::logs::LogsCommand),
+    /// Database backups: run, list, plan, prune, pin, restore, verify, keygen (BAK-1..5).
+    #[command(subcommand)]
+    Backup(cmd::backup::BackupCommand),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -124,6 +127,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Scrub(args) => return cmd::scrub::run(args),
         Command::Net(command) => return cmd::net::run(command),
+        Command::Backup(cmd::backup::BackupCommand::Keygen { out }) => {
+            return cmd::backup::keygen(&out);
+        }
         Command::ConfigReference => {
             print!("{}", config::reference());
             return ExitCode::SUCCESS;
@@ -188,6 +194,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 Command::Audit(c) => cmd::audit::run(&ctx, c).await,
                 Command::Report(args) => cmd::report::run(&ctx, args).await,
                 Command::Logs(c) => cmd::logs::run(&ctx, c).await,
+                Command::Backup(c) => cmd::backup::run(&ctx, c).await,
                 _ => Ok(Exit::Ok),
             };
             // A clean close lets SQLite fold its WAL back into the database file.

@@ -134,6 +134,13 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         Duration::from_secs(30),
     ));
     let log_tasks = crate::logs::spawn(&state, syslog, rustls.clone())?;
+    let backups = tokio::spawn(rampart_backup::schedule::keep_backed_up(
+        Arc::new(config.backup.clone()),
+        dir.0.clone(),
+        store.clone(),
+        config.store.url.is_none().then(|| dir.0.join("rampart.db")),
+        uuid::Uuid::new_v4().to_string(),
+    ));
     let housekeeping = tokio::spawn(housekeeping(
         store.clone(),
         signing,
@@ -173,6 +180,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     }
     watcher.abort();
     network.abort();
+    backups.abort();
     housekeeping.abort();
     for task in log_tasks {
         task.abort();

@@ -19,6 +19,7 @@
 mod access_requests;
 mod accounts;
 mod audit;
+mod backups;
 mod log_tokens;
 mod migrate;
 mod policy;
@@ -27,6 +28,7 @@ mod sessions;
 pub use access_requests::{AccessRequest, Approval, DecisionError, RequestStatus};
 pub use accounts::{Account, NewAccount};
 pub use audit::AuditQuery;
+pub use backups::BackupRow;
 pub use log_tokens::LogToken;
 pub use sessions::SessionRow;
 

@@ -94,6 +94,35 @@ CREATE TABLE meta (
 );
 ";
 
+/// The backup catalog (BAK-1..5) and the lease that makes a scheduled run happen once per
+/// cluster. A row exists only for a complete object whose SHA-256 is recorded.
+const V2_BACKUPS: &str = "
+CREATE TABLE backups (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    started_us BIGINT NOT NULL,
+    finished_us BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    storage TEXT NOT NULL,
+    object_key TEXT NOT NULL UNIQUE,
+    size_bytes BIGINT NOT NULL,
+    raw_bytes BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    row_counts TEXT NOT NULL,
+    pinned BIGINT NOT NULL,
+    verification TEXT NOT NULL,
+    verified_us BIGINT
+);
+CREATE INDEX backups_source ON backups(source, started_us);
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until_us BIGINT NOT NULL
+);
+";
+
 /// Application logs: per-source ingest tokens (hashed) held by service accounts, and the
 /// state of alert rules (for de-duplication and resolved notices).
 const V3_LOGS: &str = "
@@ -162,6 +191,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "accounts, sessions, access, audit",
         sqlite: V1_COMMON,
         postgres: V1_COMMON,
+    },
+    Migration {
+        version: 2,
+        name: "backups",
+        sqlite: V2_BACKUPS,
+        postgres: V2_BACKUPS,
     },
     Migration {
         version: 3,

@@ -8,6 +8,7 @@
 
 pub mod pebble;
 pub mod rampart;
+pub mod s3;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -115,6 +116,32 @@ impl Postgres {
     /// The connection URL of the test database.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Creates another database on the same server and returns its URL.
+    pub fn create_database(&self, name: &str) -> String {
+        let (base, _) = self.url.rsplit_once('/').expect("url has a database");
+        run_psql(
+            &format!("{base}/postgres"),
+            &format!("CREATE DATABASE {name}"),
+        );
+        format!("{base}/{name}")
+    }
+
+    /// Runs SQL in the test database (or `url`) and returns psql's unaligned output.
+    pub fn psql(url: &str, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([url, "-v", "ON_ERROR_STOP=1", "-AtXqc", sql])
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("psql not runnable ({e}): apt-get install -y postgresql-client")
+            });
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 

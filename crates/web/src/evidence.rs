@@ -428,3 +428,226 @@ fn us_text(us: i64) -> String {
         .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_default()
 }
+
+/// Evidence for BAK-1..5 from the backup catalog, the retention plan and the audit log.
+/// Without a recipient, backups do not run and BAK-1..4 fail saying so.
+pub async fn backups(
+    store: &Store,
+    config: &rampart_backup::BackupConfig,
+    now: jiff::Timestamp,
+) -> Vec<Finding> {
+    match backup_findings(store, config, now).await {
+        Ok(findings) => findings,
+        Err(e) => [
+            ControlId::Bak1,
+            ControlId::Bak2,
+            ControlId::Bak3,
+            ControlId::Bak4,
+            ControlId::Bak5,
+        ]
+        .into_iter()
+        .map(|c| Finding::not_checked(c, format!("evidence could not be read: {e}")))
+        .collect(),
+    }
+}
+
+async fn backup_findings(
+    store: &Store,
+    config: &rampart_backup::BackupConfig,
+    now: jiff::Timestamp,
+) -> Result<Vec<Finding>, rampart_store::StoreError> {
+    use rampart_backup::Reason;
+
+    let rows = store.backups().await?;
+    let plan = rampart_backup::jobs::plan_rows(&rows, config, now);
+    let policy = &config.retention;
+    let on = !config.recipients.is_empty();
+    let off_note = "backups are off: backup.recipients is empty".to_owned();
+
+    // BAK-1: the newest good backup of each source is younger than 6 hours.
+    let mut newest: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.status == "complete" && r.verification != "failed")
+    {
+        let e = newest.entry(r.source.as_str()).or_insert(r.started_us);
+        *e = (*e).max(r.started_us);
+    }
+    let limit_us = 6 * 3600 * 1_000_000_i64;
+    let stale: Vec<String> = newest
+        .iter()
+        .filter(|(_, us)| now.as_microsecond() - **us >= limit_us)
+        .map(|(s, _)| (*s).to_owned())
+        .collect();
+    let mut ev1 = vec![format!(
+        "backup.interval = {:#}; base backups kept {} days",
+        config.interval.get(),
+        policy.base_days
+    )];
+    for (source, us) in &newest {
+        ev1.push(format!(
+            "{source}: newest good backup {} minutes old",
+            (now.as_microsecond() - us) / 60_000_000
+        ));
+    }
+    if !on {
+        ev1.push(off_note.clone());
+    }
+    let pass1 = on && !newest.is_empty() && stale.is_empty();
+    let bak1 = Finding::new(
+        ControlId::Bak1,
+        pass1,
+        if pass1 {
+            "Every source has a base backup younger than 6 hours.".to_owned()
+        } else if stale.is_empty() {
+            "No base backup has been made yet.".to_owned()
+        } else {
+            format!(
+                "No base backup in the last 6 hours for: {}.",
+                stale.join(", ")
+            )
+        },
+        ev1,
+    );
+
+    // BAK-2..4: the tiers the plan keeps, against the policy.
+    let tier =
+        |control: ControlId, name: &str, window: String, is: fn(&Reason) -> bool| -> Finding {
+            let kept: Vec<&rampart_backup::Decision> =
+                plan.kept().filter(|d| d.reasons.iter().any(is)).collect();
+            let oldest = kept.iter().map(|d| d.started).min();
+            let pending = plan.deletions().count();
+            let pass = on && !kept.is_empty();
+            let mut evidence = vec![
+                format!(
+                    "policy: {name} backups kept {window} ({} rule, {})",
+                    policy.rule,
+                    policy.time_zone.name()
+                ),
+                format!("{} {name} backups kept", kept.len()),
+            ];
+            if let Some(t) = oldest {
+                evidence.push(format!(
+                    "oldest {name} backup: {}",
+                    t.strftime("%Y-%m-%d %H:%M UTC")
+                ));
+            }
+            if pending > 0 {
+                evidence.push(format!("{pending} backups await pruning by the plan"));
+            }
+            if !on {
+                evidence.push(off_note.clone());
+            }
+            Finding::new(
+                control,
+                pass,
+                if pass {
+                    format!(
+                        "{} {name} backups are kept for {window}, within the page's range.",
+                        kept.len()
+                    )
+                } else {
+                    format!("No {name} backup is kept yet.")
+                },
+                evidence,
+            )
+        };
+    let bak2 = tier(
+        ControlId::Bak2,
+        "daily",
+        format!("{} days", policy.daily_days),
+        |r| matches!(r, Reason::Daily { .. }),
+    );
+    let bak3 = tier(
+        ControlId::Bak3,
+        "weekly",
+        format!("{} weeks", policy.weekly_weeks),
+        |r| matches!(r, Reason::Weekly { .. }),
+    );
+    let bak4 = tier(
+        ControlId::Bak4,
+        "monthly",
+        format!("{} months", policy.monthly_months),
+        |r| matches!(r, Reason::Monthly { .. }),
+    );
+
+    // BAK-5: who holds backup permissions, and the access events.
+    let backup_permission = |p: &rampart_access::Permission| p.as_str().starts_with("backup.");
+    let roles: BTreeSet<String> = store
+        .roles()
+        .await?
+        .into_iter()
+        .filter(|r| r.permissions.iter().any(backup_permission))
+        .map(|r| r.name.to_string())
+        .collect();
+    let holders: BTreeSet<String> = store
+        .bindings(None)
+        .await?
+        .into_iter()
+        .filter(|b| roles.contains(b.role.as_str()) && b.expires_at.is_none_or(|t| t > now))
+        .map(|b| b.account)
+        .collect();
+    let people = store
+        .accounts()
+        .await?
+        .into_iter()
+        .filter(|a| a.active && a.kind == AccountKind::Person)
+        .count();
+    let since = now.as_microsecond() - WINDOW_US;
+    let mut events = Vec::new();
+    for action in [
+        "backup.list",
+        "backup.restore",
+        "backup.download",
+        "backup.verify",
+        "backup.prune",
+        "backup.pin",
+    ] {
+        let n: u64 = store
+            .audit_counts_by_actor(action, since)
+            .await?
+            .iter()
+            .map(|(_, n)| *n as u64)
+            .sum();
+        if n > 0 {
+            events.push(format!("{action} {n}"));
+        }
+    }
+    let pass5 = holders.len() < people || people <= 1;
+    let bak5 = Finding::new(
+        ControlId::Bak5,
+        pass5,
+        format!(
+            "{} of {people} active people hold backup permissions; every access is an audit event.",
+            holders.len()
+        ),
+        vec![
+            format!(
+                "backup permissions held by: {}",
+                if holders.is_empty() {
+                    "nobody".to_owned()
+                } else {
+                    holders.iter().cloned().collect::<Vec<_>>().join(", ")
+                }
+            ),
+            format!("roles with backup permissions: {}", roles.len()),
+            if events.is_empty() {
+                "no backup access in the last 30 days".into()
+            } else {
+                format!("backup access in the last 30 days: {}", events.join(", "))
+            },
+        ],
+    );
+    if !on {
+        // Like the network controls without an inventory: nothing configured, nothing proven.
+        let why = "not checked: backups are off until backup.recipients holds an age public key (`rampart backup keygen`)";
+        return Ok(vec![
+            Finding::not_checked(ControlId::Bak1, why),
+            Finding::not_checked(ControlId::Bak2, why),
+            Finding::not_checked(ControlId::Bak3, why),
+            Finding::not_checked(ControlId::Bak4, why),
+            bak5,
+        ]);
+    }
+    Ok(vec![bak1, bak2, bak3, bak4, bak5])
+}

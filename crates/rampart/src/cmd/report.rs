@@ -63,6 +63,7 @@ pub async fn run(ctx: &Ctx, args: ReportArgs) -> Result<Exit> {
         .await,
     );
     logs.close().await;
+    extra.extend(evidence::backups(&ctx.store, &ctx.config.backup, jiff::Timestamp::now()).await);
     let report = evidence::collect(&ctx.store, &ctx.config.policy, extra).await;
     let text = match args.format {
         Format::Html => report.to_html_page(),

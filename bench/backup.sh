@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# rampart's backup of a PostgreSQL database beside the shell pipeline a user would otherwise
+# write, on the same machine, in one run:
+#
+#   pipeline: pg_dump -Fc -Z0 | zstd | age -r KEY > file
+#   rampart:  rampart backup run   (pg_dump -Fc -Z0 at an exported snapshot + per-table row
+#             counts in that snapshot, zstd, age, SHA-256, object written through
+#             object_store, catalog row and audit record committed)
+#
+# then the restore of each into a fresh database (age -d | zstd -d | pg_restore, and
+# `rampart backup restore`, which also checks the SHA-256 while streaming).
+#
+# Usage: bench/backup.sh [SCALE] [RUNS]   (defaults: 70 ≈ 1 GB of pgbench data, 2 runs)
+# Prints each time, the best of each, and the rampart/pipeline ratio. Loopback only.
+set -euo pipefail
+scale=${1:-70}
+runs=${2:-2}
+root=$(cd "$(dirname "$0")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+for tool in "$pgbin/initdb" "$pgbin/pgbench" zstd age age-keygen psql; do
+  command -v "$tool" >/dev/null || { echo "bench/backup.sh: $tool missing: apt-get install -y postgresql zstd age" >&2; exit 1; }
+done
+work=$(mktemp -d)
+chmod 755 "$work"
+as_pg() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+  as_pg "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "building rampart (release)..." >&2
+cargo build --release -q -p rampart --manifest-path "$root/Cargo.toml"
+bin=$CARGO_TARGET_DIR/release/rampart
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$work/pg"
+[[ $(id -u) == 0 ]] && chown postgres "$work/pg"
+as_pg "$pgbin/initdb" -D "$work/pg" -U postgres --auth=trust -E UTF8 >/dev/null
+as_pg "$pgbin/pg_ctl" -D "$work/pg" -o "-p $port -k $work/pg -c listen_addresses=127.0.0.1" \
+  -l "$work/pg/log" -w start >/dev/null
+url="postgres://postgres@127.0.0.1:$port"
+psql -qX "$url/postgres" -c "CREATE DATABASE bench"
+echo "pgbench -i -s $scale ..." >&2
+"$pgbin/pgbench" -q -i -s "$scale" "$url/bench" 2>/dev/null
+size=$(psql -AtX "$url/bench" -c "SELECT pg_size_pretty(pg_database_size('bench'))")
+
+age-keygen -o "$work/key" 2>/dev/null
+key=$(age-keygen -y "$work/key")
+"$bin" --data-dir "$work/r" init >/dev/null 2>&1
+cat > "$work/r/rampart.toml" <<TOML
+[backup]
+own_database = false
+recipients = ["$key"]
+
+[[backup.sources]]
+name = "bench"
+kind = "postgres"
+url = "$url/bench"
+TOML
+
+now() { date +%s.%N; }
+best() { printf '%s\n' "$@" | sort -g | head -1; }
+pipeline_times=() rampart_times=()
+for i in $(seq 1 "$runs"); do
+  t0=$(now)
+  "$pgbin/pg_dump" -Fc -Z0 -d "$url/bench" | zstd -q | age -r "$key" > "$work/pipeline.age"
+  t1=$(now)
+  RAMPART_LOG=error "$bin" --data-dir "$work/r" backup run >/dev/null
+  t2=$(now)
+  pipeline_times+=("$(echo "$t1 - $t0" | bc)")
+  rampart_times+=("$(echo "$t2 - $t1" | bc)")
+  echo "run $i: pipeline ${pipeline_times[-1]} s, rampart ${rampart_times[-1]} s" >&2
+done
+p=$(best "${pipeline_times[@]}") r=$(best "${rampart_times[@]}")
+id=$("$bin" --data-dir "$work/r" backup list --json | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+rsize=$("$bin" --data-dir "$work/r" backup list --json | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["size_bytes"])')
+psize=$(stat -c %s "$work/pipeline.age")
+
+psql -qX "$url/postgres" -c "CREATE DATABASE r_pipeline" -c "CREATE DATABASE r_rampart"
+t0=$(now)
+age -d -i "$work/key" "$work/pipeline.age" | zstd -dq | "$pgbin/pg_restore" --no-owner -d "$url/r_pipeline"
+t1=$(now)
+RAMPART_LOG=error "$bin" --data-dir "$work/r" backup restore "$id" --identity "$work/key" --to "$url/r_rampart" 2>/dev/null
+t2=$(now)
+rp=$(echo "$t1 - $t0" | bc) rr=$(echo "$t2 - $t1" | bc)
+for db in r_pipeline r_rampart; do
+  n=$(psql -AtX "$url/$db" -c "SELECT count(*) FROM pgbench_accounts")
+  [[ $n == $((scale * 100000)) ]] || { echo "restore into $db has $n accounts" >&2; exit 1; }
+done
+
+printf '\ndatabase: pgbench scale %s (%s), %s run(s), best of each, %s cores\n' "$scale" "$size" "$runs" "$(nproc)"
+printf '%-34s %10s %14s\n' "" "seconds" "object bytes"
+printf '%-34s %10.2f %14s\n' "pg_dump | zstd | age" "$p" "$psize"
+printf '%-34s %10.2f %14s\n' "rampart backup run (+sha,catalog)" "$r" "$rsize"
+printf 'backup ratio rampart/pipeline: %.2f (goal <= 1.00)\n' "$(echo "$r / $p" | bc -l)"
+printf '%-34s %10.2f\n' "age -d | zstd -d | pg_restore" "$rp"
+printf '%-34s %10.2f\n' "rampart backup restore (+sha)" "$rr"
+printf 'restore ratio rampart/pipeline: %.2f\n' "$(echo "$rr / $rp" | bc -l)"

@@ -1,0 +1,161 @@
+//! The scheduler inside `rampart serve`: a base backup of every source each interval, then
+//! a prune by the plan. Daily, weekly and monthly backups are not separate runs: they are
+//! promotions the planner makes of base backups.
+//!
+//! Several nodes may share one PostgreSQL store: a run starts only on the node holding the
+//! `backup` lease, and only when the catalog says a source is due, so each scheduled run
+//! happens once per cluster. A node that dies mid-run holds the lease until it expires
+//! ([`LEASE`]); then another node takes over.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use rampart_audit::Actor;
+use rampart_store::{BackupRow, Store};
+
+use crate::config::BackupConfig;
+use crate::jobs::Backups;
+
+/// How long a node holds the lease for one run.
+pub const LEASE: SignedDuration = SignedDuration::from_hours(1);
+
+/// How often the scheduler looks at the catalog.
+const TICK: Duration = Duration::from_secs(60);
+
+/// Whether a source is due at `now`: its newest complete backup started an interval ago or
+/// more, or it has none. Pure.
+pub fn due(rows: &[BackupRow], source: &str, interval: SignedDuration, now: Timestamp) -> bool {
+    let newest = rows
+        .iter()
+        .filter(|r| r.source == source && r.status == "complete")
+        .map(|r| r.started_us)
+        .max();
+    match newest {
+        None => true,
+        Some(us) => {
+            let interval_us = i64::try_from(interval.as_micros()).unwrap_or(i64::MAX);
+            now.as_microsecond().saturating_sub(us) >= interval_us
+        }
+    }
+}
+
+/// Runs for ever: every minute, if a source is due and this node takes the lease, backs up
+/// the due sources and prunes. Failures are audited by the run and logged here.
+pub async fn keep_backed_up(
+    config: Arc<BackupConfig>,
+    data_dir: PathBuf,
+    store: Arc<Store>,
+    own_database: Option<PathBuf>,
+    node: String,
+) {
+    if config.recipients.is_empty() {
+        tracing::warn!("backups are off: backup.recipients is empty (BAK-1..4 will fail)");
+        return;
+    }
+    let backups = match Backups::open(&config, &data_dir, &store, own_database) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "backups are off: the storage cannot be opened");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(TICK);
+    loop {
+        tick.tick().await;
+        let now = Timestamp::now();
+        let rows = match store.backups().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the backup catalog");
+                continue;
+            }
+        };
+        let due_sources: Vec<String> = backups
+            .sources()
+            .iter()
+            .map(|s| s.name.as_str().to_owned())
+            .filter(|name| due(&rows, name, config.interval.get(), now))
+            .collect();
+        if due_sources.is_empty() {
+            continue;
+        }
+        let until = now.checked_add(LEASE).unwrap_or(now);
+        match store
+            .take_lease(
+                "backup",
+                &node,
+                now.as_microsecond(),
+                until.as_microsecond(),
+            )
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the backup lease");
+                continue;
+            }
+        }
+        for name in &due_sources {
+            match backups.run(Some(name), &Actor::System, now).await {
+                Ok(results) => {
+                    for r in results {
+                        if let Err(e) = r.result {
+                            tracing::error!(source = %r.source, error = %e, "scheduled backup failed");
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(source = %name, error = %e, "scheduled backup failed"),
+            }
+        }
+        if let Err(e) = backups.prune(&Actor::System, Timestamp::now()).await {
+            tracing::error!(error = %e, "pruning backups failed");
+        }
+        // Free the lease for the next interval (whoever is up then).
+        let _ = store
+            .take_lease("backup", &node, now.as_microsecond(), now.as_microsecond())
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn row(source: &str, started: &str, status: &str) -> BackupRow {
+        BackupRow {
+            id: started.into(),
+            source: source.into(),
+            kind: "postgres".into(),
+            started_us: started.parse::<Timestamp>().unwrap().as_microsecond(),
+            finished_us: 0,
+            status: status.into(),
+            storage: "dir".into(),
+            object_key: started.into(),
+            size_bytes: 0,
+            raw_bytes: 0,
+            sha256: String::new(),
+            recipients: "[]".into(),
+            row_counts: "{}".into(),
+            pinned: false,
+            verification: "unverified".into(),
+            verified_us: None,
+        }
+    }
+
+    #[test]
+    fn a_source_is_due_an_interval_after_its_newest_complete_backup() {
+        let six = SignedDuration::from_hours(6);
+        let rows = vec![
+            row("app", "2026-06-01T00:00:00Z", "complete"),
+            row("app", "2026-06-01T05:00:00Z", "failed"),
+        ];
+        let at = |t: &str| t.parse::<Timestamp>().unwrap();
+        assert!(!due(&rows, "app", six, at("2026-06-01T05:59:59Z")));
+        assert!(due(&rows, "app", six, at("2026-06-01T06:00:00Z")));
+        assert!(due(&rows, "other", six, at("2026-06-01T01:00:00Z")));
+    }
+}

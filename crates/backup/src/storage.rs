@@ -1,0 +1,208 @@
+//! Where backup objects live: a local directory or an S3-compatible bucket, through
+//! `object_store`, with the keys rampart gives them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use jiff::Timestamp;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::BackupError;
+use crate::config::{StorageConfig, StorageKind};
+
+/// An opened storage.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    label: String,
+    prefix: String,
+    /// The directory, for `dir` storage: staged uploads of a killed run live there as
+    /// `KEY#N` files, which `object_store` does not list.
+    root: Option<PathBuf>,
+}
+
+/// An object found in storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Its key.
+    pub key: String,
+    /// Last modified.
+    pub modified: Timestamp,
+    /// Size in bytes.
+    pub size: u64,
+    /// A staged, never completed upload (directory storage).
+    pub staged: bool,
+}
+
+impl Storage {
+    /// Opens the configured storage. A relative directory is under `data_dir`. S3
+    /// credentials come from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`).
+    pub fn open(config: &StorageConfig, data_dir: &Path) -> Result<Self, BackupError> {
+        match config.kind {
+            StorageKind::Dir => {
+                let root = data_dir.join(&config.path);
+                std::fs::create_dir_all(&root).map_err(|e| {
+                    BackupError::Storage(format!(
+                        "cannot create the backup directory {}: {e}",
+                        root.display()
+                    ))
+                })?;
+                let store = LocalFileSystem::new_with_prefix(&root)
+                    .map_err(|e| BackupError::Storage(e.to_string()))?;
+                Ok(Self {
+                    store: Arc::new(store),
+                    label: "dir".into(),
+                    prefix: config.prefix.clone(),
+                    root: Some(root),
+                })
+            }
+            StorageKind::S3 => {
+                let bucket = config.bucket.clone().unwrap_or_default();
+                let mut builder = AmazonS3Builder::from_env()
+                    .with_bucket_name(&bucket)
+                    .with_region(&config.region)
+                    .with_allow_http(config.dangerous_allow_http);
+                if let Some(endpoint) = &config.endpoint {
+                    builder = builder
+                        .with_endpoint(endpoint)
+                        .with_virtual_hosted_style_request(false);
+                }
+                let store = builder
+                    .build()
+                    .map_err(|e| BackupError::Storage(e.to_string()))?;
+                Ok(Self {
+                    store: Arc::new(store),
+                    label: format!("s3:{bucket}"),
+                    prefix: config.prefix.clone(),
+                    root: None,
+                })
+            }
+        }
+    }
+
+    /// `dir` or `s3:BUCKET`, as recorded in the catalog.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The object store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The key of a new backup object.
+    pub fn key_for(&self, source: &str, started: Timestamp, id: &str, ext: &str) -> String {
+        let stamp = started.strftime("%Y%m%dT%H%M%SZ");
+        format!("{}/{source}/{stamp}-{id}.{ext}.zst.age", self.prefix)
+    }
+
+    /// Every object under the prefix, with staged uploads in a directory.
+    pub async fn list(&self) -> Result<Vec<Found>, BackupError> {
+        let prefix = ObjectPath::from(self.prefix.as_str());
+        let mut found: Vec<Found> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| Found {
+                key: m.location.to_string(),
+                modified: Timestamp::from_millisecond(m.last_modified.timestamp_millis())
+                    .unwrap_or(Timestamp::UNIX_EPOCH),
+                size: m.size,
+                staged: false,
+            })
+            .try_collect()
+            .await
+            .map_err(storage_error)?;
+        if let Some(root) = &self.root {
+            let base = root.clone();
+            let dir = root.join(&self.prefix);
+            let staged = tokio::task::spawn_blocking(move || staged_files(&base, &dir))
+                .await
+                .map_err(|e| BackupError::Internal(e.to_string()))?;
+            found.extend(staged);
+        }
+        Ok(found)
+    }
+
+    /// Deletes an object (or a staged upload). A missing object is not an error.
+    pub async fn delete(&self, found_key: &str, staged: bool) -> Result<(), BackupError> {
+        if staged {
+            if let Some(root) = &self.root {
+                let path = root.join(found_key);
+                return match tokio::fs::remove_file(&path).await {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(BackupError::Storage(format!(
+                        "cannot remove {}: {e}",
+                        path.display()
+                    ))),
+                };
+            }
+            return Ok(());
+        }
+        match self.store.delete(&ObjectPath::from(found_key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(storage_error(e)),
+        }
+    }
+}
+
+/// `KEY#digits` files under `dir`, keyed relative to `base`.
+fn staged_files(base: &Path, dir: &Path) -> Vec<Found> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    // Bounded walk: rampart's own layout is prefix/source/file.
+    let mut budget = 100_000_usize;
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            budget = budget.saturating_sub(1);
+            if budget == 0 {
+                return out;
+            }
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let staged = name
+                .rsplit_once('#')
+                .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !staged {
+                continue;
+            }
+            let Ok(rel) = path.strip_prefix(base) else {
+                continue;
+            };
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|m| Timestamp::try_from(m).ok())
+                .unwrap_or(Timestamp::UNIX_EPOCH);
+            out.push(Found {
+                key: rel.to_string_lossy().into_owned(),
+                modified,
+                size: meta.len(),
+                staged: true,
+            });
+        }
+    }
+    out
+}
+
+/// A storage failure as one sentence.
+pub(crate) fn storage_error(e: object_store::Error) -> BackupError {
+    match e {
+        object_store::Error::NotFound { path, .. } => {
+            BackupError::Missing(format!("the object {path} is missing from storage"))
+        }
+        other => BackupError::Storage(other.to_string()),
+    }
+}

@@ -1,0 +1,406 @@
+//! `rampart backup` as an operator runs it, against a real PostgreSQL and a real S3 server
+//! (SeaweedFS): back up, restore into a fresh database, compare; a run killed halfway; a
+//! corrupted and a missing object; a wrong identity; refused configurations.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use rampart_testkit::Postgres;
+use rampart_testkit::s3::SeaweedFs;
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rampart"))
+}
+
+/// A data directory made by `rampart init`, with `[backup]` configured.
+struct Site {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Site {
+    fn new(backup: &str) -> Site {
+        let dir = tempfile::Builder::new()
+            .prefix("rampart-backup")
+            .tempdir()
+            .unwrap();
+        let out = Command::new(bin())
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("init")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(dir.path().join("rampart.toml"), backup).unwrap();
+        Site {
+            dir,
+            env: Vec::new(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--data-dir").arg(self.dir.path()).args(args);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "rampart {args:?} failed ({:?}):\n{}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn catalog(&self) -> Vec<serde_json::Value> {
+        self.ok(&["backup", "list", "--json"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+/// An identity file and its public key.
+fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let path = dir.join(name);
+    let out = Command::new(bin())
+        .args(["backup", "keygen", "--out"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(public.starts_with("age1"), "{public}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    (path, public)
+}
+
+fn seed(url: &str) {
+    Postgres::psql(
+        url,
+        "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, price numeric);
+         INSERT INTO items SELECT g, 'item ' || g, g * 1.5 FROM generate_series(1, 20000) g;
+         CREATE SCHEMA billing;
+         CREATE TABLE billing.\"Invoices\" (id bigserial PRIMARY KEY, item int REFERENCES items(id), at timestamptz DEFAULT now());
+         INSERT INTO billing.\"Invoices\" (item) SELECT g FROM generate_series(1, 3000) g;",
+    );
+}
+
+/// The contents of the seeded tables, as text.
+fn contents(url: &str) -> String {
+    Postgres::psql(
+        url,
+        "SELECT md5(string_agg(i::text, ',' ORDER BY id)) FROM items i
+         UNION ALL SELECT md5(string_agg(v::text, ',' ORDER BY id)) FROM billing.\"Invoices\" v",
+    )
+}
+
+fn backup_config(recipient: &str, storage: &str, sources: &str) -> String {
+    format!(
+        "[backup]\nown_database = true\nrecipients = [\"{recipient}\"]\n\n[backup.storage]\n{storage}\n\n{sources}\n"
+    )
+}
+
+fn pg_source(url: &str) -> String {
+    format!("[[backup.sources]]\nname = \"app\"\nkind = \"postgres\"\nurl = \"{url}\"\n")
+}
+
+fn restore_and_compare(site: &Site, pg: &Postgres, identity: &Path, name: &str) {
+    let catalog = site.catalog();
+    let app = catalog
+        .iter()
+        .find(|b| b["source"] == "app")
+        .expect("a backup of app");
+    // Row counts were taken in the dump's snapshot.
+    assert_eq!(app["row_counts"]["public.items"], 20000, "{app}");
+    assert_eq!(app["row_counts"]["billing.\"Invoices\""], 3000, "{app}");
+    let id = app["id"].as_str().unwrap();
+    let fresh = pg.create_database(name);
+    site.ok(&[
+        "backup",
+        "restore",
+        id,
+        "--identity",
+        identity.to_str().unwrap(),
+        "--to",
+        &fresh,
+    ]);
+    assert_eq!(contents(&fresh), contents(pg.url()));
+    // rampart's own database is a source by default, and restores to a file.
+    let own = catalog.iter().find(|b| b["source"] == "rampart").unwrap();
+    let copy = site.path().join(format!("{name}.db"));
+    site.ok(&[
+        "backup",
+        "restore",
+        own["id"].as_str().unwrap(),
+        "--identity",
+        identity.to_str().unwrap(),
+        "--out",
+        copy.to_str().unwrap(),
+    ]);
+    let head = std::fs::read(&copy).unwrap();
+    assert!(head.starts_with(b"SQLite format 3\0"));
+    // Every read of the catalog and every restore is in the audit log.
+    let audit = site.ok(&[
+        "audit", "search", "--action", "backup", "--json", "--limit", "100",
+    ]);
+    for action in ["backup.run", "backup.list", "backup.restore"] {
+        assert!(audit.contains(action), "{action} missing from {audit}");
+    }
+}
+
+#[test]
+fn a_database_backed_up_to_a_directory_and_to_s3_restores_with_the_same_contents() {
+    let pg = Postgres::start();
+    seed(pg.url());
+    let keys = tempfile::tempdir().unwrap();
+    let (identity, public) = keygen(keys.path(), "operator.key");
+
+    let local = Site::new(&backup_config(
+        &public,
+        "kind = \"dir\"",
+        &pg_source(pg.url()),
+    ));
+    let out = local.ok(&["backup", "run"]);
+    assert!(out.contains("app: backup"), "{out}");
+    restore_and_compare(&local, &pg, &identity, "restored_from_dir");
+    // The restore drill: a throwaway cluster, the row counts of the dump's snapshot.
+    let drill = local.ok(&["backup", "drill", "--identity", identity.to_str().unwrap()]);
+    assert!(drill.contains(": pass: restored, 2 tables"), "{drill}");
+    let app = local
+        .catalog()
+        .into_iter()
+        .find(|b| b["source"] == "app")
+        .unwrap();
+    assert_eq!(app["verification"], "passed");
+    // The object on disk is an age file, not a readable dump.
+    let object = local.catalog()[0]["object_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bytes = std::fs::read(local.path().join("backups").join(&object)).unwrap();
+    assert!(bytes.starts_with(b"age-encryption.org/v1\n"));
+
+    let s3 = SeaweedFs::start("rampart-backups");
+    let storage = format!(
+        "kind = \"s3\"\nbucket = \"{}\"\nendpoint = \"{}\"\ndangerous_allow_http = true",
+        s3.bucket, s3.endpoint
+    );
+    let mut remote = Site::new(&backup_config(&public, &storage, &pg_source(pg.url())));
+    remote.env = vec![
+        ("AWS_ACCESS_KEY_ID".into(), s3.access_key.clone()),
+        ("AWS_SECRET_ACCESS_KEY".into(), s3.secret_key.clone()),
+    ];
+    remote.ok(&["backup", "run"]);
+    restore_and_compare(&remote, &pg, &identity, "restored_from_s3");
+    let verify = remote.ok(&["backup", "verify"]);
+    assert_eq!(verify.matches(": ok").count(), 2, "{verify}");
+}
+
+#[test]
+fn a_backup_killed_halfway_leaves_no_catalog_entry_and_the_next_run_removes_its_orphan() {
+    let keys = tempfile::tempdir().unwrap();
+    let (_, public) = keygen(keys.path(), "k");
+    let pidfile = keys.path().join("dump.pid");
+    // A dump that does not compress and never ends: killed once its upload is under way.
+    let slow = format!(
+        "[[backup.sources]]\nname = \"slow\"\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"echo $$ > {}; exec cat /dev/urandom\"]\n\n\
+         [[backup.sources]]\nname = \"quick\"\nkind = \"command\"\ncommand = [\"echo\", \"hello\"]\n",
+        pidfile.display()
+    );
+    let site = Site::new(&backup_config(&public, "kind = \"dir\"", &slow));
+    let mut run = site
+        .command(&["backup", "run", "--source", "slow"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the upload is under way: a staged part of the object exists.
+    let staged = || -> Vec<PathBuf> {
+        walk(&site.path().join("backups"))
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains('#'))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while staged().is_empty() {
+        assert!(Instant::now() < deadline, "the upload never started");
+        assert!(run.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+        let _ = Command::new("kill").arg("-9").arg(pid.trim()).status();
+    }
+    let left = staged();
+    assert!(!left.is_empty());
+    assert!(site.catalog().is_empty(), "a killed run left a catalog row");
+
+    site.ok(&["backup", "run", "--source", "quick"]);
+    assert!(staged().is_empty(), "the orphan is still there: {left:?}");
+    let catalog = site.catalog();
+    assert_eq!(catalog.len(), 1);
+    assert_eq!(catalog[0]["source"], "quick");
+    let audit = site.ok(&["audit", "search", "--action", "backup.orphan", "--json"]);
+    assert!(audit.contains("backup.orphan"), "{audit}");
+}
+
+#[test]
+fn a_corrupted_object_and_a_missing_one_are_flagged_by_verify() {
+    let keys = tempfile::tempdir().unwrap();
+    let (identity, public) = keygen(keys.path(), "k");
+    let sources = "[[backup.sources]]\nname = \"notes\"\nkind = \"command\"\ncommand = [\"seq\", \"1\", \"200000\"]\n";
+    let site = Site::new(&backup_config(&public, "kind = \"dir\"", sources));
+    site.ok(&["backup", "run"]);
+    site.ok(&["backup", "run", "--source", "notes"]);
+    let catalog = site.catalog();
+    let notes: Vec<&serde_json::Value> =
+        catalog.iter().filter(|b| b["source"] == "notes").collect();
+    assert_eq!(notes.len(), 2);
+    site.ok(&["backup", "verify"]);
+
+    // Flip one byte in the middle of the first object; delete the second.
+    let first = site
+        .path()
+        .join("backups")
+        .join(notes[0]["object_key"].as_str().unwrap());
+    let mut bytes = std::fs::read(&first).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&first, bytes).unwrap();
+    let second = site
+        .path()
+        .join("backups")
+        .join(notes[1]["object_key"].as_str().unwrap());
+    std::fs::remove_file(&second).unwrap();
+
+    let out = site.cli(&["backup", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first_id = notes[0]["id"].as_str().unwrap();
+    let second_id = notes[1]["id"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("{first_id}: FAILED: ALTERED")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{second_id}: FAILED: MISSING")),
+        "{text}"
+    );
+    let after = site.catalog();
+    for b in after.iter().filter(|b| b["source"] == "notes") {
+        assert_eq!(b["verification"], "failed", "{b}");
+    }
+    // A restore of the altered object stops with an error, never a silent success.
+    let out = site.cli(&[
+        "backup",
+        "restore",
+        first_id,
+        "--identity",
+        identity.to_str().unwrap(),
+        "--out",
+        keys.path().join("out").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("altered"), "{err}");
+}
+
+#[test]
+fn a_wrong_identity_gives_one_clear_sentence() {
+    let keys = tempfile::tempdir().unwrap();
+    let (_, public) = keygen(keys.path(), "right");
+    let (wrong, _) = keygen(keys.path(), "wrong");
+    let sources =
+        "[[backup.sources]]\nname = \"notes\"\nkind = \"command\"\ncommand = [\"echo\", \"x\"]\n";
+    let site = Site::new(&backup_config(&public, "kind = \"dir\"", sources));
+    site.ok(&["backup", "run", "--source", "notes"]);
+    let id = site.catalog()[0]["id"].as_str().unwrap().to_owned();
+    let out = site.cli(&[
+        "backup",
+        "restore",
+        &id,
+        "--identity",
+        wrong.to_str().unwrap(),
+        "--out",
+        keys.path().join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("does not hold a key this backup was encrypted to"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_with_daily_retention_400_days_or_a_12_hour_interval_is_refused() {
+    for (section, expected) in [
+        (
+            "[backup.retention]\ndaily_days = 400\n",
+            "400 is not allowed: use a value from 7 to 365",
+        ),
+        ("[backup]\ninterval = \"12h\"\n", "longer than 6h"),
+    ] {
+        let site = Site::new(section);
+        let out = site.cli(&["check-config"]);
+        assert_eq!(out.status.code(), Some(64), "{section}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{section}: {err}");
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
