@@ -92,15 +92,5 @@ impl From<rampart_store::StoreError> for BackupError {
 
 /// Text from outside (a program's stderr) scrubbed before it reaches the audit log.
 pub(crate) fn scrubbed(text: &str) -> String {
-    static SCRUBBER: std::sync::OnceLock<Option<rampart_scrub::Scrubber>> =
-        std::sync::OnceLock::new();
-    let scrubber = SCRUBBER.get_or_init(|| {
-        rampart_scrub::Scrubber::new(&rampart_scrub::ScrubConfig::default(), None).ok()
-    });
-    match scrubber {
-        Some(s) => s
-            .scrub(text, &mut rampart_scrub::Counts::new())
-            .into_owned(),
-        None => String::from("[text withheld: the scrubber is unavailable]"),
-    }
+    rampart_scrub::scrub_default(text)
 }

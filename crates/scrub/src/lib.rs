@@ -263,6 +263,17 @@ impl Scrubber {
     }
 }
 
+/// `text` scrubbed with the default rules and tags: for the odd piece of outside text (a
+/// program's stderr, a CA's error, a reason typed in a form) on its way to the audit log.
+/// The scrubber is built once per process; if it cannot be built, the text is withheld.
+pub fn scrub_default(text: &str) -> String {
+    static SCRUBBER: std::sync::OnceLock<Option<Scrubber>> = std::sync::OnceLock::new();
+    match SCRUBBER.get_or_init(|| Scrubber::new(&ScrubConfig::default(), None).ok()) {
+        Some(s) => s.scrub(text, &mut Counts::new()).into_owned(),
+        None => String::from("[text withheld: the scrubber is unavailable]"),
+    }
+}
+
 /// One piece of personal data or secret in a text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {

@@ -265,17 +265,7 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
 /// Text that came from outside (a CA's error, a parser's message quoting a file) passes the
 /// scrubber before it is stored in the audit log (LOG-2).
 pub fn scrubbed(text: &str) -> String {
-    static SCRUBBER: std::sync::OnceLock<Option<rampart_scrub::Scrubber>> =
-        std::sync::OnceLock::new();
-    let scrubber = SCRUBBER.get_or_init(|| {
-        rampart_scrub::Scrubber::new(&rampart_scrub::ScrubConfig::default(), None).ok()
-    });
-    match scrubber {
-        Some(s) => s
-            .scrub(text, &mut rampart_scrub::Counts::new())
-            .into_owned(),
-        None => String::from("[text withheld: the scrubber is unavailable]"),
-    }
+    rampart_scrub::scrub_default(text)
 }
 
 #[cfg(test)]
