@@ -30,7 +30,7 @@ pub(crate) fn redirect_to_https(origin: &str, uri: &axum::http::Uri) -> Response
 /// The layer every HTTPS request passes: counts it, refuses cross-site state changes
 /// ([`csrf_allows`]), and adds HSTS and the other security headers to the response.
 /// Hand-written rather than three `from_fn` middlewares: those box a future and clone
-/// the inner service per request each, which showed in the request rate.
+/// the inner service per request each (`clone_box` showed in profiles of the front door).
 #[derive(Debug, Clone)]
 pub(crate) struct FrontDoorLayer(pub(crate) AppState);
 
