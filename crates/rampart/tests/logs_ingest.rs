@@ -14,32 +14,6 @@ use prost::Message;
 use rampart_logs::parse::loki::{EntryAdapter, ProtoTimestamp, PushRequest, StreamAdapter};
 use support::*;
 
-/// Creates a service account and a token for `source`; returns the token.
-pub fn token_for(r: &Rampart, source: &str) -> String {
-    let account = format!("svc-{source}");
-    cli_ok(
-        r,
-        &[
-            "user",
-            "add",
-            &account,
-            "--kind",
-            "service",
-            "--owner",
-            "admin",
-            "--email",
-            &format!("{account}@rampart.localhost"),
-        ],
-    );
-    let token = cli_ok(
-        r,
-        &["logs", "token", "create", source, "--account", &account],
-    );
-    let token = token.trim().to_owned();
-    assert!(token.starts_with("rlt_"), "{token}");
-    token
-}
-
 fn push(r: &Rampart, path: &str, token: Option<&str>, content_type: &str, body: &[u8]) -> Response {
     let file = r.data_dir().join(format!("body-{}", body.len()));
     std::fs::write(&file, body).unwrap();

@@ -16,30 +16,6 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-fn token_for(r: &Rampart, source: &str) -> String {
-    let account = format!("svc-{source}");
-    cli_ok(
-        r,
-        &[
-            "user",
-            "add",
-            &account,
-            "--kind",
-            "service",
-            "--owner",
-            "admin",
-            "--email",
-            &format!("{account}@rampart.localhost"),
-        ],
-    );
-    cli_ok(
-        r,
-        &["logs", "token", "create", source, "--account", &account],
-    )
-    .trim()
-    .to_owned()
-}
-
 /// Polls `rampart logs search` until `want` lines match, with a deadline.
 fn wait_for_lines(r: &Rampart, args: &[&str], want: usize, peer_log: &Path) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -138,19 +138,8 @@ async fn acc6(store: &Store) -> Result<Finding, rampart_store::StoreError> {
         .filter(|r| !r.grants.is_empty())
         .map(|r| r.name.to_string())
         .collect();
-    let holders: BTreeSet<String> = store
-        .bindings(None)
-        .await?
-        .into_iter()
-        .filter(|b| gateway_roles.contains(b.role.as_str()) && b.expires_at.is_none_or(|t| t > now))
-        .map(|b| b.account)
-        .collect();
-    let people = store
-        .accounts()
-        .await?
-        .into_iter()
-        .filter(|a| a.active && a.kind == AccountKind::Person)
-        .count();
+    let holders = live_holders(store, &gateway_roles, now).await?;
+    let people = active_people(store).await?;
     // "A subset": everyone holding it is no restriction, unless there is only one person.
     let pass = holders.len() < people || people <= 1;
     let list = if holders.is_empty() {
@@ -245,6 +234,31 @@ async fn requests_summary(store: &Store) -> Result<String, rampart_store::StoreE
         count(Expired),
         count(Pending)
     ))
+}
+
+/// The accounts holding one of `roles` through a binding that has not expired at `now`.
+async fn live_holders(
+    store: &Store,
+    roles: &BTreeSet<String>,
+    now: jiff::Timestamp,
+) -> Result<BTreeSet<String>, rampart_store::StoreError> {
+    Ok(store
+        .bindings(None)
+        .await?
+        .into_iter()
+        .filter(|b| roles.contains(b.role.as_str()) && b.expires_at.is_none_or(|t| t > now))
+        .map(|b| b.account)
+        .collect())
+}
+
+/// How many active personal accounts there are.
+async fn active_people(store: &Store) -> Result<usize, rampart_store::StoreError> {
+    Ok(store
+        .accounts()
+        .await?
+        .into_iter()
+        .filter(|a| a.active && a.kind == AccountKind::Person)
+        .count())
 }
 
 async fn log3(store: &Store) -> Result<Finding, rampart_store::StoreError> {
@@ -580,19 +594,8 @@ async fn backup_findings(
         .filter(|r| r.permissions.iter().any(backup_permission))
         .map(|r| r.name.to_string())
         .collect();
-    let holders: BTreeSet<String> = store
-        .bindings(None)
-        .await?
-        .into_iter()
-        .filter(|b| roles.contains(b.role.as_str()) && b.expires_at.is_none_or(|t| t > now))
-        .map(|b| b.account)
-        .collect();
-    let people = store
-        .accounts()
-        .await?
-        .into_iter()
-        .filter(|a| a.active && a.kind == AccountKind::Person)
-        .count();
+    let holders = live_holders(store, &roles, now).await?;
+    let people = active_people(store).await?;
     let since = now.as_microsecond() - WINDOW_US;
     let mut events = Vec::new();
     for action in [

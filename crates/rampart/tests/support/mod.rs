@@ -86,3 +86,30 @@ pub fn sqlite(db: &Path, sql: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Creates a service account `svc-SOURCE` owned by admin and a log-source token for
+/// `source` held by it; returns the token.
+pub fn token_for(r: &Rampart, source: &str) -> String {
+    let account = format!("svc-{source}");
+    cli_ok(
+        r,
+        &[
+            "user",
+            "add",
+            &account,
+            "--kind",
+            "service",
+            "--owner",
+            "admin",
+            "--email",
+            &format!("{account}@rampart.localhost"),
+        ],
+    );
+    let token = cli_ok(
+        r,
+        &["logs", "token", "create", source, "--account", &account],
+    );
+    let token = token.trim().to_owned();
+    assert!(token.starts_with("rlt_"), "{token}");
+    token
+}
