@@ -10,11 +10,12 @@
 # then the restore of each into a fresh database (age -d | zstd -d | pg_restore, and
 # `rampart backup restore`, which also checks the SHA-256 while streaming).
 #
-# Usage: bench/backup.sh [SCALE] [RUNS]   (defaults: 70 ≈ 1 GB of pgbench data, 2 runs)
-# Prints each time, the best of each, and the rampart/pipeline ratio. Loopback only.
+# Usage: bench/backup.sh [SCALE] [RUNS]   (defaults: 70 ≈ 1 GB of pgbench data, 3 runs)
+# Prints each time, the median of each, and the rampart/pipeline ratio. The two take turns
+# in each run, so load from elsewhere falls on both. Loopback only.
 set -euo pipefail
 scale=${1:-70}
-runs=${2:-2}
+runs=${2:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
@@ -61,7 +62,7 @@ url = "$url/bench"
 TOML
 
 now() { date +%s.%N; }
-best() { printf '%s\n' "$@" | sort -g | head -1; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 pipeline_times=() rampart_times=()
 for i in $(seq 1 "$runs"); do
   t0=$(now)
@@ -73,7 +74,7 @@ for i in $(seq 1 "$runs"); do
   rampart_times+=("$(echo "$t2 - $t1" | bc)")
   echo "run $i: pipeline ${pipeline_times[-1]} s, rampart ${rampart_times[-1]} s" >&2
 done
-p=$(best "${pipeline_times[@]}") r=$(best "${rampart_times[@]}")
+p=$(median "${pipeline_times[@]}") r=$(median "${rampart_times[@]}")
 id=$("$bin" --data-dir "$work/r" backup list --json | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 rsize=$("$bin" --data-dir "$work/r" backup list --json | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["size_bytes"])')
 psize=$(stat -c %s "$work/pipeline.age")
@@ -90,7 +91,7 @@ for db in r_pipeline r_rampart; do
   [[ $n == $((scale * 100000)) ]] || { echo "restore into $db has $n accounts" >&2; exit 1; }
 done
 
-printf '\ndatabase: pgbench scale %s (%s), %s run(s), best of each, %s cores\n' "$scale" "$size" "$runs" "$(nproc)"
+printf '\ndatabase: pgbench scale %s (%s), %s run(s), median of each (restore: one run), %s cores\n' "$scale" "$size" "$runs" "$(nproc)"
 printf '%-34s %10s %14s\n' "" "seconds" "object bytes"
 printf '%-34s %10.2f %14s\n' "pg_dump | zstd | age" "$p" "$psize"
 printf '%-34s %10.2f %14s\n' "rampart backup run (+sha,catalog)" "$r" "$rsize"

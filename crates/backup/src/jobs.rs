@@ -139,7 +139,7 @@ impl<'a> Backups<'a> {
             .storage
             .key_for(s.name.as_str(), started, &id, source::extension(s.kind));
         let mut dump = source::start(s).await?;
-        let reader = std::mem::replace(&mut dump.reader, Box::new(tokio::io::empty()));
+        let reader = std::mem::replace(&mut dump.reader, Box::new(std::io::empty()));
         let upload = match pipeline::write(
             reader,
             &self.storage,

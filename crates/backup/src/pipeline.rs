@@ -1,7 +1,7 @@
 //! The streaming pipelines, with bounded memory: a few chunks in flight between stages,
 //! never the whole backup.
 //!
-//! Writing: source bytes → zstd (its own thread, multithreaded) → age (X25519 recipients)
+//! Writing: source bytes → zstd (its own thread, which also reads the source) → age (X25519 recipients)
 //! and SHA-256 (another thread) → a multipart upload (async). The upload is completed only
 //! when the caller says the source ended well ([`Upload::commit`]); otherwise it is aborted.
 //!
@@ -20,7 +20,7 @@ use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::BackupError;
@@ -65,8 +65,12 @@ impl Upload {
 
 /// Streams `source` through zstd and age into a new object at `key`. Returns once every
 /// byte is handed to the upload; the caller then commits or aborts it.
+///
+/// The source is read with blocking reads on the compressing thread, as `zstd` reads its
+/// stdin in a shell pipeline: a program's pipe delivers a few KiB per write, and an async
+/// reader would pay a wake-up per write.
 pub async fn write(
-    source: impl AsyncRead + Unpin + Send,
+    source: impl Read + Send + 'static,
     storage: &Storage,
     key: &str,
     recipients: &[Recipient],
@@ -76,25 +80,10 @@ pub async fn write(
         return Err(BackupError::NoRecipients);
     }
     let keys: Vec<age::x25519::Recipient> = recipients.iter().map(|r| r.key().clone()).collect();
-    let (raw_tx, mut raw_rx) = mpsc::channel::<Vec<u8>>(DEPTH);
     let (zst_tx, zst_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH);
     let (enc_tx, mut enc_rx) = mpsc::channel::<Bytes>(DEPTH);
 
-    let compress = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let mut encoder = zstd::stream::write::Encoder::new(SyncSend(zst_tx), level)?;
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8);
-        if workers > 1 {
-            encoder.multithread(u32::try_from(workers).unwrap_or(1))?;
-        }
-        while let Some(chunk) = raw_rx.blocking_recv() {
-            encoder.write_all(&chunk)?;
-        }
-        encoder.finish()?.flush()?;
-        Ok(())
-    });
+    let compress = tokio::task::spawn_blocking(move || compress(source, zst_tx, level));
     let encrypt = tokio::task::spawn_blocking(move || -> Result<(String, u64), BackupError> {
         let encryptor =
             age::Encryptor::with_recipients(keys.iter().map(|k| k as &dyn age::Recipient))
@@ -127,30 +116,6 @@ pub async fn write(
         Ok(writer)
     });
 
-    // Read the source here; a stage that stopped closes its channel and ends the read.
-    let mut source = source;
-    let mut raw = 0_u64;
-    let read_result = loop {
-        let mut buf = vec![0_u8; CHUNK];
-        let mut filled = 0;
-        // Fill whole chunks: pipes hand out 64 KiB at a time.
-        while filled < CHUNK {
-            match source.read(buf.get_mut(filled..).unwrap_or_default()).await {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) => return Err(BackupError::Source(format!("reading the dump: {e}"))),
-            }
-        }
-        if filled == 0 {
-            break Ok(());
-        }
-        buf.truncate(filled);
-        raw += filled as u64;
-        if raw_tx.send(buf).await.is_err() {
-            break Err(());
-        }
-    };
-    drop(raw_tx);
     let compressed = compress
         .await
         .map_err(|e| BackupError::Internal(e.to_string()))?;
@@ -160,20 +125,22 @@ pub async fn write(
     let uploaded = upload
         .await
         .map_err(|e| BackupError::Internal(e.to_string()))?;
-    // The most telling error first: storage, then encryption, then compression.
+    // The most telling error first: storage, then the source, then encryption.
     let mut writer = uploaded?;
     let checked = (|| {
+        let raw = match compressed {
+            Ok(raw) => raw,
+            Err(Compress::Source(e)) => return Err(e),
+            Err(Compress::Stage(e)) => {
+                encrypted?;
+                return Err(BackupError::Internal(format!("zstd: {e}")));
+            }
+        };
         let (sha256, size) = encrypted?;
-        compressed.map_err(|e| BackupError::Internal(format!("zstd: {e}")))?;
-        if read_result.is_err() {
-            return Err(BackupError::Internal(
-                "a pipeline stage stopped early".into(),
-            ));
-        }
-        Ok((sha256, size))
+        Ok((sha256, size, raw))
     })();
     match checked {
-        Ok((sha256, size)) => Ok(Upload {
+        Ok((sha256, size, raw)) => Ok(Upload {
             writer,
             sha256,
             size,
@@ -184,6 +151,58 @@ pub async fn write(
             Err(e)
         }
     }
+}
+
+/// Why the compressing stage stopped early.
+enum Compress {
+    /// Reading the source failed.
+    Source(BackupError),
+    /// zstd failed, or the next stage stopped (its own error says why).
+    Stage(std::io::Error),
+}
+
+/// Reads `source` to its end into zstd, whose output goes to the encrypting stage. Returns
+/// the bytes read.
+fn compress(
+    mut source: impl Read,
+    out: std::sync::mpsc::SyncSender<Vec<u8>>,
+    level: i32,
+) -> Result<u64, Compress> {
+    let mut encoder =
+        zstd::stream::write::Encoder::new(SyncSend(out), level).map_err(Compress::Stage)?;
+    // The dump program and its database server take about a core; zstd gets the rest.
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get() / 2)
+        .unwrap_or(1)
+        .clamp(1, 8);
+    if workers > 1 {
+        encoder
+            .multithread(u32::try_from(workers).unwrap_or(1))
+            .map_err(Compress::Stage)?;
+    }
+    let mut buf = vec![0_u8; CHUNK];
+    let mut raw = 0_u64;
+    loop {
+        let n = match source.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Compress::Source(BackupError::Source(format!(
+                    "reading the dump: {e}"
+                ))));
+            }
+        };
+        raw += n as u64;
+        encoder
+            .write_all(buf.get(..n).unwrap_or_default())
+            .map_err(Compress::Stage)?;
+    }
+    encoder
+        .finish()
+        .and_then(|mut w| w.flush())
+        .map_err(Compress::Stage)?;
+    Ok(raw)
 }
 
 /// Where decrypted, decompressed bytes go.

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use sqlx::Connection;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
@@ -26,8 +26,9 @@ const STDERR_MAX: usize = 16 * 1024;
 
 /// A dump in progress.
 pub struct Dump {
-    /// The bytes.
-    pub reader: Box<dyn AsyncRead + Unpin + Send>,
+    /// The bytes: a blocking reader (a pipe or a file), read on the compressing thread so
+    /// that no async wake-up sits between each of the program's writes and zstd.
+    pub reader: Box<dyn std::io::Read + Send>,
     child: Option<Child>,
     stderr: Option<JoinHandle<String>>,
     counts: Option<JoinHandle<Result<BTreeMap<String, i64>, BackupError>>>,
@@ -122,18 +123,20 @@ fn spawn(
     counts: Option<JoinHandle<Result<BTreeMap<String, i64>, BackupError>>>,
     release: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<Dump, BackupError> {
+    // A plain pipe, read with blocking reads by the pipeline's compressing thread.
+    let (stdout, pipe_writer) =
+        std::io::pipe().map_err(|e| BackupError::Source(format!("cannot make a pipe: {e}")))?;
     cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(pipe_writer)
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let program = cmd.as_std().get_program().to_string_lossy().into_owned();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| BackupError::Source(format!("cannot run {program}: {e}")))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| BackupError::Internal("no stdout".into()))?;
+    let spawned = cmd.spawn();
+    // The command holds our copy of the pipe's write end: without dropping it, the reader
+    // would never see the end of the dump.
+    drop(cmd);
+    let mut child =
+        spawned.map_err(|e| BackupError::Source(format!("cannot run {program}: {e}")))?;
     let stderr = child.stderr.take().map(|mut err| {
         tokio::spawn(async move {
             let mut kept = Vec::new();
@@ -243,7 +246,9 @@ async fn start_sqlite(source: &SourceConfig) -> Result<Dump, BackupError> {
     let _ = conn.close().await;
     let file = tokio::fs::File::open(&copy)
         .await
-        .map_err(|e| BackupError::Source(format!("cannot read the copy: {e}")))?;
+        .map_err(|e| BackupError::Source(format!("cannot read the copy: {e}")))?
+        .into_std()
+        .await;
     Ok(Dump {
         reader: Box::new(file),
         child: None,
