@@ -71,6 +71,11 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
             rampart_web::network::NetworkState::NotConfigured,
         )),
         logs: logs.clone(),
+        backup: rampart_web::backups::BackupSite {
+            config: Arc::new(config.backup.clone()),
+            data_dir: dir.0.clone(),
+            own_database: config.store.url.is_none().then(|| dir.0.join("rampart.db")),
+        },
     });
 
     store
@@ -135,10 +140,10 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     ));
     let log_tasks = crate::logs::spawn(&state, syslog, rustls.clone())?;
     let backups = tokio::spawn(rampart_backup::schedule::keep_backed_up(
-        Arc::new(config.backup.clone()),
+        state.backup.config.clone(),
         dir.0.clone(),
         store.clone(),
-        config.store.url.is_none().then(|| dir.0.join("rampart.db")),
+        state.backup.own_database.clone(),
         uuid::Uuid::new_v4().to_string(),
     ));
     let housekeeping = tokio::spawn(housekeeping(
@@ -206,7 +211,7 @@ fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener> {
     Ok(listener)
 }
 
-fn read_key(path: &std::path::Path) -> Result<Vec<u8>> {
+pub(crate) fn read_key(path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
         exit_usage(format!(
             "cannot read {}: {e}; run `rampart init` to create the data directory",

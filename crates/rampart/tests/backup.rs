@@ -16,13 +16,19 @@ use std::time::{Duration, Instant};
 use rampart_testkit::Postgres;
 use rampart_testkit::s3::SeaweedFs;
 
+mod support;
+
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rampart"))
 }
 
 /// A data directory made by `rampart init`, with `[backup]` configured.
 struct Site {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
+    /// Owns the directory.
+    _hold: Box<dyn std::any::Any>,
+    /// The first admin's TOTP secret, when enrolled.
+    secret: Option<String>,
     env: Vec<(String, String)>,
 }
 
@@ -45,18 +51,41 @@ impl Site {
         );
         std::fs::write(dir.path().join("rampart.toml"), backup).unwrap();
         Site {
-            dir,
+            dir: dir.path().to_owned(),
+            _hold: Box::new(dir),
+            secret: None,
             env: Vec::new(),
         }
     }
 
+    /// Like [`Site::new`], with the first admin enrolled (password and TOTP) through the
+    /// web UI of a server that is then stopped: restores and prunes need a person with a
+    /// recent second factor.
+    fn with_admin(backup: &str) -> Site {
+        let mut r = support::start();
+        let secret = support::enroll(&r.curl(), &r.admin_enroll_url);
+        r.stop();
+        std::fs::write(r.data_dir().join("rampart.toml"), backup).unwrap();
+        Site {
+            dir: r.data_dir().to_owned(),
+            _hold: Box::new(r),
+            secret: Some(secret),
+            env: Vec::new(),
+        }
+    }
+
+    /// A current code of the admin's authenticator, one step ahead of the enrollment's.
+    fn code(&self) -> String {
+        support::oathtool(self.secret.as_deref().expect("enrolled"), 30)
+    }
+
     fn path(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
-        c.arg("--data-dir").arg(self.dir.path()).args(args);
+        c.arg("--data-dir").arg(&self.dir).args(args);
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -153,10 +182,15 @@ fn restore_and_compare(site: &Site, pg: &Postgres, identity: &Path, name: &str) 
     assert_eq!(app["row_counts"]["billing.\"Invoices\""], 3000, "{app}");
     let id = app["id"].as_str().unwrap();
     let fresh = pg.create_database(name);
+    let code = site.code();
     site.ok(&[
         "backup",
         "restore",
         id,
+        "--as",
+        "admin",
+        "--code",
+        &code,
         "--identity",
         identity.to_str().unwrap(),
         "--to",
@@ -166,10 +200,13 @@ fn restore_and_compare(site: &Site, pg: &Postgres, identity: &Path, name: &str) 
     // rampart's own database is a source by default, and restores to a file.
     let own = catalog.iter().find(|b| b["source"] == "rampart").unwrap();
     let copy = site.path().join(format!("{name}.db"));
+    // The second-factor check of a minute ago still counts: no second code.
     site.ok(&[
         "backup",
         "restore",
         own["id"].as_str().unwrap(),
+        "--as",
+        "admin",
         "--identity",
         identity.to_str().unwrap(),
         "--out",
@@ -193,7 +230,7 @@ fn a_database_backed_up_to_a_directory_and_to_s3_restores_with_the_same_contents
     let keys = tempfile::tempdir().unwrap();
     let (identity, public) = keygen(keys.path(), "operator.key");
 
-    let local = Site::new(&backup_config(
+    let local = Site::with_admin(&backup_config(
         &public,
         "kind = \"dir\"",
         &pg_source(pg.url()),
@@ -223,7 +260,7 @@ fn a_database_backed_up_to_a_directory_and_to_s3_restores_with_the_same_contents
         "kind = \"s3\"\nbucket = \"{}\"\nendpoint = \"{}\"\ndangerous_allow_http = true",
         s3.bucket, s3.endpoint
     );
-    let mut remote = Site::new(&backup_config(&public, &storage, &pg_source(pg.url())));
+    let mut remote = Site::with_admin(&backup_config(&public, &storage, &pg_source(pg.url())));
     remote.env = vec![
         ("AWS_ACCESS_KEY_ID".into(), s3.access_key.clone()),
         ("AWS_SECRET_ACCESS_KEY".into(), s3.secret_key.clone()),
@@ -288,7 +325,7 @@ fn a_corrupted_object_and_a_missing_one_are_flagged_by_verify() {
     let keys = tempfile::tempdir().unwrap();
     let (identity, public) = keygen(keys.path(), "k");
     let sources = "[[backup.sources]]\nname = \"notes\"\nkind = \"command\"\ncommand = [\"seq\", \"1\", \"200000\"]\n";
-    let site = Site::new(&backup_config(&public, "kind = \"dir\"", sources));
+    let site = Site::with_admin(&backup_config(&public, "kind = \"dir\"", sources));
     site.ok(&["backup", "run"]);
     site.ok(&["backup", "run", "--source", "notes"]);
     let catalog = site.catalog();
@@ -330,10 +367,15 @@ fn a_corrupted_object_and_a_missing_one_are_flagged_by_verify() {
         assert_eq!(b["verification"], "failed", "{b}");
     }
     // A restore of the altered object stops with an error, never a silent success.
+    let code = site.code();
     let out = site.cli(&[
         "backup",
         "restore",
         first_id,
+        "--as",
+        "admin",
+        "--code",
+        &code,
         "--identity",
         identity.to_str().unwrap(),
         "--out",
@@ -351,13 +393,18 @@ fn a_wrong_identity_gives_one_clear_sentence() {
     let (wrong, _) = keygen(keys.path(), "wrong");
     let sources =
         "[[backup.sources]]\nname = \"notes\"\nkind = \"command\"\ncommand = [\"echo\", \"x\"]\n";
-    let site = Site::new(&backup_config(&public, "kind = \"dir\"", sources));
+    let site = Site::with_admin(&backup_config(&public, "kind = \"dir\"", sources));
     site.ok(&["backup", "run", "--source", "notes"]);
     let id = site.catalog()[0]["id"].as_str().unwrap().to_owned();
+    let code = site.code();
     let out = site.cli(&[
         "backup",
         "restore",
         &id,
+        "--as",
+        "admin",
+        "--code",
+        &code,
         "--identity",
         wrong.to_str().unwrap(),
         "--out",
@@ -370,6 +417,110 @@ fn a_wrong_identity_gives_one_clear_sentence() {
         err.contains("does not hold a key this backup was encrypted to"),
         "{err}"
     );
+}
+
+/// BAK-5: a restore or a prune names a person who holds the permission and passed a second
+/// factor within the last 5 minutes; every refusal says why, and nothing is restored.
+#[test]
+fn restore_and_prune_need_a_person_with_a_recent_second_factor() {
+    let keys = tempfile::tempdir().unwrap();
+    let (identity, public) = keygen(keys.path(), "operator.key");
+    let site = Site::with_admin(&backup_config(&public, "kind = \"dir\"", ""));
+    site.ok(&["user", "add", "bob", "--email", "bob@example.com"]);
+    site.ok(&["backup", "run"]);
+    let id = site.catalog()[0]["id"].as_str().unwrap().to_owned();
+    let out_file = keys.path().join("restored.db");
+    let restore = |extra: &[&str]| {
+        let mut args = vec![
+            "backup",
+            "restore",
+            id.as_str(),
+            "--identity",
+            identity.to_str().unwrap(),
+            "--out",
+            out_file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        site.cli(&args)
+    };
+    let refused = |out: Output, why: &str| {
+        assert_eq!(out.status.code(), Some(64), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "expected {why:?} in {err}");
+        assert!(!out_file.exists(), "nothing is restored on a refusal");
+    };
+
+    // No person at all: clap says --as is required.
+    let out = restore(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--as"));
+    // Someone without backup.restore.
+    refused(restore(&["--as", "bob"]), "bob may not do this");
+    // The admin enrolled minutes ago but has passed no check since: a code is needed.
+    refused(
+        restore(&["--as", "admin"]),
+        "second-factor check within the last 5 minutes",
+    );
+    let secret = site.secret.clone().unwrap();
+    let valid: Vec<String> = [-30, 0, 30, 60]
+        .iter()
+        .map(|o| support::oathtool(&secret, *o))
+        .collect();
+    let wrong = (0..10)
+        .map(|d| format!("{d}{d}{d}{d}{d}{d}"))
+        .find(|c| !valid.contains(c))
+        .unwrap();
+    refused(
+        restore(&["--as", "admin", "--code", &wrong]),
+        "not accepted",
+    );
+    refused(
+        site.cli(&["backup", "prune", "--as", "admin"]),
+        "within the last 5 minutes",
+    );
+
+    // A right code: restored; the check then holds for 5 minutes, for prune too.
+    let code = site.code();
+    let out = restore(&["--as", "admin", "--code", &code]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        std::fs::read(&out_file)
+            .unwrap()
+            .starts_with(b"SQLite format 3\0")
+    );
+    std::fs::remove_file(&out_file).unwrap();
+    site.ok(&["backup", "prune", "--as", "admin"]);
+    // The same code again is a replay.
+    refused(restore(&["--as", "admin", "--code", &code]), "not accepted");
+
+    // Ten minutes later the check is stale again.
+    support::sqlite(
+        &site.path().join("rampart.db"),
+        "UPDATE accounts SET last_mfa_us = last_mfa_us - 600000000 WHERE username = 'admin';",
+    );
+    refused(restore(&["--as", "admin"]), "within the last 5 minutes");
+
+    let audit = site.ok(&[
+        "audit",
+        "search",
+        "--action",
+        "login.mfa",
+        "--json",
+        "--limit",
+        "50",
+    ]);
+    assert!(audit.contains("backup.restore"), "{audit}");
+    assert!(audit.contains("wrong code"), "{audit}");
+    let denied = site.ok(&[
+        "audit",
+        "search",
+        "--action",
+        "admin.denied",
+        "--json",
+        "--limit",
+        "50",
+    ]);
+    assert!(denied.contains("bob"), "{denied}");
 }
 
 #[test]

@@ -185,6 +185,10 @@ CREATE INDEX access_requests_status ON access_requests(status, pending_until_us)
 CREATE INDEX access_requests_requester ON access_requests(requester, created_us)
 ";
 
+/// When each account last passed a second-factor check, so that restore and prune can ask
+/// for one within the last few minutes (BAK-5).
+const V6_LAST_MFA: &str = "ALTER TABLE accounts ADD COLUMN last_mfa_us BIGINT";
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -215,6 +219,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "access requests",
         sqlite: V5_ACCESS_REQUESTS,
         postgres: V5_ACCESS_REQUESTS,
+    },
+    Migration {
+        version: 6,
+        name: "time of the last second-factor check",
+        sqlite: V6_LAST_MFA,
+        postgres: V6_LAST_MFA,
     },
 ];
 

@@ -1,0 +1,120 @@
+//! The `/backups` page (BAK-1..5) with a real server whose scheduler backs up its own
+//! database: the timeline, the catalog, pins, and a prune that needs a recent second
+//! factor.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{Rampart, bin, cli_ok, enroll, oathtool};
+
+fn catalog(r: &Rampart) -> Vec<serde_json::Value> {
+    cli_ok(r, &["backup", "list", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_backups_page_shows_the_tiers_pins_and_prunes_only_after_a_recent_second_factor() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("operator.key");
+    let out = std::process::Command::new(bin())
+        .args(["backup", "keygen", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let public = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let r = Rampart::start(
+        bin(),
+        &format!("[backup]\nown_database = true\nrecipients = [\"{public}\"]\n"),
+    );
+    // The scheduler backs up rampart's own database at once (nothing is catalogued yet).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let rows = loop {
+        let rows = catalog(&r);
+        if !rows.is_empty() {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "no scheduled backup within 60 s");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let id = rows[0]["id"].as_str().unwrap().to_owned();
+
+    let curl = r.curl();
+    let secret = enroll(&curl, &r.admin_enroll_url);
+    let page = curl.get("/backups");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<svg"), "the timeline is drawn");
+    assert!(page.body.contains(">base</text>") && page.body.contains(">monthly</text>"));
+    assert!(page.body.contains(&format!("<code>{id}</code>")));
+    assert!(page.body.contains("<td>rampart</td>"), "the source row");
+    assert!(page.body.contains(&format!("action=\"/backups/{id}/pin\"")));
+
+    // Pin from the page: the catalog says so, and the page offers the unpin.
+    let pinned = curl.post(&format!("/backups/{id}/pin"), &[]);
+    assert_eq!(pinned.status, 303, "{}", pinned.body);
+    assert_eq!(catalog(&r)[0]["pinned"], true);
+    assert!(
+        curl.get("/backups")
+            .body
+            .contains(&format!("action=\"/backups/{id}/unpin\""))
+    );
+
+    // Enrolling is not a check: pruning asks for a code, and a wrong one is refused.
+    let refused = curl.post("/backups/prune", &[]);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("within the last 5 minutes"),
+        "{}",
+        refused.body
+    );
+    let valid: Vec<String> = [-30, 0, 30, 60]
+        .iter()
+        .map(|o| oathtool(&secret, *o))
+        .collect();
+    let wrong = (0..10)
+        .map(|d| format!("{d}{d}{d}{d}{d}{d}"))
+        .find(|c| !valid.contains(c))
+        .unwrap();
+    let refused = curl.post("/backups/prune", &[("code", &wrong)]);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("not accepted"), "{}", refused.body);
+    let pruned = curl.post("/backups/prune", &[("code", &oathtool(&secret, 30))]);
+    assert_eq!(pruned.status, 200, "{}", pruned.body);
+    assert!(pruned.body.contains("Pruned 0 backups"), "{}", pruned.body);
+    // Within 5 minutes of that check no second code is needed.
+    let again = curl.post("/backups/prune", &[]);
+    assert_eq!(again.status, 200, "{}", again.body);
+
+    // The dashboard carries the backup controls, and BAK-1 holds with a fresh backup.
+    let dashboard = curl.get("/");
+    assert_eq!(dashboard.status, 200);
+    assert!(dashboard.body.contains("BAK-1"), "{}", dashboard.body);
+    let report: serde_json::Value =
+        serde_json::from_str(&cli_ok(&r, &["report", "--format", "json"])).unwrap();
+    let bak1 = report["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "BAK-1")
+        .unwrap();
+    assert_eq!(bak1["status"], "pass", "{bak1}");
+
+    // Every view of the page and every pin is audited.
+    let audit = cli_ok(
+        &r,
+        &[
+            "audit", "search", "--action", "backup", "--json", "--limit", "100",
+        ],
+    );
+    assert!(audit.contains("backup.list"), "{audit}");
+    assert!(audit.contains("backup.pin"), "{audit}");
+}
