@@ -119,6 +119,7 @@ actions! {
     BackupPrune = "backup.prune", "A backup was deleted by pruning, as the retention plan said.";
     BackupPin = "backup.pin", "A backup was pinned or unpinned (legal hold).";
     BackupOrphan = "backup.orphan", "An object with no catalog row (left by a crashed run) was removed.";
+    BackupDrillIdentity = "backup.drill_identity", "The restore drill's identity was stored (sealed at rest) or removed.";
 }
 
 /// One thing that happened, before it is sealed into the chain.

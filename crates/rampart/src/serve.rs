@@ -145,6 +145,15 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         store.clone(),
         state.backup.own_database.clone(),
         uuid::Uuid::new_v4().to_string(),
+        {
+            let master = state.master.clone();
+            Arc::new(move |context: &str, sealed: &str| {
+                master
+                    .open(context, sealed)
+                    .ok()
+                    .map(|plain| plain.expose_secret().clone())
+            })
+        },
     ));
     let housekeeping = tokio::spawn(housekeeping(
         store.clone(),

@@ -118,3 +118,167 @@ fn the_backups_page_shows_the_tiers_pins_and_prunes_only_after_a_recent_second_f
     assert!(audit.contains("backup.list"), "{audit}");
     assert!(audit.contains("backup.pin"), "{audit}");
 }
+
+fn keygen(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, String) {
+    let path = dir.join(name);
+    let out = std::process::Command::new(bin())
+        .args(["backup", "keygen", "--out"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    (path, String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The `backup.verify` audit records, each as (outcome, details).
+fn verify_events(r: &Rampart) -> Vec<(String, serde_json::Value)> {
+    cli_ok(
+        r,
+        &[
+            "audit",
+            "search",
+            "--action",
+            "backup.verify",
+            "--json",
+            "--limit",
+            "100",
+        ],
+    )
+    .lines()
+    .map(|l| {
+        let e: serde_json::Value = serde_json::from_str(l).unwrap();
+        let details = serde_json::from_str(e["details"].as_str().unwrap()).unwrap();
+        (e["outcome"].as_str().unwrap().to_owned(), details)
+    })
+    .collect()
+}
+
+/// Polls the audit log until a `backup.verify` record of `source` whose check is `check`
+/// (absent for a hash read-back) appears (bounded); returns its outcome.
+fn wait_for_check(r: &Rampart, source: &str, check: Option<&str>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let events = verify_events(r);
+        if let Some((outcome, _)) = events
+            .iter()
+            .find(|(_, d)| d["source"] == source && d["check"].as_str() == check)
+        {
+            return outcome.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no check {check:?} of {source} within 120 s: {events:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn bak1_evidence(r: &Rampart) -> String {
+    let report: serde_json::Value =
+        serde_json::from_str(&cli_ok(r, &["report", "--format", "json"])).unwrap();
+    report["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "BAK-1")
+        .unwrap()
+        .to_string()
+}
+
+/// The scheduled drill: without a stored identity it only reads objects back and the report
+/// says restores are unverified; once the operator stores a drill identity (sealed, its
+/// public key among the recipients), the drill restores the PostgreSQL source into a
+/// throwaway cluster and compares row counts, and decrypts rampart's own database.
+#[test]
+fn the_scheduled_drill_restores_only_with_a_stored_identity_and_says_so() {
+    let pg = rampart_testkit::Postgres::start();
+    rampart_testkit::Postgres::psql(
+        pg.url(),
+        "CREATE TABLE orders (id int PRIMARY KEY, total numeric);
+         INSERT INTO orders SELECT g, g * 2 FROM generate_series(1, 500) g;",
+    );
+    let keys = tempfile::tempdir().unwrap();
+    let (drill_key, drill_public) = keygen(keys.path(), "drill.key");
+    let (stranger, _) = keygen(keys.path(), "stranger.key");
+    let mut r = Rampart::start(
+        bin(),
+        &format!(
+            "[backup]\nown_database = true\ndrill_hours = 1\nrecipients = [\"{drill_public}\"]\n\n[[backup.sources]]\nname = \"app\"\nkind = \"postgres\"\nurl = \"{}\"\n",
+            pg.url()
+        ),
+    );
+    // First run: backups, then a drill with no identity: hash read-back only.
+    assert_eq!(wait_for_check(&r, "app", None), "success");
+    let evidence = bak1_evidence(&r);
+    assert!(evidence.contains("restores are unverified"), "{evidence}");
+    r.stop();
+
+    // An identity that cannot decrypt the backups is refused; the drill key is stored.
+    let out = r.cli(&[
+        "backup",
+        "drill-identity",
+        "set",
+        "--identity",
+        stranger.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not in backup.recipients"));
+    cli_ok(
+        &r,
+        &[
+            "backup",
+            "drill-identity",
+            "set",
+            "--identity",
+            drill_key.to_str().unwrap(),
+        ],
+    );
+    assert!(cli_ok(&r, &["backup", "drill-identity", "status"]).contains(&drill_public));
+    // It is sealed at rest: the secret key's text is nowhere in the database file.
+    let secret_line = std::fs::read_to_string(&drill_key)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .unwrap()
+        .to_owned();
+    let db = std::fs::read(r.data_dir().join("rampart.db")).unwrap();
+    assert!(
+        !db.windows(secret_line.len())
+            .any(|w| w == secret_line.as_bytes()),
+        "the drill identity is stored in the clear"
+    );
+    // Make the next drill due now, and serve again.
+    support::sqlite(
+        &r.data_dir().join("rampart.db"),
+        "DELETE FROM meta WHERE key = 'backup.last_drill_us';",
+    );
+    r.serve();
+    assert_eq!(wait_for_check(&r, "app", Some("restore drill")), "success");
+    assert_eq!(
+        wait_for_check(&r, "rampart", Some("decrypted by the drill identity")),
+        "success"
+    );
+    let drilled = verify_events(&r)
+        .into_iter()
+        .find(|(_, d)| d["check"] == "restore drill")
+        .unwrap();
+    assert_eq!(drilled.1["tables"], "1", "{drilled:?}");
+    assert!(
+        cli_ok(
+            &r,
+            &[
+                "audit",
+                "search",
+                "--action",
+                "backup.drill_identity",
+                "--json"
+            ]
+        )
+        .contains("set")
+    );
+    let evidence = bak1_evidence(&r);
+    assert!(
+        evidence.contains("restores into a throwaway cluster"),
+        "{evidence}"
+    );
+}

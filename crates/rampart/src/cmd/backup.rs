@@ -88,6 +88,13 @@ pub enum BackupCommand {
         #[arg(long)]
         identity: PathBuf,
     },
+    /// The identity the scheduled restore drill decrypts with (the operator's opt-in; it is
+    /// stored sealed under the master key and each use is audited). Without one, drills
+    /// only read objects back and check their hash.
+    DrillIdentity {
+        #[command(subcommand)]
+        action: DrillIdentityCommand,
+    },
     /// Make an age identity for decrypting backups: writes FILE (mode 0600) and prints the
     /// public key to put in backup.recipients. Keep the file offline.
     Keygen {
@@ -95,6 +102,22 @@ pub enum BackupCommand {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// `rampart backup drill-identity …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum DrillIdentityCommand {
+    /// Store an identity for the drill: its public key must be one of backup.recipients.
+    /// Use a key made for the drill (`rampart backup keygen`), not an operator's own.
+    Set {
+        /// age identity file.
+        #[arg(long)]
+        identity: PathBuf,
+    },
+    /// Remove the stored identity: drills go back to hash checks only.
+    Clear,
+    /// Say whether an identity is stored, and its public key.
+    Status,
 }
 
 /// The person behind a restore or a prune (BAK-5): `--as` and a recent second factor.
@@ -350,10 +373,84 @@ pub async fn run(ctx: &Ctx, command: BackupCommand) -> Result<Exit> {
             }
             Ok(if failed { Exit::Failed } else { Exit::Ok })
         }
+        BackupCommand::DrillIdentity { action } => drill_identity(ctx, action, &actor).await,
         BackupCommand::Keygen { out } => match keygen(&out) {
             std::process::ExitCode::SUCCESS => Ok(Exit::Ok),
             _ => Ok(Exit::Failed),
         },
+    }
+}
+
+async fn drill_identity(ctx: &Ctx, action: DrillIdentityCommand, actor: &Actor) -> Result<Exit> {
+    use rampart_backup::drill::{DRILL_IDENTITY, DRILL_IDENTITY_CONTEXT};
+    let master = || -> Result<MasterKey> {
+        let key = crate::serve::read_key(&ctx.dir.master_key())?;
+        MasterKey::from_bytes(&key)
+            .map_err(|e| exit_usage(format!("{}: {e}", ctx.dir.master_key().display())))
+    };
+    match action {
+        DrillIdentityCommand::Set { identity } => {
+            let ids = rampart_backup::keys::read_identities(&identity).map_err(usage_or)?;
+            let recipients: Vec<&str> = ctx
+                .config
+                .backup
+                .recipients
+                .iter()
+                .map(|r| r.as_str())
+                .collect();
+            let publics: Vec<String> = ids.iter().map(|i| i.to_public().to_string()).collect();
+            if !publics.iter().any(|p| recipients.contains(&p.as_str())) {
+                return Err(exit_usage(format!(
+                    "{} cannot decrypt the backups: its public key ({}) is not in backup.recipients",
+                    identity.display(),
+                    publics.join(", ")
+                )));
+            }
+            let text = rampart_backup::keys::identities_text(&ids);
+            let sealed = master()?
+                .seal(DRILL_IDENTITY_CONTEXT, text.as_bytes())
+                .map_err(|e| anyhow::anyhow!("cannot seal the identity: {e}"))?;
+            let event = AuditEvent::new(actor.clone(), Action::BackupDrillIdentity, "set")
+                .detail("public_keys", publics.join(","));
+            ctx.store
+                .set_meta_audited(DRILL_IDENTITY, Some(&sealed), event)
+                .await?;
+            println!(
+                "stored (sealed under the master key): the daily drill now restores backups for {}",
+                publics.join(", ")
+            );
+            Ok(Exit::Ok)
+        }
+        DrillIdentityCommand::Clear => {
+            let event = AuditEvent::new(actor.clone(), Action::BackupDrillIdentity, "clear");
+            ctx.store
+                .set_meta_audited(DRILL_IDENTITY, None, event)
+                .await?;
+            println!("removed: drills check hashes only; restores are unverified");
+            Ok(Exit::Ok)
+        }
+        DrillIdentityCommand::Status => {
+            match ctx.store.meta(DRILL_IDENTITY).await? {
+                None => {
+                    println!("no drill identity: drills check hashes only; restores are unverified")
+                }
+                Some(sealed) => {
+                    let opened = master()?.open(DRILL_IDENTITY_CONTEXT, &sealed).ok();
+                    let ids = opened
+                        .and_then(|p| String::from_utf8(p.expose_secret().clone()).ok())
+                        .map(|t| rampart_backup::keys::parse_identities(&t))
+                        .unwrap_or_default();
+                    if ids.is_empty() {
+                        println!("a drill identity is stored but this master key cannot open it");
+                        return Ok(Exit::Failed);
+                    }
+                    let publics: Vec<String> =
+                        ids.iter().map(|i| i.to_public().to_string()).collect();
+                    println!("drill identity stored: {}", publics.join(", "));
+                }
+            }
+            Ok(Exit::Ok)
+        }
     }
 }
 
