@@ -320,6 +320,87 @@ fn a_backup_killed_halfway_leaves_no_catalog_entry_and_the_next_run_removes_its_
     assert!(audit.contains("backup.orphan"), "{audit}");
 }
 
+/// The same on S3: a run killed during a multipart upload leaves parts in the bucket (an
+/// upload in progress); the next run aborts it through the marker written before the
+/// first part, so the bucket holds no upload afterwards.
+#[test]
+fn a_multipart_upload_killed_halfway_is_aborted_by_the_next_run() {
+    let keys = tempfile::tempdir().unwrap();
+    let (_, public) = keygen(keys.path(), "k");
+    let pidfile = keys.path().join("dump.pid");
+    let slow = format!(
+        "[[backup.sources]]\nname = \"slow\"\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"echo $$ > {}; exec cat /dev/urandom\"]\n\n\
+         [[backup.sources]]\nname = \"quick\"\nkind = \"command\"\ncommand = [\"echo\", \"hello\"]\n\n\
+         [[backup.sources]]\nname = \"big\"\nkind = \"command\"\ncommand = [\"head\", \"-c\", \"40000000\", \"/dev/urandom\"]\n",
+        pidfile.display()
+    );
+    let s3 = SeaweedFs::start("rampart-multipart");
+    let storage = format!(
+        "kind = \"s3\"\nbucket = \"{}\"\nendpoint = \"{}\"\ndangerous_allow_http = true",
+        s3.bucket, s3.endpoint
+    );
+    let mut site = Site::new(&backup_config(&public, &storage, &slow));
+    site.env = vec![
+        ("AWS_ACCESS_KEY_ID".into(), s3.access_key.clone()),
+        ("AWS_SECRET_ACCESS_KEY".into(), s3.secret_key.clone()),
+    ];
+    assert!(!s3.multipart_uploads().contains("<Upload>"));
+    let mut run = site
+        .command(&["backup", "run", "--source", "slow"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !s3.multipart_uploads().contains("<Upload>") {
+        assert!(
+            Instant::now() < deadline,
+            "the multipart upload never started: {}",
+            s3.multipart_uploads()
+        );
+        assert!(run.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+        let _ = Command::new("kill").arg("-9").arg(pid.trim()).status();
+    }
+    assert!(
+        s3.multipart_uploads().contains("<Upload>"),
+        "the crash left an upload"
+    );
+    assert!(site.catalog().is_empty(), "a killed run left a catalog row");
+
+    site.ok(&["backup", "run", "--source", "quick"]);
+    let left = s3.multipart_uploads();
+    assert!(
+        !left.contains("<Upload>"),
+        "the upload was not aborted: {left}"
+    );
+    let catalog = site.catalog();
+    assert_eq!(catalog.len(), 1);
+    assert_eq!(catalog[0]["source"], "quick");
+    let audit = site.ok(&["audit", "search", "--action", "backup.orphan", "--json"]);
+    assert!(audit.contains("uploads-in-progress/"), "{audit}");
+
+    // A multipart upload that runs to its end (40 MB of noise: three parts) is whole,
+    // and leaves neither an upload nor a marker behind.
+    site.ok(&["backup", "run", "--source", "big"]);
+    assert!(!s3.multipart_uploads().contains("<Upload>"));
+    let big = site
+        .catalog()
+        .into_iter()
+        .find(|b| b["source"] == "big")
+        .unwrap();
+    assert!(big["size_bytes"].as_i64().unwrap() > 32 << 20, "{big}");
+    let verify = site.ok(&["backup", "verify", big["id"].as_str().unwrap()]);
+    assert!(verify.contains(": ok"), "{verify}");
+    site.ok(&["backup", "run", "--source", "quick"]);
+    let orphans = site.ok(&["audit", "search", "--action", "backup.orphan", "--json"]);
+    assert_eq!(orphans.lines().count(), audit.lines().count(), "{orphans}");
+}
+
 #[test]
 fn a_corrupted_object_and_a_missing_one_are_flagged_by_verify() {
     let keys = tempfile::tempdir().unwrap();
