@@ -19,6 +19,7 @@ pub mod config;
 pub mod drill;
 pub mod jobs;
 pub mod keys;
+pub mod pgarchive;
 pub mod pipeline;
 pub mod plan;
 pub mod schedule;
