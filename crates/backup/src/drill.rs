@@ -145,15 +145,7 @@ impl Backups<'_> {
                     if let Err(e) = &result {
                         event = event.detail("error", crate::scrubbed(&e.to_string()));
                     }
-                    let verdict = if result.is_ok() { "passed" } else { "failed" };
-                    self.catalog()
-                        .record_backup_verification(
-                            &row.id,
-                            verdict,
-                            Timestamp::now().as_microsecond(),
-                            event,
-                        )
-                        .await?;
+                    self.record_check(&row.id, result.is_ok(), event).await?;
                     (Check::Decrypted, result.map(|_| ()))
                 }
                 None => (
@@ -229,18 +221,24 @@ impl Backups<'_> {
             if !drill.mismatches.is_empty() {
                 event = event.detail("mismatches", drill.mismatches.join("; "));
             }
-            let verdict = if drill.passed() { "passed" } else { "failed" };
-            self.catalog()
-                .record_backup_verification(
-                    &row.id,
-                    verdict,
-                    Timestamp::now().as_microsecond(),
-                    event,
-                )
-                .await?;
+            self.record_check(&row.id, drill.passed(), event).await?;
             out.push(drill);
         }
         Ok(out)
+    }
+
+    /// Records a check's verdict on the backup, with its audit event.
+    async fn record_check(
+        &self,
+        id: &str,
+        passed: bool,
+        event: AuditEvent,
+    ) -> Result<(), BackupError> {
+        let verdict = if passed { "passed" } else { "failed" };
+        self.catalog()
+            .record_backup_verification(id, verdict, Timestamp::now().as_microsecond(), event)
+            .await?;
+        Ok(())
     }
 
     async fn drill_one(
