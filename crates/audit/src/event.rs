@@ -120,6 +120,7 @@ actions! {
     BackupPin = "backup.pin", "A backup was pinned or unpinned (legal hold).";
     BackupOrphan = "backup.orphan", "An object with no catalog row (left by a crashed run) was removed.";
     BackupDrillIdentity = "backup.drill_identity", "The restore drill's identity was stored (sealed at rest) or removed.";
+    BackupAlert = "backup.alert", "Scheduled backups of a source started failing (outcome failure) or succeeded again.";
 }
 
 /// One thing that happened, before it is sealed into the chain.

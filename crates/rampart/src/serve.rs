@@ -139,6 +139,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         Duration::from_secs(30),
     ));
     let log_tasks = crate::logs::spawn(&state, syslog, rustls.clone())?;
+    let backup_notify = backup_alerts(&config)?;
     let backups = tokio::spawn(rampart_backup::schedule::keep_backed_up(
         state.backup.config.clone(),
         dir.0.clone(),
@@ -154,6 +155,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
                     .map(|plain| plain.expose_secret().clone())
             })
         },
+        backup_notify,
     ));
     let housekeeping = tokio::spawn(housekeeping(
         store.clone(),
@@ -218,6 +220,40 @@ fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener> {
         .map_err(|e| exit_usage(format!("cannot listen on {addr} ({key}): {e}")))?;
     listener.set_nonblocking(true)?;
     Ok(listener)
+}
+
+/// Where backup alerts go besides the audit log: the signed webhook of `[logs.alerts]`,
+/// when one is set, as `{"rule": "backup", "kind": "backup_failed", "source", "status",
+/// "at", "error"}`.
+fn backup_alerts(config: &crate::config::Config) -> Result<rampart_backup::schedule::Notify> {
+    let alerts = &config.logs.alerts;
+    let webhook = match (&alerts.webhook_url, &alerts.webhook_secret_file) {
+        (Some(url), Some(file)) => {
+            let key =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            Some(Arc::new(rampart_web::logs::alerts::Webhook {
+                url: url.clone(),
+                key: rampart_core::Secret::new(key.trim_ascii().to_vec()),
+            }))
+        }
+        _ => None,
+    };
+    Ok(Arc::new(move |alert: rampart_backup::schedule::Alert| {
+        let Some(webhook) = webhook.clone() else {
+            return;
+        };
+        let body = serde_json::json!({
+            "rule": "backup",
+            "kind": "backup_failed",
+            "source": alert.source,
+            "status": if alert.firing { "firing" } else { "resolved" },
+            "at": jiff::Timestamp::now().to_string(),
+            "error": alert.error,
+        })
+        .to_string()
+        .into_bytes();
+        tokio::spawn(async move { rampart_web::logs::alerts::notify(&webhook, body).await });
+    }))
 }
 
 pub(crate) fn read_key(path: &std::path::Path) -> Result<Vec<u8>> {

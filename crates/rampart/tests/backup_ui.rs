@@ -282,3 +282,62 @@ fn the_scheduled_drill_restores_only_with_a_stored_identity_and_says_so() {
         "{evidence}"
     );
 }
+
+/// Bad input: a source that fails. Nothing is catalogued for it, the failure is audited
+/// with the program's stderr (scrubbed), and one alert fires: audited as `backup.alert`
+/// and posted, signed, to the `[logs.alerts]` webhook.
+#[test]
+fn a_failing_source_records_no_success_and_raises_one_alert() {
+    let keys = tempfile::tempdir().unwrap();
+    let (_, public) = keygen(keys.path(), "k");
+    let key_file = keys.path().join("webhook.key");
+    std::fs::write(&key_file, "backup-webhook-key-0123456789").unwrap();
+    let (port, notices) = support::receiver();
+    let r = Rampart::start(
+        bin(),
+        &format!(
+            "[logs.alerts]\nwebhook_url = \"http://127.0.0.1:{port}/hook\"\nwebhook_secret_file = \"{}\"\n\n\
+             [backup]\nown_database = false\nrecipients = [\"{public}\"]\n\n\
+             [[backup.sources]]\nname = \"broken\"\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"echo 'cannot reach db for alice@example.com' >&2; exit 3\"]\n",
+            key_file.display()
+        ),
+    );
+    let (signature, body) = notices
+        .recv_timeout(Duration::from_secs(90))
+        .unwrap_or_else(|_| panic!("no backup alert within 90 s; log:\n{}", r.log()));
+    assert!(signature.starts_with("sha256="), "{signature}");
+    let notice: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(notice["source"], "broken", "{notice}");
+    assert_eq!(notice["status"], "firing", "{notice}");
+    let error = notice["error"].as_str().unwrap();
+    assert!(error.contains("cannot reach db"), "{error}");
+    assert!(
+        !error.contains("alice@example.com"),
+        "the error is scrubbed: {error}"
+    );
+
+    assert!(catalog(&r).is_empty(), "a failed run catalogued a backup");
+    let audit = cli_ok(
+        &r,
+        &[
+            "audit", "search", "--action", "backup.", "--json", "--limit", "100",
+        ],
+    );
+    let events: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let alerts: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["action"] == "backup.alert")
+        .collect();
+    assert_eq!(alerts.len(), 1, "{audit}");
+    assert_eq!(alerts[0]["outcome"], "failure");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["action"] == "backup.run" && e["outcome"] == "failure"),
+        "{audit}"
+    );
+    assert!(!audit.contains("alice@example.com"), "{audit}");
+}
