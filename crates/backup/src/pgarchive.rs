@@ -46,8 +46,10 @@ pub struct ArchiveCounter {
     counts: Counts,
     /// The table whose data block is being read.
     current: Option<(String, String)>,
+    /// Its lines so far.
+    rows: i64,
     /// The last bytes of that block, to recognize its end-of-data marker.
-    tail: Vec<u8>,
+    tail: [u8; TAIL],
     failed: Option<String>,
 }
 
@@ -79,7 +81,8 @@ impl ArchiveCounter {
             tables: BTreeMap::new(),
             counts: BTreeMap::new(),
             current: None,
-            tail: Vec::new(),
+            rows: 0,
+            tail: [0; TAIL],
             failed: None,
         }
     }
@@ -101,18 +104,17 @@ impl ArchiveCounter {
                         .unwrap_or(usize::MAX)
                         .min(data.len());
                     let (now, rest) = data.split_at(take);
-                    if !blobs && let Some(table) = &self.current {
-                        let lines = i64::try_from(memchr::memchr_iter(b'\n', now).count())
-                            .unwrap_or(i64::MAX);
-                        if let Some(n) = self.counts.get_mut(table) {
-                            *n = n.saturating_add(lines);
-                        }
-                        self.tail.extend_from_slice(
-                            now.get(now.len().saturating_sub(TAIL)..)
-                                .unwrap_or_default(),
-                        );
-                        let cut = self.tail.len().saturating_sub(TAIL);
-                        self.tail.drain(..cut);
+                    if !blobs && self.current.is_some() {
+                        // pg_dump writes one chunk per row: most are short.
+                        let lines = if now.len() < 64 {
+                            now.iter().filter(|b| **b == b'\n').count()
+                        } else {
+                            memchr::memchr_iter(b'\n', now).count()
+                        };
+                        self.rows = self
+                            .rows
+                            .saturating_add(i64::try_from(lines).unwrap_or(i64::MAX));
+                        self.keep_tail(now);
                     }
                     data = rest;
                     let left = remaining - take as u64;
@@ -138,7 +140,15 @@ impl ArchiveCounter {
                     };
                 }
                 State::BlockId { .. } | State::ChunkLen { .. } | State::BlobOid => {
-                    let need = 1 + self.int_size - self.pending.len();
+                    let size = 1 + self.int_size;
+                    if self.pending.is_empty()
+                        && let Some(whole) = data.get(..size)
+                    {
+                        data = data.get(size..).unwrap_or_default();
+                        self.on_int(decode_int(whole));
+                        continue;
+                    }
+                    let need = size - self.pending.len();
                     let take = need.min(data.len());
                     let (now, rest) = data.split_at(take);
                     self.pending.extend_from_slice(now);
@@ -172,9 +182,8 @@ impl ArchiveCounter {
         self.state = match self.state {
             State::BlockId { blobs: false } => {
                 self.current = self.tables.get(&value).cloned();
-                if let Some(table) = &self.current {
-                    self.counts.entry(table.clone()).or_insert(0);
-                }
+                self.rows = 0;
+                self.tail = [0; TAIL];
                 State::ChunkLen { blobs: false }
             }
             State::BlockId { blobs: true } => {
@@ -206,16 +215,34 @@ impl ArchiveCounter {
     /// rows. (A row is never `\.`: COPY writes a backslash in a value as `\\`.)
     fn end_of_table(&mut self) {
         if let Some(table) = self.current.take() {
-            let tail = std::mem::take(&mut self.tail);
+            let tail = self.tail;
             let blank = tail.iter().rev().take_while(|b| **b == b'\n').count();
             let body = tail.get(..tail.len() - blank).unwrap_or_default();
+            // `\.` at the start of the block (zeros before it) or of a line.
             let marker = body.ends_with(b"\\.")
-                && (body.len() == 2 || body.get(body.len() - 3) == Some(&b'\n'));
-            if marker
-                && blank > 0
-                && let Some(n) = self.counts.get_mut(&table)
-            {
-                *n -= i64::try_from(blank).unwrap_or(0);
+                && matches!(
+                    body.len().checked_sub(3).and_then(|i| body.get(i)),
+                    None | Some(b'\n' | 0)
+                );
+            let mut rows = self.rows;
+            if marker && blank > 0 {
+                rows -= i64::try_from(blank).unwrap_or(0);
+            }
+            *self.counts.entry(table).or_insert(0) += rows.max(0);
+        }
+    }
+
+    /// Keeps the last [`TAIL`] bytes of the table's data.
+    fn keep_tail(&mut self, now: &[u8]) {
+        if let Some(last) = now.get(now.len().saturating_sub(TAIL)..)
+            && last.len() == TAIL
+        {
+            self.tail.copy_from_slice(last);
+        } else {
+            let n = now.len().min(TAIL);
+            self.tail.copy_within(n.., 0);
+            if let Some(end) = self.tail.get_mut(TAIL - n..) {
+                end.copy_from_slice(now);
             }
         }
     }
