@@ -119,6 +119,15 @@ actions! {
     BackupPrune = "backup.prune", "A backup was deleted by pruning, as the retention plan said.";
     BackupPin = "backup.pin", "A backup was pinned or unpinned (legal hold).";
     BackupOrphan = "backup.orphan", "An object with no catalog row (left by a crashed run) was removed.";
+    SshKeyAdd = "ssh.key.add", "A public key was registered to an account for the SSH bastion.";
+    SshKeyRemove = "ssh.key.remove", "A registered SSH public key was removed.";
+    SshLogin = "ssh.login", "An SSH client authenticated (or was refused: the reason is in the details).";
+    SshSessionStart = "ssh.session.start", "An SSH session to a target began.";
+    SshSessionEnd = "ssh.session.end", "An SSH session ended (bytes each way, exit status, duration).";
+    SshSessionKill = "ssh.session.kill", "An admin asked for a live SSH session to be ended.";
+    SshExec = "ssh.exec", "A command, shell or subsystem was started in an SSH session.";
+    SshForward = "ssh.forward", "A port forwarding was asked for (outcome denied when refused).";
+    SshHostKey = "ssh.hostkey", "A target's host key was pinned, or refused for not matching the pin.";
 }
 
 /// One thing that happened, before it is sealed into the chain.
