@@ -32,6 +32,10 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         Some(addr) => Some(bind(addr, "logs.syslog_listen")?),
         None => None,
     };
+    let ssh = match config.ssh.listen {
+        Some(addr) => Some(bind(addr, "ssh.listen")?),
+        None => None,
+    };
 
     let paths = config
         .tls
@@ -134,6 +138,16 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         Duration::from_secs(30),
     ));
     let log_tasks = crate::logs::spawn(&state, syslog, rustls.clone())?;
+    let bastion = match ssh {
+        Some(listener) => Some(tokio::spawn(serve_ssh(
+            dir,
+            &config,
+            store.clone(),
+            state.master.clone(),
+            listener,
+        )?)),
+        None => None,
+    };
     let backups = tokio::spawn(rampart_backup::schedule::keep_backed_up(
         Arc::new(config.backup.clone()),
         dir.0.clone(),
@@ -182,6 +196,9 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     network.abort();
     backups.abort();
     housekeeping.abort();
+    if let Some(task) = bastion {
+        task.abort();
+    }
     for task in log_tasks {
         task.abort();
     }
@@ -197,6 +214,47 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         .context("cannot write the shutdown audit record")?;
     store.close().await;
     Ok(Exit::Ok)
+}
+
+/// The SSH bastion's task: keys from the data directory, the listener already bound.
+fn serve_ssh(
+    dir: &DataDir,
+    config: &Config,
+    store: Arc<Store>,
+    master: Arc<MasterKey>,
+    listener: TcpListener,
+) -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let read = |path: std::path::PathBuf| -> Result<rampart_ssh::PrivateKey> {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            exit_usage(format!(
+                "cannot read {}: {e}; run `rampart init` to create the data directory",
+                path.display()
+            ))
+        })?;
+        rampart_ssh::keys::private_from_text(&text)
+            .map_err(|e| exit_usage(format!("{}: {e}", path.display())))
+    };
+    let host_key = read(dir.ssh_host_key())?;
+    let ca = read(dir.ssh_user_ca())?;
+    let russh_config = Arc::new(rampart_ssh::server_config(host_key, &config.ssh));
+    let bastion = rampart_ssh::Bastion::new(rampart_ssh::BastionParts {
+        store,
+        master,
+        config: config.ssh.clone(),
+        policy: config.policy.clone(),
+        ca,
+        node: uuid::Uuid::new_v4().to_string(),
+        recordings: dir.0.join("recordings"),
+        public_host: config.web.public_host.clone(),
+    });
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "SSH bastion is serving");
+    Ok(async move {
+        if let Err(e) = rampart_ssh::serve(bastion, russh_config, listener).await {
+            tracing::error!(error = %e, "the SSH listener failed");
+        }
+    })
 }
 
 fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener> {

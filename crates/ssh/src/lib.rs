@@ -13,6 +13,16 @@
 //! - Every size and every wait is bounded: the user name, the handshake, the auth attempts,
 //!   the channel windows and buffers, the idle time and the session length.
 
+pub mod config;
 pub mod keys;
+pub mod reach;
 pub mod recording;
+mod relay;
+pub mod server;
+mod upstream;
 pub mod user;
+
+pub use config::SshConfig;
+pub use russh::keys::PrivateKey;
+pub use server::{Bastion, BastionParts, serve, server_config};
+pub use upstream::UpstreamError;
