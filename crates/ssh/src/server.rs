@@ -731,11 +731,23 @@ impl Conn {
         let login = match &dest.login {
             Some(l) => l.to_string(),
             None => {
-                let logins = reach::reachable(&who, &pairs, std::slice::from_ref(&target), now)
-                    .into_iter()
-                    .flat_map(|r| r.logins)
-                    .collect::<Vec<_>>();
-                match logins.as_slice() {
+                // One login granted on this target (live or expired): use it, so that the
+                // decision below names the real reason. Several: the live one, if one.
+                let mut granted: Vec<String> = pairs
+                    .iter()
+                    .flat_map(|(_, role)| role.grants.iter())
+                    .filter(|g| g.admits(&target, &g.login))
+                    .map(|g| g.login.clone())
+                    .collect();
+                granted.sort();
+                granted.dedup();
+                if granted.len() > 1 {
+                    granted = reach::reachable(&who, &pairs, std::slice::from_ref(&target), now)
+                        .into_iter()
+                        .flat_map(|r| r.logins)
+                        .collect();
+                }
+                match granted.as_slice() {
                     [one] => one.clone(),
                     [] => {
                         self.b
