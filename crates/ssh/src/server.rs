@@ -54,6 +54,8 @@ pub(crate) fn preferred() -> russh::Preferred {
             cipher::AES_128_GCM,
         ]),
         mac: Cow::Borrowed(&[mac::HMAC_SHA512_ETM, mac::HMAC_SHA256_ETM]),
+        // Compression only after authentication (no zlib parser exposed to strangers).
+        compression: Cow::Borrowed(&[russh::compression::NONE, russh::compression::ZLIB_LEGACY]),
         ..Default::default()
     }
 }
