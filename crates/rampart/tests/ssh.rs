@@ -149,6 +149,19 @@ fn key_and_totp_reach_the_target_which_logs_the_persons_key_id() {
     assert!(ends.contains(r#"\"exit_status\":\"3\""#), "{ends}");
     let execs = w.audit("ssh.exec");
     assert!(execs.contains("hello-from-target"), "{execs}");
+    // ENC-3 evidence: the sessions and who holds SSH grants.
+    let report = cli_ok(&w.r, &["report"]);
+    let enc3 = report
+        .lines()
+        .skip_while(|l| !l.contains("ENC-3"))
+        .take(8)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        enc3.contains("2 SSH sessions in the last 30 days"),
+        "{enc3}"
+    );
+    assert!(enc3.contains("SSH grants held by: alice"), "{enc3}");
 }
 
 #[test]

@@ -25,6 +25,7 @@ pub async fn collect(store: &Store, policy: &PolicyConfig, extra: Vec<Finding>) 
         acc6(store).await.map_err(|e| (ControlId::Acc6, e)),
         log3(store).await.map_err(|e| (ControlId::Log3, e)),
         ext1(store, policy).await.map_err(|e| (ControlId::Ext1, e)),
+        enc3(store).await.map_err(|e| (ControlId::Enc3, e)),
     ];
     for result in results {
         findings.push(result.unwrap_or_else(|(control, e)| {
@@ -157,6 +158,79 @@ async fn acc6(store: &Store) -> Result<Finding, rampart_store::StoreError> {
         vec![
             format!("gateway access held by: {list}"),
             format!("roles granting targets: {}", gateway_roles.len()),
+        ],
+    ))
+}
+
+/// ENC-3 (and the SSH side of ACC-5): SSH sessions of the last 30 days, each one through the
+/// bastion with a per-session certificate, and who holds SSH grants.
+async fn enc3(store: &Store) -> Result<Finding, rampart_store::StoreError> {
+    let now = jiff::Timestamp::now();
+    let targets = store.targets().await?;
+    let ssh_targets: Vec<_> = targets
+        .iter()
+        .filter(|t| t.kind == rampart_access::TargetKind::Ssh)
+        .collect();
+    if ssh_targets.is_empty() {
+        return Ok(Finding::not_checked(
+            ControlId::Enc3,
+            "no SSH target is registered: the bastion reaches no server yet",
+        ));
+    }
+    let sessions = store
+        .ssh_sessions(now.as_microsecond() - WINDOW_US, false, 100_000)
+        .await?;
+    let mut per_person: std::collections::BTreeMap<&str, usize> = Default::default();
+    for s in &sessions {
+        *per_person.entry(s.account.as_str()).or_default() += 1;
+    }
+    let roles = store.roles().await?;
+    let ssh_roles: BTreeSet<String> = roles
+        .iter()
+        .filter(|r| {
+            r.grants
+                .iter()
+                .any(|g| ssh_targets.iter().any(|t| g.admits(t, &g.login)))
+        })
+        .map(|r| r.name.to_string())
+        .collect();
+    let holders = live_holders(store, &ssh_roles, now).await?;
+    let holders_text = if holders.is_empty() {
+        "nobody".to_owned()
+    } else {
+        holders.iter().cloned().collect::<Vec<_>>().join(", ")
+    };
+    Ok(Finding::new(
+        ControlId::Enc3,
+        true,
+        format!(
+            "{} SSH sessions in the last 30 days, all through rampart's bastion with a per-session certificate; {} people hold SSH grants.",
+            sessions.len(),
+            holders.len()
+        ),
+        vec![
+            format!(
+                "SSH targets: {}",
+                ssh_targets
+                    .iter()
+                    .map(|t| format!("{} ({})", t.name, t.environment))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            if per_person.is_empty() {
+                "no SSH sessions in the last 30 days".into()
+            } else {
+                format!(
+                    "sessions per person: {}",
+                    per_person
+                        .iter()
+                        .map(|(p, n)| format!("{p} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+            format!("SSH grants held by: {holders_text}"),
+            "targets trust only rampart's user CA; that no other path reaches port 22 is ACC-5's network check".into(),
         ],
     ))
 }
