@@ -60,9 +60,11 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     let decoy_hash =
         tokio::task::spawn_blocking(move || rampart_identity::password::decoy_hash(cost)).await??;
 
+    let master = Arc::new(master);
+    let master_for_recordings = master.clone();
     let state = AppState::new(Inner {
         store: store.clone(),
-        master: Arc::new(master),
+        master,
         web: config.web.clone(),
         policy: config.policy.clone(),
         cost,
@@ -75,6 +77,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
             rampart_web::network::NetworkState::NotConfigured,
         )),
         logs: logs.clone(),
+        recordings: Some(recordings_opener(dir, &master_for_recordings)),
     });
 
     store
@@ -214,6 +217,15 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         .context("cannot write the shutdown audit record")?;
     store.close().await;
     Ok(Exit::Ok)
+}
+
+/// How the admin UI opens a recording: the bastion's sealed files under the master key.
+fn recordings_opener(dir: &DataDir, master: &Arc<MasterKey>) -> rampart_web::ssh::Recordings {
+    let folder = dir.0.join("recordings");
+    let master = master.clone();
+    rampart_web::ssh::Recordings(Arc::new(move |id: &str| {
+        rampart_ssh::recording::open(&folder, id, &master).map_err(|e| e.to_string())
+    }))
 }
 
 /// The SSH bastion's task: keys from the data directory, the listener already bound.

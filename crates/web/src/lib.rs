@@ -18,6 +18,7 @@ pub mod network;
 pub mod ops;
 mod pages;
 pub mod probe;
+pub mod ssh;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -124,6 +125,8 @@ pub struct Inner {
     pub network: network::SharedNetwork,
     /// Application logs, when enabled.
     pub logs: logs::SharedLogs,
+    /// Opens SSH session recordings (provided by the binary, which holds the bastion).
+    pub recordings: Option<ssh::Recordings>,
 }
 
 impl AppState {
@@ -160,6 +163,7 @@ pub fn https_router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(access::routes())
         .merge(logs::page_routes())
+        .merge(ssh::routes())
         .layer(DefaultBodyLimit::max(limit))
         // Answers 413 before any handler runs when Content-Length is too large.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
