@@ -19,6 +19,7 @@ pub mod reach;
 pub mod recording;
 mod relay;
 pub mod server;
+pub mod sftp;
 mod upstream;
 pub mod user;
 

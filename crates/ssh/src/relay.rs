@@ -13,6 +13,10 @@ use russh::{Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, c
 use tokio::io::AsyncWriteExt;
 
 use crate::server::Live;
+use crate::sftp::{Op, Side, Watcher};
+
+/// The SFTP watcher of a channel, shared by its two pumps.
+pub(crate) type SharedWatcher = Arc<std::sync::Mutex<Watcher>>;
 
 /// Longest wait for a target's answer to a channel request.
 const REPLY_WAIT: Duration = Duration::from_secs(15);
@@ -69,6 +73,7 @@ pub(crate) fn run(
     live: Arc<Live>,
     pending: Pending,
     client: Handle,
+    sftp: Option<SharedWatcher>,
 ) -> ChannelWriteHalf<client::Msg> {
     let Pending {
         client: client_ch,
@@ -80,8 +85,8 @@ pub(crate) fn run(
     let (client_r, client_w) = client_ch.split();
     let (up_r, up_w) = up.split();
     let up_tx = up_w.make_writer();
-    tokio::spawn(upward(live.clone(), client_r, up_tx));
-    tokio::spawn(downward(live, up_r, client_w, early, client, id));
+    tokio::spawn(upward(live.clone(), client_r, up_tx, sftp.clone()));
+    tokio::spawn(downward(live, up_r, client_w, early, client, id, sftp));
     up_w
 }
 
@@ -89,6 +94,7 @@ async fn upward(
     live: Arc<Live>,
     mut client_r: ChannelReadHalf,
     mut up_tx: impl tokio::io::AsyncWrite + Unpin,
+    sftp: Option<SharedWatcher>,
 ) {
     while let Some(msg) = client_r.wait().await {
         match msg {
@@ -97,6 +103,7 @@ async fn upward(
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
                 live.touch();
                 live.record(|cast, t| cast.input(t, &data));
+                watch(&live, sftp.as_ref(), Side::Request, &data);
                 if up_tx.write_all(&data).await.is_err() {
                     break;
                 }
@@ -119,6 +126,7 @@ async fn downward(
     early: Vec<ChannelMsg>,
     client: Handle,
     id: ChannelId,
+    sftp: Option<SharedWatcher>,
 ) {
     let mut out = client_w.make_writer();
     let mut err = client_w.make_writer_ext(Some(1));
@@ -133,6 +141,7 @@ async fn downward(
         };
         match msg {
             ChannelMsg::Data { data } => {
+                watch(&live, sftp.as_ref(), Side::Reply, &data);
                 if down(&live, &mut out, data).await.is_err() {
                     break;
                 }
@@ -178,6 +187,51 @@ async fn down(
     live.touch();
     live.record(|cast, t| cast.output(t, &data));
     w.write_all(&data).await
+}
+
+/// Feeds an SFTP watcher and audits the operations it completes (in the background: the
+/// operation has happened on the target already; the transfer does not wait for the log).
+fn watch(live: &Arc<Live>, sftp: Option<&SharedWatcher>, side: Side, data: &[u8]) {
+    let Some(sftp) = sftp else {
+        return;
+    };
+    let ops = match sftp.lock() {
+        Ok(mut w) => w.feed(side, data),
+        Err(_) => return,
+    };
+    for op in ops {
+        let ev = rampart_audit::AuditEvent::new(
+            rampart_audit::Actor::User(live.person.clone()),
+            rampart_audit::Action::SshExec,
+            live.target.name.to_string(),
+        )
+        .source(live.source)
+        .detail("session", live.id.clone())
+        .detail("kind", "sftp");
+        let ev = match op {
+            Op::File {
+                path,
+                direction,
+                bytes,
+            } => ev
+                .detail("path", rampart_scrub::scrub_default(&path))
+                .detail("direction", direction)
+                .detail("bytes", bytes.to_string()),
+            Op::Path { what, path } => ev
+                .detail("operation", what)
+                .detail("path", rampart_scrub::scrub_default(&path)),
+            Op::Lost => ev.detail(
+                "operation",
+                "unreadable SFTP stream: no further file operations audited",
+            ),
+        };
+        let store = live.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.append_audit(&[ev]).await {
+                tracing::error!(error = %e, "could not audit an SFTP operation");
+            }
+        });
+    }
 }
 
 /// Answers a channel that may not reach a target: the text, an exit status, close.

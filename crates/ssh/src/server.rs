@@ -326,6 +326,7 @@ pub(crate) struct Live {
     pub master: Arc<MasterKey>,
     pub recordings: PathBuf,
     pub client: Mutex<Option<russh::server::Handle>>,
+    pub store: Arc<Store>,
 }
 
 /// A recording being written.
@@ -908,6 +909,7 @@ impl Conn {
             master: self.b.master.clone(),
             recordings: self.b.recordings.clone(),
             client: Mutex::new(None),
+            store: self.b.store.clone(),
         });
         if let Ok(mut slot) = self.shared.live.lock() {
             *slot = Some(live.clone());
@@ -1475,6 +1477,8 @@ impl Conn {
                 return reply(session, channel, false);
             }
         }
+        let sftp = matches!(&what, Start::Subsystem(_))
+            .then(|| Arc::new(Mutex::new(crate::sftp::Watcher::default())));
         let sent = match what {
             Start::Shell => pending.up.request_shell(true).await,
             Start::Exec(cmd) => pending.up.exec(true, cmd).await,
@@ -1485,7 +1489,7 @@ impl Conn {
             return reply(session, channel, false);
         }
         reply(session, channel, true)?;
-        let up_w = relay::run(live.clone(), *pending, session.handle());
+        let up_w = relay::run(live.clone(), *pending, session.handle(), sftp);
         self.channels.insert(channel, Chan::Running(up_w));
         Ok(())
     }
