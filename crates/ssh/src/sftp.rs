@@ -279,7 +279,6 @@ mod tests {
 
     #[test]
     fn an_upload_is_seen_with_its_path_and_size_even_byte_by_byte() {
-        let mut w = Watcher::default();
         let mut open = string(b"/tmp/x.bin");
         open.extend_from_slice(&(0x02u32 | 0x08).to_be_bytes());
         open.extend_from_slice(&0u32.to_be_bytes());
