@@ -384,9 +384,9 @@ fn a_shell_is_recorded_scrubbed_and_replays() {
     );
 }
 
-#[test]
-fn terminate_from_the_cli_ends_the_clients_session() {
-    let w = world("");
+/// Starts `ssh … sleep 120` through the bastion; returns the client and the session id
+/// once `rampart sessions list` shows it live.
+fn live_session(w: &World) -> (std::process::Child, String) {
     assert_eq!(w.ssh("alice:web-1", &["true"]).status.code(), Some(0));
     let mut cmd = w.alice.command("ssh", w.port, &w.code());
     cmd.args(["alice:web-1@127.0.0.1", "sleep", "120"])
@@ -395,7 +395,7 @@ fn terminate_from_the_cli_ends_the_clients_session() {
     let child = cmd.spawn().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let id = loop {
-        if let Some(id) = newest_session(&w, false) {
+        if let Some(id) = newest_session(w, false) {
             break id;
         }
         assert!(
@@ -404,20 +404,42 @@ fn terminate_from_the_cli_ends_the_clients_session() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    cli_ok(&w.r, &["sessions", "kill", &id]);
+    (child, id)
+}
+
+/// Waits (at most 30 s) for the client to exit.
+fn ended(child: std::process::Child) -> Output {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    let out = rx
-        .recv_timeout(Duration::from_secs(30))
+    rx.recv_timeout(Duration::from_secs(30))
         .expect("the client's session ended")
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn terminate_from_the_cli_ends_the_clients_session() {
+    let w = world("");
+    let (child, id) = live_session(&w);
+    cli_ok(&w.r, &["sessions", "kill", &id]);
+    let out = ended(child);
     assert_eq!(out.status.code(), Some(255), "{}", text(&out));
     let ends = w.audit("ssh.session.end");
     assert!(ends.contains("ended by an administrator"), "{ends}");
     assert!(w.audit("ssh.session.kill").contains(&id));
     assert!(newest_session(&w, false).is_none());
+}
+
+#[test]
+fn a_grant_removed_during_a_session_ends_it() {
+    let w = world("");
+    let (child, _id) = live_session(&w);
+    cli_ok(&w.r, &["grant", "remove", "alice", "web-ops"]);
+    let out = ended(child);
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+    let ends = w.audit("ssh.session.end");
+    assert!(ends.contains("the grant was removed or expired"), "{ends}");
 }
 
 #[test]

@@ -70,8 +70,16 @@ pub struct Bastion {
     pub(crate) node: String,
     pub(crate) recordings: PathBuf,
     pub(crate) public_host: String,
-    live: Mutex<HashMap<String, watch::Sender<Option<&'static str>>>>,
+    live: Mutex<HashMap<String, LiveEntry>>,
     remembered: Mutex<HashMap<(String, IpAddr), i64>>,
+}
+
+/// What the bastion keeps of a live session to end it and to decide again.
+struct LiveEntry {
+    stop: watch::Sender<Option<&'static str>>,
+    person: String,
+    target: String,
+    login: String,
 }
 
 impl std::fmt::Debug for Bastion {
@@ -203,10 +211,16 @@ fn is_transient(e: &std::io::Error) -> bool {
         || e.raw_os_error() == Some(23)
 }
 
+/// Every second: the kill requests for this node's sessions. Every five seconds: the
+/// access decision again for every live session, so that a removed or expired grant, a
+/// disabled account or a removed target ends the session.
 async fn watch_kills(bastion: Arc<Bastion>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
+    for second in 0u64.. {
         tick.tick().await;
+        if second % 5 == 4 {
+            recheck(&bastion).await;
+        }
         let ids = match bastion.store.ssh_kills(&bastion.node).await {
             Ok(ids) => ids,
             Err(e) => {
@@ -216,10 +230,82 @@ async fn watch_kills(bastion: Arc<Bastion>) {
         };
         if let Ok(live) = bastion.live.lock() {
             for id in ids {
-                if let Some(stop) = live.get(&id) {
-                    let _ = stop.send(Some("ended by an administrator"));
+                if let Some(entry) = live.get(&id) {
+                    let _ = entry.stop.send(Some("ended by an administrator"));
                 }
             }
+        }
+    }
+}
+
+async fn recheck(bastion: &Bastion) {
+    let sessions: Vec<(String, String, String, String)> = match bastion.live.lock() {
+        Ok(live) if !live.is_empty() => live
+            .iter()
+            .map(|(id, e)| {
+                (
+                    id.clone(),
+                    e.person.clone(),
+                    e.target.clone(),
+                    e.login.clone(),
+                )
+            })
+            .collect(),
+        _ => return,
+    };
+    let facts = tokio::try_join!(
+        bastion.store.roles(),
+        bastion.store.bindings(None),
+        bastion.store.targets(),
+        bastion.store.accounts()
+    );
+    let Ok((roles, bindings, targets, accounts)) = facts else {
+        tracing::warn!("could not re-check live SSH sessions");
+        return;
+    };
+    let now = Timestamp::now();
+    for (id, person, target_name, login) in sessions {
+        let verdict = match (
+            targets.iter().find(|t| t.name.as_str() == target_name),
+            accounts.iter().find(|a| a.username.as_str() == person),
+        ) {
+            (None, _) => Err("the target was removed"),
+            (_, None) => Err("the account was removed"),
+            (Some(_), Some(a)) if !a.active => Err("the account was disabled"),
+            (Some(target), Some(_)) => {
+                let pairs: Vec<_> = bindings
+                    .iter()
+                    .filter(|b| b.account == person)
+                    .filter_map(|b| {
+                        roles
+                            .iter()
+                            .find(|r| r.name == b.role)
+                            .map(|r| (b.clone(), r))
+                    })
+                    .collect();
+                let who = Principal {
+                    name: person.clone(),
+                    active: true,
+                    mfa_satisfied: true,
+                };
+                authorize(
+                    &who,
+                    &pairs,
+                    Request::Target {
+                        target,
+                        login: &login,
+                    },
+                    now,
+                )
+                .map(|_| ())
+                .map_err(|_| "the grant was removed or expired")
+            }
+        };
+        if let Err(reason) = verdict
+            && let Ok(live) = bastion.live.lock()
+            && let Some(entry) = live.get(&id)
+        {
+            let _ = entry.stop.send(Some(reason));
         }
     }
 }
@@ -888,7 +974,15 @@ impl Conn {
         }
         let (stop, stop_rx) = watch::channel(None);
         if let Ok(mut live) = self.b.live.lock() {
-            live.insert(id.clone(), stop);
+            live.insert(
+                id.clone(),
+                LiveEntry {
+                    stop,
+                    person: person.clone(),
+                    target: target.name.to_string(),
+                    login: login.clone(),
+                },
+            );
         }
         let live = Arc::new(Live {
             id,
