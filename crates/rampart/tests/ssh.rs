@@ -211,6 +211,20 @@ fn scp_and_sftp_copy_files_through_the_bastion() {
         payload
     );
     assert!(!std::path::Path::new(&remote).exists());
+    // rsync over the bastion (it runs `rsync --server` by exec).
+    let ssh = format!(
+        "ssh {} -o User=alice:web-1",
+        w.alice.options(w.port).join(" ").replace("-P ", "-p ")
+    );
+    let mut rsync = std::process::Command::new("rsync");
+    rsync
+        .args(["-a", "-e", &ssh])
+        .arg(&src)
+        .arg(format!("127.0.0.1:{remote}.rsync"));
+    let out = run_with_deadline(rsync, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read(format!("{remote}.rsync")).unwrap(), payload);
+    let _ = std::fs::remove_file(format!("{remote}.rsync"));
     let execs = w.audit("ssh.exec");
     assert!(
         execs.contains("sftp") && execs.contains("scp -f"),
