@@ -77,7 +77,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
             rampart_web::network::NetworkState::NotConfigured,
         )),
         logs: logs.clone(),
-        recordings: Some(recordings_opener(dir, &master_for_recordings)),
+        ssh: Some(ssh_hooks(dir, &master_for_recordings)),
     });
 
     store
@@ -219,13 +219,23 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// How the admin UI opens a recording: the bastion's sealed files under the master key.
-fn recordings_opener(dir: &DataDir, master: &Arc<MasterKey>) -> rampart_web::ssh::Recordings {
+/// What the admin UI borrows from the bastion: opening its sealed recordings under the
+/// master key, and parsing public keys as the bastion will see them.
+fn ssh_hooks(dir: &DataDir, master: &Arc<MasterKey>) -> rampart_web::ssh::SshHooks {
     let folder = dir.0.join("recordings");
     let master = master.clone();
-    rampart_web::ssh::Recordings(Arc::new(move |id: &str| {
-        rampart_ssh::recording::open(&folder, id, &master).map_err(|e| e.to_string())
-    }))
+    rampart_web::ssh::SshHooks {
+        open_recording: Arc::new(move |id: &str| {
+            rampart_ssh::recording::open(&folder, id, &master).map_err(|e| e.to_string())
+        }),
+        parse_key: Arc::new(|line: &str| {
+            let key = rampart_ssh::keys::parse_public(line).map_err(|e| e.to_string())?;
+            Ok((
+                rampart_ssh::keys::fingerprint(&key),
+                rampart_ssh::keys::public_line(&key),
+            ))
+        }),
+    }
 }
 
 /// The SSH bastion's task: keys from the data directory, the listener already bound.

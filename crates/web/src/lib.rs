@@ -125,8 +125,8 @@ pub struct Inner {
     pub network: network::SharedNetwork,
     /// Application logs, when enabled.
     pub logs: logs::SharedLogs,
-    /// Opens SSH session recordings (provided by the binary, which holds the bastion).
-    pub recordings: Option<ssh::Recordings>,
+    /// Recordings and key parsing of the SSH bastion (provided by the binary).
+    pub ssh: Option<ssh::SshHooks>,
 }
 
 impl AppState {

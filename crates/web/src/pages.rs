@@ -242,6 +242,7 @@ pub(crate) struct AccountPage {
     pub mfa: bool,
     pub recovery_left: i64,
     pub sessions: Vec<SessionItem>,
+    pub ssh_keys: Vec<(String, String)>,
 }
 
 pub(crate) struct NetFindingRow {

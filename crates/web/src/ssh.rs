@@ -18,14 +18,21 @@ use crate::pages::{self, render};
 
 /// Opens a session's recording as asciicast v2 text, or says why not.
 pub type OpenRecording = dyn Fn(&str) -> Result<String, String> + Send + Sync;
+/// Parses an `authorized_keys` line into its fingerprint and its one-line form.
+pub type ParseKey = dyn Fn(&str) -> Result<(String, String), String> + Send + Sync;
 
-/// The recording opener the binary provides.
+/// What the bastion's room lends the admin UI (the binary provides it).
 #[derive(Clone)]
-pub struct Recordings(pub std::sync::Arc<OpenRecording>);
+pub struct SshHooks {
+    /// Opens recordings.
+    pub open_recording: std::sync::Arc<OpenRecording>,
+    /// Parses public keys.
+    pub parse_key: std::sync::Arc<ParseKey>,
+}
 
-impl std::fmt::Debug for Recordings {
+impl std::fmt::Debug for SshHooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Recordings")
+        f.write_str("SshHooks")
     }
 }
 
@@ -37,6 +44,104 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ssh/sessions/{id}/kill", post(kill))
         .route("/ssh/sessions/{id}/recording", get(transcript))
         .route("/ssh/sessions/{id}/cast", get(cast))
+        .route("/account/ssh-keys", post(add_key))
+        .route("/account/ssh-keys/remove", post(remove_key))
+}
+
+#[derive(serde::Deserialize)]
+struct KeyForm {
+    key: String,
+}
+
+/// A person registers a public key to their own account (ACC-1: one key, one account).
+async fn add_key(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    form: Result<axum::Form<KeyForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let back = |status, text: &str| {
+        pages::message(
+            status,
+            nav(&viewer),
+            "Key not added",
+            text,
+            Some("/account"),
+        )
+    };
+    let (Ok(axum::Form(f)), Some(hooks)) = (form, state.ssh.as_ref()) else {
+        return back(
+            StatusCode::BAD_REQUEST,
+            "Paste one public key line, such as the content of ~/.ssh/id_ed25519.pub.",
+        );
+    };
+    let (fingerprint, line) = match (hooks.parse_key)(f.key.trim()) {
+        Ok(parsed) => parsed,
+        Err(_) => {
+            return back(
+                StatusCode::BAD_REQUEST,
+                "That is not an OpenSSH public key line.",
+            );
+        }
+    };
+    let ev = AuditEvent::new(
+        Actor::User(viewer.account.username.to_string()),
+        Action::SshKeyAdd,
+        viewer.account.username.to_string(),
+    )
+    .source(viewer.source)
+    .detail("fingerprint", fingerprint.clone())
+    .detail("via", "web");
+    match state
+        .store
+        .add_ssh_key(
+            &viewer.account.id,
+            &fingerprint,
+            &line,
+            "added on the account page",
+            ev,
+        )
+        .await
+    {
+        Ok(()) => Redirect::to("/account").into_response(),
+        Err(rampart_store::StoreError::Conflict(_)) => back(
+            StatusCode::CONFLICT,
+            "That key is already registered. A key belongs to one account only.",
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RemoveKeyForm {
+    fingerprint: String,
+}
+
+async fn remove_key(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    form: Result<axum::Form<RemoveKeyForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(axum::Form(f)) = form else {
+        return Redirect::to("/account").into_response();
+    };
+    match state.store.ssh_key(&f.fingerprint).await {
+        Ok(Some(k)) if k.account_id == viewer.account.id => {}
+        Ok(_) => return Redirect::to("/account").into_response(),
+        Err(e) => return internal(e),
+    }
+    let ev = AuditEvent::new(
+        Actor::User(viewer.account.username.to_string()),
+        Action::SshKeyRemove,
+        viewer.account.username.to_string(),
+    )
+    .source(viewer.source)
+    .detail("fingerprint", f.fingerprint.clone());
+    match state.store.remove_ssh_key(&f.fingerprint, ev).await {
+        Ok(()) | Err(rampart_store::StoreError::NotFound(_)) => {
+            Redirect::to("/account").into_response()
+        }
+        Err(e) => internal(e),
+    }
 }
 
 async fn list(State(state): State<AppState>, viewer: Viewer) -> Response {
@@ -97,10 +202,10 @@ async fn kill(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Stri
 
 async fn open(state: &AppState, viewer: &Viewer, id: &str) -> Result<String, Response> {
     require(state, viewer, Permission::ViewAudit).await?;
-    let Some(opener) = state.recordings.as_ref() else {
+    let Some(hooks) = state.ssh.as_ref() else {
         return Err(not_found(viewer));
     };
-    let cast = (opener.0)(id).map_err(|_| not_found(viewer))?;
+    let cast = (hooks.open_recording)(id).map_err(|_| not_found(viewer))?;
     let ev = AuditEvent::new(
         Actor::User(viewer.account.username.to_string()),
         Action::AuditExport,
