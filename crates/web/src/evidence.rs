@@ -1,5 +1,5 @@
-//! Evidence for the controls this room can prove: ACC-1, ACC-2, ACC-6, LOG-3 and EXT-1
-//! from the store, ENC-2 from a live probe ([`crate::probe`]), LOG-1, LOG-2 and LOG-5 from
+//! Evidence for the controls this room can prove: ACC-1, ACC-2, ACC-6, LOG-3, EXT-1 and
+//! ENC-3 (SSH sessions through the bastion) from the store, ENC-2 from a live probe ([`crate::probe`]), LOG-1, LOG-2 and LOG-5 from
 //! the log store ([`logs`]).
 
 use std::collections::BTreeSet;
