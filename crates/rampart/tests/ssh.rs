@@ -566,3 +566,44 @@ fn ssh_audit_finds_no_failure_and_no_warning_beyond_algorithms_it_predates() {
     assert!(unknown_only, "{report}");
     assert!(matches!(out.status.code(), Some(0 | 2)), "{}", text(&out));
 }
+
+#[test]
+fn local_forwarding_reaches_only_destinations_the_grant_names_in_its_environment() {
+    let w = world("");
+    let web = w.web.address();
+    let db = w.db.address();
+    cli_ok(
+        &w.r,
+        &[
+            "role",
+            "add",
+            "web-ops",
+            "--grant",
+            &format!("web-* production root forward={web} forward={db}"),
+        ],
+    );
+    // Replacing a role drops its bindings (the store deletes the old row): grant it again.
+    cli_ok(&w.r, &["grant", "add", "alice", "web-ops"]);
+    // A named destination in the target's environment: the target's own sshd answers.
+    let through = w.ssh("alice:web-1", &["-W", &web]);
+    assert!(
+        String::from_utf8_lossy(&through.stdout).starts_with("SSH-2.0-OpenSSH"),
+        "{}",
+        text(&through)
+    );
+    assert!(w.audit("ssh.forward").contains(&web));
+    // Named, but a target of another environment lives there: refused.
+    let other_env = w.ssh("alice:web-1", &["-W", &db]);
+    assert_eq!(other_env.status.code(), Some(255), "{}", text(&other_env));
+    // Not named: refused.
+    let unnamed = w.ssh(
+        "alice:web-1",
+        &["-W", &format!("127.0.0.1:{}", w.r.https_port)],
+    );
+    assert_eq!(unnamed.status.code(), Some(255), "{}", text(&unnamed));
+    let refusals = w.audit("ssh.forward");
+    assert!(
+        refusals.contains("denied") && refusals.contains(&db),
+        "{refusals}"
+    );
+}

@@ -82,6 +82,9 @@ pub struct CertRequest<'a> {
     pub now: u64,
     /// How long the certificate may be used to log in.
     pub valid_secs: u64,
+    /// Whether the grant names forwarding destinations (the certificate then permits port
+    /// forwarding; rampart still checks each destination).
+    pub forwarding: bool,
 }
 
 /// The key id a target's `sshd` logs: `rampart:PERSON:SESSION`.
@@ -112,6 +115,9 @@ pub fn sign_user_cert(
     b.key_id(key_id(req.person, req.session)).map_err(sign)?;
     b.valid_principal(req.login).map_err(sign)?;
     b.extension("permit-pty", "").map_err(sign)?;
+    if req.forwarding {
+        b.extension("permit-port-forwarding", "").map_err(sign)?;
+    }
     b.sign(ca).map_err(sign)
 }
 
@@ -157,6 +163,7 @@ mod tests {
                 session: "s-1",
                 now: 1_800_000_000,
                 valid_secs: 300,
+                forwarding: false,
             },
         )
         .unwrap();

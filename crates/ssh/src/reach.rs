@@ -114,6 +114,7 @@ mod tests {
                 target: TargetPattern::parse("web-*").unwrap(),
                 environment: Some(Environment::parse("prod").unwrap()),
                 login: "deploy".into(),
+                forward: Vec::new(),
             }],
         };
         let now = Timestamp::from_second(1_800_000_000).unwrap();

@@ -74,6 +74,7 @@ pub(crate) fn run(
     pending: Pending,
     client: Handle,
     sftp: Option<SharedWatcher>,
+    record: bool,
 ) -> ChannelWriteHalf<client::Msg> {
     let Pending {
         client: client_ch,
@@ -85,8 +86,10 @@ pub(crate) fn run(
     let (client_r, client_w) = client_ch.split();
     let (up_r, up_w) = up.split();
     let up_tx = up_w.make_writer();
-    tokio::spawn(upward(live.clone(), client_r, up_tx, sftp.clone()));
-    tokio::spawn(downward(live, up_r, client_w, early, client, id, sftp));
+    tokio::spawn(upward(live.clone(), client_r, up_tx, sftp.clone(), record));
+    tokio::spawn(downward(
+        live, up_r, client_w, early, client, id, sftp, record,
+    ));
     up_w
 }
 
@@ -95,6 +98,7 @@ async fn upward(
     mut client_r: ChannelReadHalf,
     mut up_tx: impl tokio::io::AsyncWrite + Unpin,
     sftp: Option<SharedWatcher>,
+    record: bool,
 ) {
     while let Some(msg) = client_r.wait().await {
         match msg {
@@ -102,7 +106,9 @@ async fn upward(
                 live.bytes_up
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
                 live.touch();
-                live.record(|cast, t| cast.input(t, &data));
+                if record {
+                    live.record(|cast, t| cast.input(t, &data));
+                }
                 watch(&live, sftp.as_ref(), Side::Request, &data);
                 if up_tx.write_all(&data).await.is_err() {
                     break;
@@ -127,6 +133,7 @@ async fn downward(
     client: Handle,
     id: ChannelId,
     sftp: Option<SharedWatcher>,
+    record: bool,
 ) {
     let mut out = client_w.make_writer();
     let mut err = client_w.make_writer_ext(Some(1));
@@ -142,12 +149,12 @@ async fn downward(
         match msg {
             ChannelMsg::Data { data } => {
                 watch(&live, sftp.as_ref(), Side::Reply, &data);
-                if down(&live, &mut out, data).await.is_err() {
+                if down(&live, &mut out, data, record).await.is_err() {
                     break;
                 }
             }
             ChannelMsg::ExtendedData { data, .. } => {
-                if down(&live, &mut err, data).await.is_err() {
+                if down(&live, &mut err, data, record).await.is_err() {
                     break;
                 }
             }
@@ -181,11 +188,14 @@ async fn down(
     live: &Live,
     w: &mut (impl tokio::io::AsyncWrite + Unpin),
     data: Bytes,
+    record: bool,
 ) -> std::io::Result<()> {
     live.bytes_down
         .fetch_add(data.len() as u64, Ordering::Relaxed);
     live.touch();
-    live.record(|cast, t| cast.output(t, &data));
+    if record {
+        live.record(|cast, t| cast.output(t, &data));
+    }
     w.write_all(&data).await
 }
 

@@ -413,6 +413,8 @@ pub(crate) struct Live {
     pub recordings: PathBuf,
     pub client: Mutex<Option<russh::server::Handle>>,
     pub store: Arc<Store>,
+    /// `host:port` destinations the grant allows for `ssh -L`.
+    pub forwards: Vec<String>,
 }
 
 /// A recording being written.
@@ -920,12 +922,22 @@ impl Conn {
                     .await;
             }
         };
+        // Forwarding destinations: those named by the grants of the permit's role that
+        // admit this target and login.
+        let forwards: Vec<String> = pairs
+            .iter()
+            .filter(|(_, role)| role.name == *permit.role())
+            .flat_map(|(_, role)| role.grants.iter())
+            .filter(|g| g.admits(&target, &login))
+            .flat_map(|g| g.forward.iter().cloned())
+            .collect();
         let req = CertRequest {
             login: &login,
             person: &person,
             session: &id,
             now: u64::try_from(now.as_second()).unwrap_or(0),
             valid_secs: 60 * u64::try_from(self.b.config.certificate_minutes.get()).unwrap_or(5),
+            forwarding: !forwards.is_empty(),
         };
         let timeout = Duration::from_secs(
             u64::try_from(self.b.config.connect_timeout_seconds.get()).unwrap_or(10),
@@ -998,6 +1010,7 @@ impl Conn {
             last_activity: AtomicI64::new(now.as_second()),
             recorder: Mutex::new(None),
             recording_started: AtomicBool::new(false),
+            forwards,
             ended_by: Mutex::new(None),
             config: self.b.config.clone(),
             master: self.b.master.clone(),
@@ -1449,19 +1462,83 @@ impl Handler for Conn {
 
     async fn channel_open_direct_tcpip(
         &mut self,
-        _channel: Channel<Msg>,
+        channel: Channel<Msg>,
         host_to_connect: &str,
         port_to_connect: u32,
-        _originator_address: &str,
-        _originator_port: u32,
+        originator_address: &str,
+        originator_port: u32,
         reply: russh::server::ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.forward_denied("local", host_to_connect, port_to_connect)
+        let Some(Mode::Relay(live)) = self.mode.clone() else {
+            self.forward_denied("local", host_to_connect, port_to_connect)
+                .await;
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        let host = host_to_connect
+            .chars()
+            .take(255)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let dest = format!("{host}:{port_to_connect}");
+        let named = live.forwards.iter().any(|f| f.eq_ignore_ascii_case(&dest));
+        // Never into another environment: a registered target of another environment at
+        // that address is refused even when a grant names it.
+        let elsewhere = match self.b.store.targets().await {
+            Ok(targets) => targets.iter().any(|t| {
+                t.address.eq_ignore_ascii_case(&dest) && t.environment != live.target.environment
+            }),
+            Err(_) => true,
+        };
+        if !named || elsewhere {
+            self.forward_denied("local", &host, port_to_connect).await;
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
+        let up = match live
+            .upstream
+            .channel_open_direct_tcpip(
+                host.clone(),
+                port_to_connect,
+                originator_address.chars().take(64).collect::<String>(),
+                originator_port,
+            )
+            .await
+        {
+            Ok(up) => up,
+            Err(e) => {
+                tracing::info!(error = %e, "the target could not open a forwarding");
+                reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
+                return Ok(());
+            }
+        };
+        self.b
+            .audit(
+                AuditEvent::new(
+                    Actor::User(live.person.clone()),
+                    Action::SshForward,
+                    "local",
+                )
+                .source(Some(self.ip()))
+                .detail("session", live.id.clone())
+                .detail("destination", dest),
+            )
             .await;
-        reply
-            .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
-            .await;
+        reply.accept().await;
+        let pending = relay::Pending {
+            client: channel,
+            up,
+            early: Vec::new(),
+            pty: None,
+        };
+        let id = pending.client.id();
+        let up_w = relay::run(live, pending, session.handle(), None, false);
+        self.channels.insert(id, Chan::Running(up_w));
         Ok(())
     }
 
@@ -1583,7 +1660,7 @@ impl Conn {
             return reply(session, channel, false);
         }
         reply(session, channel, true)?;
-        let up_w = relay::run(live.clone(), *pending, session.handle(), sftp);
+        let up_w = relay::run(live.clone(), *pending, session.handle(), sftp, true);
         self.channels.insert(channel, Chan::Running(up_w));
         Ok(())
     }
