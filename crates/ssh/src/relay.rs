@@ -86,10 +86,17 @@ pub(crate) fn run(
     let (client_r, client_w) = client_ch.split();
     let (up_r, up_w) = up.split();
     let up_tx = up_w.make_writer();
-    tokio::spawn(upward(live.clone(), client_r, up_tx, sftp.clone(), record));
-    tokio::spawn(downward(
-        live, up_r, client_w, early, client, id, sftp, record,
+    tokio::spawn(upward(
+        live.clone(),
+        client_r,
+        up_tx,
+        Tap {
+            sftp: sftp.clone(),
+            record,
+        },
     ));
+    let tap = Tap { sftp, record };
+    tokio::spawn(downward(live, up_r, client_w, early, (client, id), tap));
     up_w
 }
 
@@ -97,8 +104,7 @@ async fn upward(
     live: Arc<Live>,
     mut client_r: ChannelReadHalf,
     mut up_tx: impl tokio::io::AsyncWrite + Unpin,
-    sftp: Option<SharedWatcher>,
-    record: bool,
+    Tap { sftp, record }: Tap,
 ) {
     while let Some(msg) = client_r.wait().await {
         match msg {
@@ -123,6 +129,12 @@ async fn upward(
     }
 }
 
+/// What watches a channel's data: the SFTP watcher, and whether the recording sees it.
+struct Tap {
+    sftp: Option<SharedWatcher>,
+    record: bool,
+}
+
 // The data arms move their bytes into the write, which a guard cannot.
 #[allow(clippy::collapsible_match)]
 async fn downward(
@@ -130,10 +142,8 @@ async fn downward(
     mut up_r: ChannelReadHalf,
     client_w: ChannelWriteHalf<Msg>,
     early: Vec<ChannelMsg>,
-    client: Handle,
-    id: ChannelId,
-    sftp: Option<SharedWatcher>,
-    record: bool,
+    (client, id): (Handle, ChannelId),
+    Tap { sftp, record }: Tap,
 ) {
     let mut out = client_w.make_writer();
     let mut err = client_w.make_writer_ext(Some(1));
