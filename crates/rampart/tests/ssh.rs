@@ -607,3 +607,26 @@ fn local_forwarding_reaches_only_destinations_the_grant_names_in_its_environment
         "{refusals}"
     );
 }
+
+#[test]
+fn repeated_wrong_totp_locks_the_account_for_ssh_and_the_web_alike() {
+    let w = world("\n[policy]\nlockout_failures = 3\nlockout_seconds = 600\n");
+    for _ in 0..3 {
+        let wrong = w.alice.ssh(w.port, "alice:web-1", "000000", &["true"]);
+        assert_eq!(wrong.status.code(), Some(255), "{}", text(&wrong));
+    }
+    assert!(w.audit("login.locked").contains("alice"));
+    // The right code no longer opens the bastion while the lock lasts.
+    let right = w.ssh("alice:web-1", &["true"]);
+    assert_eq!(right.status.code(), Some(255), "{}", text(&right));
+    assert!(w.audit("ssh.login").contains("locked"));
+    // The web login's second factor shares the lock.
+    let web = w.r.curl();
+    let first = web.post(
+        "/login",
+        &[("login", "alice"), ("password", support::PASSWORD)],
+    );
+    assert_eq!(first.status, 303, "{}", first.body);
+    let mfa = web.post("/login/mfa", &[("code", &oathtool(&w.secret, 30))]);
+    assert_eq!(mfa.status, 429, "{}", mfa.body);
+}
