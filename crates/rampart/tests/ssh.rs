@@ -630,3 +630,49 @@ fn repeated_wrong_totp_locks_the_account_for_ssh_and_the_web_alike() {
     let mfa = web.post("/login/mfa", &[("code", &oathtool(&w.secret, 30))]);
     assert_eq!(mfa.status, 429, "{}", mfa.body);
 }
+
+#[test]
+fn a_target_that_refuses_the_certificate_is_reached_with_its_static_key_or_not_at_all() {
+    let w = world("");
+    let static_key = Client::new();
+    let legacy = Sshd::start_with_key(&std::fs::read_to_string(static_key.public_key()).unwrap());
+    cli_ok(
+        &w.r,
+        &[
+            "target",
+            "add",
+            "web-legacy",
+            "--kind",
+            "ssh",
+            "--address",
+            &legacy.address(),
+            "--env",
+            "production",
+        ],
+    );
+    // No static key: the certificate is refused, and the client is told so.
+    let refused = w.ssh("alice:web-legacy", &["true"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("refused rampart's certificate"),
+        "{}",
+        text(&refused)
+    );
+    // With the target's static key set, the same session goes through.
+    cli_ok(
+        &w.r,
+        &[
+            "ssh",
+            "static-key",
+            "web-legacy",
+            static_key.key.to_str().unwrap(),
+        ],
+    );
+    let ok = w.ssh("alice:web-legacy", &["echo", "legacy-ok"]);
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("legacy-ok"),
+        "{}",
+        text(&ok)
+    );
+    assert!(w.audit("ssh.login").contains("static key"));
+}

@@ -88,6 +88,11 @@ impl std::fmt::Debug for Bastion {
     }
 }
 
+/// The sealing context of a target's static login key.
+pub fn static_key_context(target: &str) -> String {
+    format!("ssh-static-key:{target}")
+}
+
 /// What the bastion needs to start.
 #[derive(Debug)]
 pub struct BastionParts {
@@ -942,8 +947,20 @@ impl Conn {
         let timeout = Duration::from_secs(
             u64::try_from(self.b.config.connect_timeout_seconds.get()).unwrap_or(10),
         );
+        let fallback = match self.b.store.ssh_static_key(target.name.as_str()).await {
+            Ok(Some(sealed)) => self
+                .b
+                .master
+                .open(&static_key_context(target.name.as_str()), &sealed)
+                .ok()
+                .and_then(|b| String::from_utf8(b.expose_secret().clone()).ok())
+                .and_then(|text| keys::private_from_text(&text).ok()),
+            _ => None,
+        };
         let connected =
-            match upstream::connect(&target.address, pinned, &self.b.ca, &req, timeout).await {
+            match upstream::connect(&target.address, pinned, &self.b.ca, &req, fallback, timeout)
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     if let upstream::UpstreamError::HostKeyMismatch {
@@ -971,6 +988,18 @@ impl Conn {
                     return Mode::Refuse(text);
                 }
             };
+        if connected.static_key {
+            self.b
+                .audit(
+                    AuditEvent::new(Actor::System, Action::SshLogin, target.name.to_string())
+                        .detail("session", id.clone())
+                        .detail(
+                            "credential",
+                            "static key (the target refused the certificate)",
+                        ),
+                )
+                .await;
+        }
         if let Some((fp, line)) = connected.pin_new {
             let ev = AuditEvent::new(Actor::System, Action::SshHostKey, target.name.to_string())
                 .detail("pinned", fp.clone())

@@ -66,6 +66,8 @@ pub(crate) struct Connected {
     pub handle: client::Handle<Checker>,
     /// The host key fingerprint and line when nothing was pinned yet.
     pub pin_new: Option<(String, String)>,
+    /// Whether the target's static key was used because it refused the certificate.
+    pub static_key: bool,
 }
 
 /// Checks the target's host key during key exchange.
@@ -99,6 +101,7 @@ pub(crate) async fn connect(
     pinned: Option<String>,
     ca: &PrivateKey,
     req: &CertRequest<'_>,
+    fallback: Option<PrivateKey>,
     timeout: Duration,
 ) -> Result<Connected, UpstreamError> {
     let seen = Arc::new(Mutex::new(None));
@@ -116,12 +119,23 @@ pub(crate) async fn connect(
             .authenticate_openssh_cert(req.login, Arc::new(session_key), cert)
             .await
             .map_err(|e| UpstreamError::Connect(e.to_string()))?;
-        if !auth.success() {
-            return Err(UpstreamError::Refused(req.login.to_owned()));
+        if auth.success() {
+            return Ok((handle, false));
         }
-        Ok(handle)
+        // The fallback for a target that does not trust the CA: its own static key.
+        if let Some(key) = fallback {
+            let key = russh::keys::PrivateKeyWithHashAlg::new(Arc::new(key), None);
+            let auth = handle
+                .authenticate_publickey(req.login, key)
+                .await
+                .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+            if auth.success() {
+                return Ok((handle, true));
+            }
+        }
+        Err(UpstreamError::Refused(req.login.to_owned()))
     };
-    let handle = tokio::time::timeout(timeout, attempt).await.map_err(|_| {
+    let (handle, static_key) = tokio::time::timeout(timeout, attempt).await.map_err(|_| {
         UpstreamError::Connect(format!("no answer within {} s", timeout.as_secs()))
     })??;
     let pin_new = if pinned.is_none() {
@@ -129,7 +143,11 @@ pub(crate) async fn connect(
     } else {
         None
     };
-    Ok(Connected { handle, pin_new })
+    Ok(Connected {
+        handle,
+        pin_new,
+        static_key,
+    })
 }
 
 fn mismatch_or(

@@ -180,6 +180,36 @@ impl Store {
         w.commit().await
     }
 
+    /// Sets (or with `None` removes) a target's static login key, sealed by the caller, with
+    /// its audit record.
+    pub async fn set_ssh_static_key(
+        &self,
+        target: &str,
+        sealed: Option<&str>,
+        event: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let key = format!("ssh.static_key:{target}");
+        let mut w = self.write().await?;
+        sqlx::query("DELETE FROM meta WHERE key = $1")
+            .bind(&key)
+            .execute(w.conn()?)
+            .await?;
+        if let Some(sealed) = sealed {
+            sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
+                .bind(&key)
+                .bind(sealed)
+                .execute(w.conn()?)
+                .await?;
+        }
+        w.audit(&[event]).await?;
+        w.commit().await
+    }
+
+    /// A target's sealed static login key, if one is set.
+    pub async fn ssh_static_key(&self, target: &str) -> Result<Option<String>, StoreError> {
+        self.meta(&format!("ssh.static_key:{target}")).await
+    }
+
     /// Records a session's start with its audit record, in one transaction: no record, no
     /// session.
     pub async fn start_ssh_session(

@@ -21,6 +21,15 @@ pub struct Sshd {
 impl Sshd {
     /// Starts sshd trusting the CA public key line `user_ca` for user certificates.
     pub fn start(user_ca: &str) -> Sshd {
+        Self::start_with(Some(user_ca), None)
+    }
+
+    /// Starts sshd trusting no CA, with `authorized` (a public key line) for every login.
+    pub fn start_with_key(authorized: &str) -> Sshd {
+        Self::start_with(None, Some(authorized))
+    }
+
+    fn start_with(user_ca: Option<&str>, authorized: Option<&str>) -> Sshd {
         let dir = tempfile::Builder::new()
             .prefix("rampart-sshd")
             .tempdir()
@@ -28,11 +37,18 @@ impl Sshd {
         std::fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd");
         let host_key = dir.path().join("host_ed25519");
         keygen(&host_key, "target host key");
-        std::fs::write(
-            dir.path().join("user_ca.pub"),
-            format!("{}\n", user_ca.trim()),
-        )
-        .expect("write CA");
+        let ca = user_ca.map(str::to_owned).unwrap_or_else(|| {
+            // A CA nobody holds: certificates from rampart are refused.
+            let other = dir.path().join("other_ca");
+            keygen(&other, "unused CA");
+            std::fs::read_to_string(other.with_extension("pub")).expect("read CA")
+        });
+        std::fs::write(dir.path().join("user_ca.pub"), format!("{}\n", ca.trim()))
+            .expect("write CA");
+        let keys = authorized
+            .map(|k| format!("{}\n", k.trim()))
+            .unwrap_or_default();
+        std::fs::write(dir.path().join("authorized_keys"), keys).expect("write authorized_keys");
         let port = free_port();
         let mut sshd = Sshd {
             dir,
@@ -47,11 +63,12 @@ impl Sshd {
     fn write_config(&self) {
         let d = self.dir.path();
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nTrustedUserCAKeys {ca}\nAuthorizedKeysFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\nSubsystem sftp internal-sftp\nAllowTcpForwarding yes\n",
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nTrustedUserCAKeys {ca}\nAuthorizedKeysFile {keys}\nUsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nLogLevel VERBOSE\nSubsystem sftp internal-sftp\nAllowTcpForwarding yes\n",
             port = self.port,
             hk = d.join("host_ed25519").display(),
             pid = d.join("sshd.pid").display(),
             ca = d.join("user_ca.pub").display(),
+            keys = d.join("authorized_keys").display(),
         );
         std::fs::write(d.join("sshd_config"), config).expect("write sshd_config");
     }

@@ -25,6 +25,17 @@ pub enum SshCommand {
         /// User name or email.
         user: String,
     },
+    /// Set a target's static login key: the fallback for a target that does not trust the
+    /// user CA (sealed at rest; its public half goes in the target's authorized_keys).
+    StaticKey {
+        /// Target name.
+        target: String,
+        /// OpenSSH private key file (unencrypted); omit with --remove.
+        file: Option<PathBuf>,
+        /// Remove the target's static key.
+        #[arg(long)]
+        remove: bool,
+    },
     /// Forget a target's pinned host key after a planned key change (the next connection
     /// pins the new one).
     Unpin {
@@ -201,6 +212,54 @@ pub async fn run(ctx: &Ctx, command: SshCommand) -> Result<Exit> {
             print!(
                 "{}",
                 reach::ssh_config(&person, &ctx.config.web.public_host, port, &reach)
+            );
+        }
+        SshCommand::StaticKey {
+            target,
+            file,
+            remove,
+        } => {
+            if !ctx
+                .store
+                .targets()
+                .await?
+                .iter()
+                .any(|t| t.name.as_str() == target)
+            {
+                return Err(exit_usage(format!("no target {target:?}")));
+            }
+            let sealed = match (file, remove) {
+                (Some(file), false) => {
+                    let key = read_private(&file)?;
+                    let master = std::fs::read(ctx.dir.master_key()).with_context(|| {
+                        format!("cannot read {}", ctx.dir.master_key().display())
+                    })?;
+                    let master =
+                        MasterKey::from_bytes(&master).map_err(|e| exit_usage(e.to_string()))?;
+                    let text =
+                        keys::private_to_text(&key).map_err(|e| exit_usage(e.to_string()))?;
+                    Some(
+                        master
+                            .seal(
+                                &rampart_ssh::server::static_key_context(&target),
+                                text.as_bytes(),
+                            )
+                            .map_err(|e| exit_usage(e.to_string()))?,
+                    )
+                }
+                (None, true) => None,
+                _ => return Err(exit_usage("give a key file, or --remove")),
+            };
+            let ev = AuditEvent::new(ctx.actor(), Action::TargetAdd, target.clone()).detail(
+                "static_key",
+                if sealed.is_some() { "set" } else { "removed" },
+            );
+            ctx.store
+                .set_ssh_static_key(&target, sealed.as_deref(), ev)
+                .await?;
+            println!(
+                "{} the static key of {target}",
+                if sealed.is_some() { "set" } else { "removed" }
             );
         }
         SshCommand::Unpin { target } => {
