@@ -202,6 +202,8 @@ login_grace_seconds = 60
 max_connections = 1000
 # Environment variables a client may pass to targets; "LC_*" matches a prefix.
 env_allow = ["LANG", "LC_*"]
+# Public key lines of CAs whose host certificates vouch for targets (naming the target's address as principal); a target without one has its host key pinned on first use.
+target_host_cas = []
 "#;
 
 impl Config {
@@ -270,6 +272,17 @@ impl Config {
         }
         if let Some(ssh) = self.ssh.listen {
             listeners.push(("ssh.listen", ssh));
+        }
+        if let Some(bad) = self
+            .ssh
+            .target_host_cas
+            .iter()
+            .find(|line| rampart_ssh::keys::parse_public(line).is_err())
+        {
+            return Err(ConfigError(format!(
+                "ssh.target_host_cas holds {:?}, which is not an OpenSSH public key line",
+                bad.chars().take(40).collect::<String>()
+            )));
         }
         if let Some(bad) = self.ssh.env_allow.iter().find(|n| {
             n.is_empty()

@@ -268,6 +268,13 @@ fn serve_ssh(
         node: uuid::Uuid::new_v4().to_string(),
         recordings: dir.0.join("recordings"),
         public_host: config.web.public_host.clone(),
+        host_cas: config
+            .ssh
+            .target_host_cas
+            .iter()
+            .map(|line| rampart_ssh::keys::parse_public(line))
+            .collect::<Result<_, _>>()
+            .map_err(|e| exit_usage(format!("ssh.target_host_cas: {e}")))?,
     });
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;

@@ -676,3 +676,23 @@ fn a_target_that_refuses_the_certificate_is_reached_with_its_static_key_or_not_a
     );
     assert!(w.audit("ssh.login").contains("static key"));
 }
+
+#[test]
+fn a_target_with_a_host_certificate_from_a_trusted_ca_is_not_pinned_and_survives_a_key_change() {
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = ca_dir.path().join("host_ca");
+    rampart_testkit::sshd::keygen(&ca, "host CA");
+    let ca_line = std::fs::read_to_string(ca.with_extension("pub")).unwrap();
+    let mut w = world(&format!("target_host_cas = [\"{}\"]\n", ca_line.trim()));
+    w.web.certify_host(&ca);
+    assert_eq!(w.ssh("alice:web-1", &["true"]).status.code(), Some(0));
+    assert!(
+        !w.audit("ssh.hostkey").contains("web-1"),
+        "a certified host is not pinned"
+    );
+    // A new host key, certified again by the same CA: still trusted.
+    w.web.change_host_key();
+    w.web.certify_host(&ca);
+    let out = w.ssh("alice:web-1", &["true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -30,6 +30,9 @@ pub struct SshConfig {
     pub max_connections: Bounded<1, 100_000>,
     /// Environment variables a client may pass to the target (`LC_*` matches a prefix).
     pub env_allow: Vec<String>,
+    /// Public key lines of CAs whose host certificates vouch for targets; a target without
+    /// a certificate has its host key pinned on first use.
+    pub target_host_cas: Vec<String>,
 }
 
 impl Default for SshConfig {
@@ -45,6 +48,7 @@ impl Default for SshConfig {
             login_grace_seconds: bounded(60),
             max_connections: bounded(1000),
             env_allow: vec!["LANG".into(), "LC_*".into()],
+            target_host_cas: Vec::new(),
         }
     }
 }

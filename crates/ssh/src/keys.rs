@@ -146,6 +146,27 @@ pub fn host_key_decision(pinned: Option<&str>, presented: &str) -> HostKeyDecisi
     }
 }
 
+/// Checks a target's host certificate (PROTOCOL.certkeys): a host certificate, signed by
+/// one of `cas`, valid at `now`, naming `host` among its principals. russh leaves all of
+/// this to the caller.
+pub fn check_host_cert(
+    cert: &Certificate,
+    cas: &[PublicKey],
+    host: &str,
+    now: u64,
+) -> Result<(), &'static str> {
+    if cert.cert_type() != CertType::Host {
+        return Err("not a host certificate");
+    }
+    let fps: Vec<_> = cas.iter().map(|k| k.fingerprint(HashAlg::Sha256)).collect();
+    cert.validate_at(now, fps.iter())
+        .map_err(|_| "not signed by a trusted host CA, or not valid now")?;
+    if !cert.valid_principals().iter().any(|p| p == host) {
+        return Err("the certificate does not name this host");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +201,48 @@ mod tests {
         let other = generate_ed25519("other").unwrap();
         let other_fp = other.public_key().fingerprint(HashAlg::Sha256);
         assert!(cert.validate_at(1_800_000_100, [&other_fp]).is_err());
+    }
+
+    #[test]
+    fn host_certificates_must_be_host_type_signed_by_a_trusted_ca_and_name_the_host() {
+        let ca = generate_ed25519("host ca").unwrap();
+        let host = generate_ed25519("host").unwrap();
+        let sign = |kind: CertType, principal: &str, signer: &PrivateKey| {
+            let mut b = Builder::new(
+                vec![0u8; 32],
+                host.public_key().key_data().clone(),
+                100,
+                200,
+            )
+            .unwrap();
+            b.cert_type(kind).unwrap();
+            b.valid_principal(principal).unwrap();
+            b.sign(signer).unwrap()
+        };
+        let trusted = [ca.public_key().clone()];
+        let good = sign(CertType::Host, "127.0.0.1", &ca);
+        assert_eq!(check_host_cert(&good, &trusted, "127.0.0.1", 150), Ok(()));
+        assert!(check_host_cert(&good, &trusted, "10.0.0.1", 150).is_err());
+        assert!(check_host_cert(&good, &trusted, "127.0.0.1", 250).is_err());
+        assert!(
+            check_host_cert(
+                &sign(CertType::User, "127.0.0.1", &ca),
+                &trusted,
+                "127.0.0.1",
+                150
+            )
+            .is_err()
+        );
+        let rogue = generate_ed25519("rogue").unwrap();
+        assert!(
+            check_host_cert(
+                &sign(CertType::Host, "127.0.0.1", &rogue),
+                &trusted,
+                "127.0.0.1",
+                150
+            )
+            .is_err()
+        );
     }
 
     #[test]

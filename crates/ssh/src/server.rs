@@ -70,6 +70,7 @@ pub struct Bastion {
     pub(crate) node: String,
     pub(crate) recordings: PathBuf,
     pub(crate) public_host: String,
+    pub(crate) host_cas: Arc<Vec<PublicKey>>,
     live: Mutex<HashMap<String, LiveEntry>>,
     remembered: Mutex<HashMap<(String, IpAddr), i64>>,
 }
@@ -112,6 +113,8 @@ pub struct BastionParts {
     pub recordings: PathBuf,
     /// The host name people use (in the target list).
     pub public_host: String,
+    /// CAs whose host certificates vouch for targets (instead of pinning their keys).
+    pub host_cas: Vec<PublicKey>,
 }
 
 impl Bastion {
@@ -126,6 +129,7 @@ impl Bastion {
             node: parts.node,
             recordings: parts.recordings,
             public_host: parts.public_host,
+            host_cas: Arc::new(parts.host_cas),
             live: Mutex::new(HashMap::new()),
             remembered: Mutex::new(HashMap::new()),
         })
@@ -957,37 +961,44 @@ impl Conn {
                 .and_then(|text| keys::private_from_text(&text).ok()),
             _ => None,
         };
-        let connected =
-            match upstream::connect(&target.address, pinned, &self.b.ca, &req, fallback, timeout)
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    if let upstream::UpstreamError::HostKeyMismatch {
-                        expected,
-                        presented,
-                    } = &e
-                    {
-                        self.b
-                            .audit(
-                                AuditEvent::new(
-                                    Actor::System,
-                                    Action::SshHostKey,
-                                    target.name.to_string(),
-                                )
-                                .outcome(Outcome::Denied)
-                                .detail("expected", expected.clone())
-                                .detail("presented", presented.clone())
-                                .detail("session", id.clone()),
+        let connected = match upstream::connect(
+            &target.address,
+            self.b.host_cas.clone(),
+            pinned,
+            &self.b.ca,
+            &req,
+            fallback,
+            timeout,
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                if let upstream::UpstreamError::HostKeyMismatch {
+                    expected,
+                    presented,
+                } = &e
+                {
+                    self.b
+                        .audit(
+                            AuditEvent::new(
+                                Actor::System,
+                                Action::SshHostKey,
+                                target.name.to_string(),
                             )
-                            .await;
-                    }
-                    let text = e.client_text();
-                    self.fail_start(&id, &person, &target, &login, &e.to_string())
+                            .outcome(Outcome::Denied)
+                            .detail("expected", expected.clone())
+                            .detail("presented", presented.clone())
+                            .detail("session", id.clone()),
+                        )
                         .await;
-                    return Mode::Refuse(text);
                 }
-            };
+                let text = e.client_text();
+                self.fail_start(&id, &person, &target, &login, &e.to_string())
+                    .await;
+                return Mode::Refuse(text);
+            }
+        };
         if connected.static_key {
             self.b
                 .audit(

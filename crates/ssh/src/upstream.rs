@@ -11,7 +11,19 @@ use russh::keys::{PrivateKey, PublicKeyOrCertificate};
 use crate::keys::{self, CertRequest, HostKeyDecision};
 
 /// Channel flow control towards targets: the same sizes as towards clients.
-pub(crate) fn client_config() -> client::Config {
+pub(crate) fn client_config(host_cas: bool) -> client::Config {
+    let mut preferred = russh::Preferred::DEFAULT;
+    if host_cas {
+        preferred.host_key_certificates = std::borrow::Cow::Borrowed(&[
+            russh::keys::Algorithm::Ed25519,
+            russh::keys::Algorithm::Ecdsa {
+                curve: russh::keys::EcdsaCurve::NistP256,
+            },
+            russh::keys::Algorithm::Rsa {
+                hash: Some(russh::keys::HashAlg::Sha512),
+            },
+        ]);
+    }
     client::Config {
         window_size: crate::server::WINDOW,
         maximum_packet_size: crate::server::PACKET,
@@ -20,7 +32,8 @@ pub(crate) fn client_config() -> client::Config {
         keepalive_interval: Some(Duration::from_secs(60)),
         keepalive_max: 3,
         nodelay: true,
-        preferred: crate::server::preferred(),
+        // Towards targets: every algorithm russh considers safe, so that older servers work.
+        preferred,
         ..Default::default()
     }
 }
@@ -39,6 +52,9 @@ pub enum UpstreamError {
         /// What the target showed.
         presented: String,
     },
+    /// The target's host certificate did not check out.
+    #[error("the host certificate was refused: {0}")]
+    HostCert(&'static str),
     /// The target did not accept the certificate.
     #[error("the target refused the certificate for login {0}")]
     Refused(String),
@@ -56,6 +72,7 @@ impl UpstreamError {
                 "the target's host key changed; an administrator must confirm it"
             }
             Self::Refused(_) => "the target refused rampart's certificate",
+            Self::HostCert(_) => "the target's host certificate is not trusted",
             Self::Key(_) => "internal error",
         }
     }
@@ -74,6 +91,9 @@ pub(crate) struct Connected {
 pub(crate) struct Checker {
     pinned: Option<String>,
     seen: Arc<Mutex<Option<(String, String)>>>,
+    host_cas: Arc<Vec<russh::keys::PublicKey>>,
+    host: String,
+    cert_refusal: Arc<Mutex<Option<&'static str>>>,
 }
 
 impl client::Handler for Checker {
@@ -83,8 +103,16 @@ impl client::Handler for Checker {
         &mut self,
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            return Ok(false);
+        let key = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key,
+            PublicKeyOrCertificate::Certificate(cert) => {
+                let now = u64::try_from(jiff::Timestamp::now().as_second()).unwrap_or(0);
+                let verdict = keys::check_host_cert(cert, &self.host_cas, &self.host, now);
+                if let (Err(why), Ok(mut slot)) = (verdict, self.cert_refusal.lock()) {
+                    *slot = Some(why);
+                }
+                return Ok(verdict.is_ok());
+            }
         };
         let fp = keys::fingerprint(key);
         let decision = keys::host_key_decision(self.pinned.as_deref(), &fp);
@@ -98,6 +126,7 @@ impl client::Handler for Checker {
 /// Connects to `address` and logs in as `login` with a fresh certificate.
 pub(crate) async fn connect(
     address: &str,
+    host_cas: Arc<Vec<russh::keys::PublicKey>>,
     pinned: Option<String>,
     ca: &PrivateKey,
     req: &CertRequest<'_>,
@@ -105,16 +134,29 @@ pub(crate) async fn connect(
     timeout: Duration,
 ) -> Result<Connected, UpstreamError> {
     let seen = Arc::new(Mutex::new(None));
+    let cert_refusal = Arc::new(Mutex::new(None));
+    let host = address
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+        .unwrap_or(address)
+        .to_owned();
+    let with_cas = !host_cas.is_empty();
     let checker = Checker {
         pinned: pinned.clone(),
         seen: seen.clone(),
+        host_cas,
+        host,
+        cert_refusal: cert_refusal.clone(),
     };
     let session_key = keys::generate_ed25519("rampart session")?;
     let cert = keys::sign_user_cert(ca, session_key.public_key(), req)?;
     let attempt = async {
-        let mut handle = client::connect(Arc::new(client_config()), address, checker)
+        let mut handle = client::connect(Arc::new(client_config(with_cas)), address, checker)
             .await
-            .map_err(|e| mismatch_or(&pinned, &seen, e))?;
+            .map_err(|e| match cert_refusal.lock().ok().and_then(|r| *r) {
+                Some(why) => UpstreamError::HostCert(why),
+                None => mismatch_or(&pinned, &seen, e),
+            })?;
         let auth = handle
             .authenticate_openssh_cert(req.login, Arc::new(session_key), cert)
             .await
@@ -138,7 +180,9 @@ pub(crate) async fn connect(
     let (handle, static_key) = tokio::time::timeout(timeout, attempt).await.map_err(|_| {
         UpstreamError::Connect(format!("no answer within {} s", timeout.as_secs()))
     })??;
-    let pin_new = if pinned.is_none() {
+    // A certified host is not pinned: the CA vouches for it, also after a key rotation.
+    let certified = seen.lock().ok().is_some_and(|s| s.is_none());
+    let pin_new = if pinned.is_none() && !certified {
         seen.lock().ok().and_then(|s| s.clone())
     } else {
         None

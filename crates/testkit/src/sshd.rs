@@ -105,6 +105,33 @@ impl Sshd {
         self.spawn();
     }
 
+    /// Signs the host key with the CA private key at `ca` (principal 127.0.0.1) and restarts
+    /// with `HostCertificate`.
+    pub fn certify_host(&mut self, ca: &Path) {
+        self.stop();
+        let d = self.dir.path();
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-h", "-I", "target", "-n", "127.0.0.1", "-s"])
+            .arg(ca)
+            .arg(d.join("host_ed25519.pub"))
+            .output()
+            .expect("ssh-keygen -s");
+        assert!(
+            out.status.success(),
+            "ssh-keygen -s: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut config = std::fs::read_to_string(d.join("sshd_config")).expect("config");
+        if !config.contains("HostCertificate") {
+            config.push_str(&format!(
+                "HostCertificate {}\n",
+                d.join("host_ed25519-cert.pub").display()
+            ));
+            std::fs::write(d.join("sshd_config"), config).expect("write config");
+        }
+        self.spawn();
+    }
+
     /// `127.0.0.1:PORT`.
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
