@@ -696,3 +696,34 @@ fn a_target_with_a_host_certificate_from_a_trusted_ca_is_not_pinned_and_survives
     let out = w.ssh("alice:web-1", &["true"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+#[test]
+fn a_client_that_stops_reading_cannot_make_rampart_buffer_without_bound() {
+    let w = world("");
+    assert_eq!(w.ssh("alice:web-1", &["true"]).status.code(), Some(0));
+    // The target writes as fast as it can; the client's stdout is a pipe nobody reads.
+    let mut cmd = w.alice.command("ssh", w.port, &w.code());
+    cmd.args(["alice:web-1@127.0.0.1", "cat /dev/zero"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    // Observation windows, not ordering: unbounded buffering of a local `cat /dev/zero`
+    // would grow by hundreds of MiB in each.
+    std::thread::sleep(Duration::from_secs(3));
+    let before = w.r.rss_kib();
+    std::thread::sleep(Duration::from_secs(3));
+    let after = w.r.rss_kib();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        after < before + 16 * 1024,
+        "rampart grew from {before} KiB to {after} KiB"
+    );
+    // Others are still served.
+    let ok = w.ssh("alice:web-1", &["echo", "fine"]);
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("fine"),
+        "{}",
+        text(&ok)
+    );
+}
