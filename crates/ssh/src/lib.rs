@@ -14,11 +14,13 @@
 //!   the channel windows and buffers, the idle time and the session length.
 
 pub mod config;
+mod conn;
 pub mod keys;
 pub mod reach;
 pub mod recording;
 mod relay;
 pub mod server;
+mod session;
 pub mod sftp;
 mod upstream;
 pub mod user;

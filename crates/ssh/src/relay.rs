@@ -12,7 +12,7 @@ use russh::server::{Handle, Msg};
 use russh::{Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, client};
 use tokio::io::AsyncWriteExt;
 
-use crate::server::Live;
+use crate::session::Live;
 use crate::sftp::{Op, Side, Watcher};
 
 /// The SFTP watcher of a channel, shared by its two pumps.
