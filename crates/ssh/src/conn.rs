@@ -82,7 +82,7 @@ impl Conn {
         self.peer.ip()
     }
 
-    /// Parses the user name once per distinct name.
+    /// Parses the user name (each attempt may name another).
     fn parse_user(&mut self, user: &str) {
         match Destination::parse(user) {
             Ok(d) => {
