@@ -32,6 +32,17 @@ pub async fn collect(store: &Store, policy: &PolicyConfig, extra: Vec<Finding>) 
             Finding::not_checked(control, format!("evidence could not be read: {e}"))
         }));
     }
+    // ACC-5 is the network check's; the SSH side adds what the bastion saw.
+    if let Some(acc5) = findings.iter_mut().find(|f| f.control == ControlId::Acc5)
+        && let Ok(sessions) = store
+            .ssh_sessions(jiff::Timestamp::now().as_microsecond() - WINDOW_US, false, 100_000)
+            .await
+    {
+        acc5.evidence.push(format!(
+            "SSH: {} sessions in the last 30 days, each through the bastion with a per-session certificate from rampart's CA",
+            sessions.len()
+        ));
+    }
     Report::assemble(jiff::Timestamp::now(), findings)
 }
 
