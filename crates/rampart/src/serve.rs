@@ -258,14 +258,27 @@ fn serve_ssh(
     };
     let host_key = read(dir.ssh_host_key())?;
     let ca = read(dir.ssh_user_ca())?;
+    // A stable node id: sessions this node left live when it last stopped are ended (and
+    // audited) before it serves again.
+    let node_file = dir.0.join("node-id");
+    let node = match std::fs::read_to_string(&node_file) {
+        Ok(id) if !id.trim().is_empty() => id.trim().to_owned(),
+        _ => {
+            let id = uuid::Uuid::new_v4().to_string();
+            std::fs::write(&node_file, &id)
+                .with_context(|| format!("cannot write {}", node_file.display()))?;
+            id
+        }
+    };
     let russh_config = Arc::new(rampart_ssh::server_config(host_key, &config.ssh));
+    let store_for_orphans = store.clone();
     let bastion = rampart_ssh::Bastion::new(rampart_ssh::BastionParts {
         store,
         master,
         config: config.ssh.clone(),
         policy: config.policy.clone(),
         ca,
-        node: uuid::Uuid::new_v4().to_string(),
+        node: node.clone(),
         recordings: dir.0.join("recordings"),
         public_host: config.web.public_host.clone(),
         host_cas: config
@@ -280,6 +293,13 @@ fn serve_ssh(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "SSH bastion is serving");
     Ok(async move {
+        match store_for_orphans.end_orphan_ssh_sessions(&node).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(sessions = n, "ended SSH sessions left live by the last run"),
+            Err(e) => {
+                tracing::error!(error = %e, "could not end SSH sessions left live by the last run")
+            }
+        }
         if let Err(e) = rampart_ssh::serve(bastion, russh_config, listener).await {
             tracing::error!(error = %e, "the SSH listener failed");
         }

@@ -727,3 +727,25 @@ fn a_client_that_stops_reading_cannot_make_rampart_buffer_without_bound() {
         text(&ok)
     );
 }
+
+#[test]
+fn sessions_left_live_by_a_stopped_rampart_are_ended_when_it_serves_again() {
+    let mut w = world("");
+    let (child, _id) = live_session(&w);
+    w.r.stop();
+    let _ = ended(child);
+    w.r.serve();
+    wait_for_port(w.port, Duration::from_secs(10), "the SSH bastion");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while newest_session(&w, false).is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a session is still listed live"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        w.audit("ssh.session.end")
+            .contains("rampart stopped while it was live")
+    );
+}

@@ -315,6 +315,37 @@ impl Store {
         w.commit().await
     }
 
+    /// Ends the sessions a node left live when it stopped (a crash or a kill -9), each with
+    /// an end record; returns how many. Call before the node serves again.
+    pub async fn end_orphan_ssh_sessions(&self, node: &str) -> Result<usize, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, account, target, login FROM ssh_sessions WHERE node = $1 AND ended_us IS NULL",
+        )
+        .bind(node)
+        .fetch_all(self.pool())
+        .await?;
+        let mut ended = 0;
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let account: String = row.try_get("account")?;
+            let target: String = row.try_get("target")?;
+            let login: String = row.try_get("login")?;
+            let ev = AuditEvent::new(
+                rampart_audit::Actor::System,
+                rampart_audit::Action::SshSessionEnd,
+                target,
+            )
+            .outcome(rampart_audit::Outcome::Failure)
+            .detail("session", id.clone())
+            .detail("account", account)
+            .detail("login", login)
+            .detail("ended_by", "rampart stopped while it was live");
+            self.end_ssh_session(&id, 0, 0, None, ev).await?;
+            ended += 1;
+        }
+        Ok(ended)
+    }
+
     /// Ids of this node's live sessions that an admin asked to end.
     pub async fn ssh_kills(&self, node: &str) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
