@@ -119,6 +119,8 @@ actions! {
     BackupPrune = "backup.prune", "A backup was deleted by pruning, as the retention plan said.";
     BackupPin = "backup.pin", "A backup was pinned or unpinned (legal hold).";
     BackupOrphan = "backup.orphan", "An object with no catalog row (left by a crashed run) was removed.";
+    BackupDrillIdentity = "backup.drill_identity", "The restore drill's identity was stored (sealed at rest) or removed.";
+    BackupAlert = "backup.alert", "Scheduled backups of a source started failing (outcome failure) or succeeded again.";
     SshKeyAdd = "ssh.key.add", "A public key was registered to an account for the SSH bastion.";
     SshKeyRemove = "ssh.key.remove", "A registered SSH public key was removed.";
     SshLogin = "ssh.login", "An SSH client authenticated (or was refused: the reason is in the details).";

@@ -25,6 +25,8 @@ pub struct BackupConfig {
     pub recipients: Vec<Recipient>,
     /// zstd level (1 to 19).
     pub zstd_level: Bounded<1, 19>,
+    /// Hours between scheduled restore drills (1 to 168).
+    pub drill_hours: Bounded<1, 168>,
     /// How long each tier is kept.
     pub retention: RetentionPolicy,
     /// Where the objects go.
@@ -40,6 +42,7 @@ impl Default for BackupConfig {
             own_database: true,
             recipients: Vec::new(),
             zstd_level: Bounded::clamped(3),
+            drill_hours: Bounded::clamped(24),
             retention: RetentionPolicy::default(),
             storage: StorageConfig::default(),
             sources: Vec::new(),

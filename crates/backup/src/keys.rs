@@ -54,12 +54,7 @@ pub fn read_identities(path: &Path) -> Result<Vec<age::x25519::Identity>, Backup
             path.display()
         ))
     })?;
-    let ids: Vec<age::x25519::Identity> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("AGE-SECRET-KEY-1"))
-        .filter_map(|l| age::x25519::Identity::from_str(l).ok())
-        .collect();
+    let ids = parse_identities(&text);
     if ids.is_empty() {
         return Err(BackupError::NotFound(format!(
             "{} holds no age X25519 identity (AGE-SECRET-KEY-1…)",
@@ -67,4 +62,22 @@ pub fn read_identities(path: &Path) -> Result<Vec<age::x25519::Identity>, Backup
         )));
     }
     Ok(ids)
+}
+
+/// The X25519 identities (`AGE-SECRET-KEY-1…` lines) of an identity file's text; other
+/// lines (comments, public keys) are skipped.
+pub fn parse_identities(text: &str) -> Vec<age::x25519::Identity> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .filter_map(|l| age::x25519::Identity::from_str(l).ok())
+        .collect()
+}
+
+/// The identities as text, one per line, for sealing at rest.
+pub fn identities_text(ids: &[age::x25519::Identity]) -> String {
+    ids.iter()
+        .map(|i| i.to_string().expose_secret().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -14,10 +14,12 @@
 //! recorded; pruning deletes only what the plan says; the planner never deletes a pinned
 //! backup, the newest good or verified backup of a source, or one a tier still needs.
 
+pub mod chart;
 pub mod config;
 pub mod drill;
 pub mod jobs;
 pub mod keys;
+pub mod pgarchive;
 pub mod pipeline;
 pub mod plan;
 pub mod schedule;

@@ -1,7 +1,7 @@
 //! The streaming pipelines, with bounded memory: a few chunks in flight between stages,
 //! never the whole backup.
 //!
-//! Writing: source bytes → zstd (its own thread, multithreaded) → age (X25519 recipients)
+//! Writing: source bytes → zstd (its own thread, which also reads the source) → age (X25519 recipients)
 //! and SHA-256 (another thread) → a multipart upload (async). The upload is completed only
 //! when the caller says the source ended well ([`Upload::commit`]); otherwise it is aborted.
 //!
@@ -20,7 +20,7 @@ use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::BackupError;
@@ -39,7 +39,7 @@ const PARTS_IN_FLIGHT: usize = 4;
 /// What the writing pipeline produced, before the upload is completed.
 #[derive(Debug)]
 pub struct Upload {
-    writer: BufWriter,
+    writer: ObjectWriter,
     /// SHA-256 of the stored object, hex.
     pub sha256: String,
     /// Bytes stored.
@@ -50,23 +50,225 @@ pub struct Upload {
 
 impl Upload {
     /// Completes the object: only now does it exist in storage.
-    pub async fn commit(mut self) -> Result<(), BackupError> {
-        self.writer
-            .shutdown()
-            .await
-            .map_err(|e| BackupError::Storage(format!("cannot complete the upload: {e}")))
+    pub async fn commit(self) -> Result<(), BackupError> {
+        self.writer.commit().await
     }
 
     /// Abandons the upload: no object is left (a staged upload is removed).
-    pub async fn abort(mut self) {
-        let _ = self.writer.abort().await;
+    pub async fn abort(self) {
+        self.writer.abort().await;
+    }
+}
+
+/// Writes one object: through `object_store`'s buffered writer for a directory, or with
+/// S3's multipart API directly, so that an upload's id is written down (a marker object,
+/// see [`crate::storage::UPLOADS`]) before its first part goes up. An object smaller than
+/// one part is a single PUT and leaves nothing behind if the run dies.
+enum ObjectWriter {
+    Buffered(BufWriter),
+    S3(S3Writer),
+}
+
+impl std::fmt::Debug for ObjectWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Buffered(_) => "ObjectWriter::Buffered",
+            Self::S3(_) => "ObjectWriter::S3",
+        })
+    }
+}
+
+impl ObjectWriter {
+    fn open(storage: &Storage, key: &str) -> Self {
+        let path = ObjectPath::from(key);
+        match storage.s3() {
+            Some(s3) => Self::S3(S3Writer {
+                s3: s3.clone(),
+                store: storage.store().clone(),
+                marker: storage.marker_for(key, ""),
+                marker_of: (storage.clone(), key.to_owned()),
+                path,
+                upload: None,
+                buf: Vec::with_capacity(PART),
+                next_part: 0,
+                in_flight: tokio::task::JoinSet::new(),
+                done: Vec::new(),
+            }),
+            None => Self::Buffered(
+                BufWriter::with_capacity(storage.store().clone(), path, PART)
+                    .with_max_concurrency(PARTS_IN_FLIGHT),
+            ),
+        }
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), BackupError> {
+        match self {
+            Self::Buffered(w) => w
+                .write_all(chunk)
+                .await
+                .map_err(|e| BackupError::Storage(format!("upload failed: {e}"))),
+            Self::S3(w) => w.write(chunk).await,
+        }
+    }
+
+    async fn commit(self) -> Result<(), BackupError> {
+        match self {
+            Self::Buffered(mut w) => w
+                .shutdown()
+                .await
+                .map_err(|e| BackupError::Storage(format!("cannot complete the upload: {e}"))),
+            Self::S3(w) => w.commit().await,
+        }
+    }
+
+    async fn abort(self) {
+        match self {
+            Self::Buffered(mut w) => {
+                let _ = w.abort().await;
+            }
+            Self::S3(w) => w.abort().await,
+        }
+    }
+}
+
+/// An S3 object in parts of [`PART`] bytes, [`PARTS_IN_FLIGHT`] at once.
+struct S3Writer {
+    s3: Arc<object_store::aws::AmazonS3>,
+    store: Arc<dyn object_store::ObjectStore>,
+    path: ObjectPath,
+    /// The storage and key, to name the marker once the upload id is known.
+    marker_of: (Storage, String),
+    marker: ObjectPath,
+    upload: Option<String>,
+    buf: Vec<u8>,
+    next_part: usize,
+    in_flight: tokio::task::JoinSet<(usize, object_store::Result<object_store::multipart::PartId>)>,
+    done: Vec<(usize, object_store::multipart::PartId)>,
+}
+
+impl S3Writer {
+    async fn write(&mut self, mut chunk: &[u8]) -> Result<(), BackupError> {
+        while !chunk.is_empty() {
+            let room = PART - self.buf.len();
+            let (now, later) = chunk.split_at(room.min(chunk.len()));
+            self.buf.extend_from_slice(now);
+            chunk = later;
+            if self.buf.len() == PART {
+                let part = std::mem::replace(&mut self.buf, Vec::with_capacity(PART));
+                self.send(part).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the upload (and writes its marker) on the first part; uploads a part.
+    async fn send(&mut self, part: Vec<u8>) -> Result<(), BackupError> {
+        use object_store::multipart::MultipartStore;
+        let upload = match &self.upload {
+            Some(id) => id.clone(),
+            None => {
+                let id = self
+                    .s3
+                    .create_multipart(&self.path)
+                    .await
+                    .map_err(storage_error)?;
+                let (storage, key) = &self.marker_of;
+                self.marker = storage.marker_for(key, &id);
+                let marker = serde_json::to_vec(&crate::storage::Marker {
+                    key: key.clone(),
+                    upload_id: id.clone(),
+                })
+                .map_err(|e| BackupError::Internal(e.to_string()))?;
+                self.upload = Some(id.clone());
+                self.store
+                    .put(&self.marker, marker.into())
+                    .await
+                    .map_err(storage_error)?;
+                id
+            }
+        };
+        while self.in_flight.len() >= PARTS_IN_FLIGHT {
+            self.collect_one().await?;
+        }
+        let (s3, path, index) = (self.s3.clone(), self.path.clone(), self.next_part);
+        self.next_part += 1;
+        self.in_flight.spawn(async move {
+            let result = s3.put_part(&path, &upload, index, part.into()).await;
+            (index, result)
+        });
+        Ok(())
+    }
+
+    async fn collect_one(&mut self) -> Result<(), BackupError> {
+        if let Some(joined) = self.in_flight.join_next().await {
+            let (index, result) = joined.map_err(|e| BackupError::Internal(e.to_string()))?;
+            self.done.push((index, result.map_err(storage_error)?));
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self) -> Result<(), BackupError> {
+        use object_store::multipart::MultipartStore;
+        if self.upload.is_none() {
+            // Smaller than one part: one PUT, nothing to clean up if it fails.
+            let body = std::mem::take(&mut self.buf);
+            return self
+                .store
+                .put(&self.path, body.into())
+                .await
+                .map(|_| ())
+                .map_err(|e| BackupError::Storage(format!("cannot complete the upload: {e}")));
+        }
+        let result = async {
+            if !self.buf.is_empty() {
+                let last = std::mem::take(&mut self.buf);
+                self.send(last).await?;
+            }
+            while !self.in_flight.is_empty() {
+                self.collect_one().await?;
+            }
+            self.done.sort_by_key(|(index, _)| *index);
+            let parts = self.done.iter().map(|(_, p)| p.clone()).collect();
+            let id = self.upload.clone().unwrap_or_default();
+            self.s3
+                .complete_multipart(&self.path, &id, parts)
+                .await
+                .map_err(|e| BackupError::Storage(format!("cannot complete the upload: {e}")))
+        }
+        .await;
+        match result {
+            Ok(_) => {
+                let _ = self.store.delete(&self.marker).await;
+                Ok(())
+            }
+            Err(e) => {
+                self.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn abort(mut self) {
+        use object_store::multipart::MultipartStore;
+        self.in_flight.abort_all();
+        while self.in_flight.join_next().await.is_some() {}
+        if let Some(id) = &self.upload
+            && self.s3.abort_multipart(&self.path, id).await.is_ok()
+        {
+            // The marker goes only once its upload is gone: else the next run retries.
+            let _ = self.store.delete(&self.marker).await;
+        }
     }
 }
 
 /// Streams `source` through zstd and age into a new object at `key`. Returns once every
 /// byte is handed to the upload; the caller then commits or aborts it.
+///
+/// The source is read with blocking reads on the compressing thread, as `zstd` reads its
+/// stdin in a shell pipeline: a program's pipe delivers a few KiB per write, and an async
+/// reader would pay a wake-up per write.
 pub async fn write(
-    source: impl AsyncRead + Unpin + Send,
+    source: impl Read + Send + 'static,
     storage: &Storage,
     key: &str,
     recipients: &[Recipient],
@@ -76,25 +278,10 @@ pub async fn write(
         return Err(BackupError::NoRecipients);
     }
     let keys: Vec<age::x25519::Recipient> = recipients.iter().map(|r| r.key().clone()).collect();
-    let (raw_tx, mut raw_rx) = mpsc::channel::<Vec<u8>>(DEPTH);
     let (zst_tx, zst_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH);
     let (enc_tx, mut enc_rx) = mpsc::channel::<Bytes>(DEPTH);
 
-    let compress = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let mut encoder = zstd::stream::write::Encoder::new(SyncSend(zst_tx), level)?;
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8);
-        if workers > 1 {
-            encoder.multithread(u32::try_from(workers).unwrap_or(1))?;
-        }
-        while let Some(chunk) = raw_rx.blocking_recv() {
-            encoder.write_all(&chunk)?;
-        }
-        encoder.finish()?.flush()?;
-        Ok(())
-    });
+    let compress = tokio::task::spawn_blocking(move || compress(source, zst_tx, level));
     let encrypt = tokio::task::spawn_blocking(move || -> Result<(String, u64), BackupError> {
         let encryptor =
             age::Encryptor::with_recipients(keys.iter().map(|k| k as &dyn age::Recipient))
@@ -113,44 +300,17 @@ pub async fn write(
         sink.flush().map_err(io_internal)?;
         Ok((hex::encode(sink.hash.finalize()), sink.size))
     });
-    let store = storage.store().clone();
-    let path = ObjectPath::from(key);
+    let mut writer = ObjectWriter::open(storage, key);
     let upload = tokio::spawn(async move {
-        let mut writer =
-            BufWriter::with_capacity(store, path, PART).with_max_concurrency(PARTS_IN_FLIGHT);
         while let Some(chunk) = enc_rx.recv().await {
-            if let Err(e) = writer.write_all(&chunk).await {
-                let _ = writer.abort().await;
-                return Err(BackupError::Storage(format!("upload failed: {e}")));
+            if let Err(e) = writer.write(&chunk).await {
+                writer.abort().await;
+                return Err(e);
             }
         }
         Ok(writer)
     });
 
-    // Read the source here; a stage that stopped closes its channel and ends the read.
-    let mut source = source;
-    let mut raw = 0_u64;
-    let read_result = loop {
-        let mut buf = vec![0_u8; CHUNK];
-        let mut filled = 0;
-        // Fill whole chunks: pipes hand out 64 KiB at a time.
-        while filled < CHUNK {
-            match source.read(buf.get_mut(filled..).unwrap_or_default()).await {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) => return Err(BackupError::Source(format!("reading the dump: {e}"))),
-            }
-        }
-        if filled == 0 {
-            break Ok(());
-        }
-        buf.truncate(filled);
-        raw += filled as u64;
-        if raw_tx.send(buf).await.is_err() {
-            break Err(());
-        }
-    };
-    drop(raw_tx);
     let compressed = compress
         .await
         .map_err(|e| BackupError::Internal(e.to_string()))?;
@@ -160,30 +320,84 @@ pub async fn write(
     let uploaded = upload
         .await
         .map_err(|e| BackupError::Internal(e.to_string()))?;
-    // The most telling error first: storage, then encryption, then compression.
-    let mut writer = uploaded?;
+    // The most telling error first: storage, then the source, then encryption.
+    let writer = uploaded?;
     let checked = (|| {
+        let raw = match compressed {
+            Ok(raw) => raw,
+            Err(Compress::Source(e)) => return Err(e),
+            Err(Compress::Stage(e)) => {
+                encrypted?;
+                return Err(BackupError::Internal(format!("zstd: {e}")));
+            }
+        };
         let (sha256, size) = encrypted?;
-        compressed.map_err(|e| BackupError::Internal(format!("zstd: {e}")))?;
-        if read_result.is_err() {
-            return Err(BackupError::Internal(
-                "a pipeline stage stopped early".into(),
-            ));
-        }
-        Ok((sha256, size))
+        Ok((sha256, size, raw))
     })();
     match checked {
-        Ok((sha256, size)) => Ok(Upload {
+        Ok((sha256, size, raw)) => Ok(Upload {
             writer,
             sha256,
             size,
             raw,
         }),
         Err(e) => {
-            let _ = writer.abort().await;
+            writer.abort().await;
             Err(e)
         }
     }
+}
+
+/// Why the compressing stage stopped early.
+enum Compress {
+    /// Reading the source failed.
+    Source(BackupError),
+    /// zstd failed, or the next stage stopped (its own error says why).
+    Stage(std::io::Error),
+}
+
+/// Reads `source` to its end into zstd, whose output goes to the encrypting stage. Returns
+/// the bytes read.
+fn compress(
+    mut source: impl Read,
+    out: std::sync::mpsc::SyncSender<Vec<u8>>,
+    level: i32,
+) -> Result<u64, Compress> {
+    let mut encoder =
+        zstd::stream::write::Encoder::new(SyncSend(out), level).map_err(Compress::Stage)?;
+    // The dump program and its database server take about a core; zstd gets the rest.
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get() / 2)
+        .unwrap_or(1)
+        .clamp(1, 8);
+    if workers > 1 {
+        encoder
+            .multithread(u32::try_from(workers).unwrap_or(1))
+            .map_err(Compress::Stage)?;
+    }
+    let mut buf = vec![0_u8; CHUNK];
+    let mut raw = 0_u64;
+    loop {
+        let n = match source.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Compress::Source(BackupError::Source(format!(
+                    "reading the dump: {e}"
+                ))));
+            }
+        };
+        raw += n as u64;
+        encoder
+            .write_all(buf.get(..n).unwrap_or_default())
+            .map_err(Compress::Stage)?;
+    }
+    encoder
+        .finish()
+        .and_then(|mut w| w.flush())
+        .map_err(Compress::Stage)?;
+    Ok(raw)
 }
 
 /// Where decrypted, decompressed bytes go.

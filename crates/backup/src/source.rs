@@ -1,9 +1,10 @@
 //! Sources: what produces the bytes of a backup.
 //!
 //! - PostgreSQL: a `REPEATABLE READ` transaction exports its snapshot
-//!   (`pg_export_snapshot()`), counts the rows of every table in it, and stays open while
-//!   `pg_dump -Fc -Z0 --snapshot=…` dumps exactly that snapshot; the counts are what a
-//!   restore drill compares against later. The password goes to `pg_dump` through
+//!   (`pg_export_snapshot()`) and stays open while `pg_dump -Fc -Z0 --snapshot=…` dumps
+//!   exactly that snapshot. The rows of each table are counted off the dump stream
+//!   ([`crate::pgarchive`]); a table it does not show is counted in the transaction. The
+//!   counts are what a restore drill compares against later. The password goes to `pg_dump` through
 //!   `PGPASSWORD`, never on its command line.
 //! - SQLite: `VACUUM INTO` a private temporary file (a consistent copy while rampart keeps
 //!   writing), streamed and then removed.
@@ -12,22 +13,25 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 
 use sqlx::Connection;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
 use crate::BackupError;
 use crate::config::{SourceConfig, SourceKind};
+use crate::pgarchive::ArchiveCounter;
 
 /// Most stderr kept from a failing program.
 const STDERR_MAX: usize = 16 * 1024;
 
 /// A dump in progress.
 pub struct Dump {
-    /// The bytes.
-    pub reader: Box<dyn AsyncRead + Unpin + Send>,
+    /// The bytes: a blocking reader (a pipe or a file), read on the compressing thread so
+    /// that no async wake-up sits between each of the program's writes and zstd.
+    pub reader: Box<dyn std::io::Read + Send>,
     child: Option<Child>,
     stderr: Option<JoinHandle<String>>,
     counts: Option<JoinHandle<Result<BTreeMap<String, i64>, BackupError>>>,
@@ -122,18 +126,20 @@ fn spawn(
     counts: Option<JoinHandle<Result<BTreeMap<String, i64>, BackupError>>>,
     release: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<Dump, BackupError> {
+    // A plain pipe, read with blocking reads by the pipeline's compressing thread.
+    let (stdout, pipe_writer) =
+        std::io::pipe().map_err(|e| BackupError::Source(format!("cannot make a pipe: {e}")))?;
     cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(pipe_writer)
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let program = cmd.as_std().get_program().to_string_lossy().into_owned();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| BackupError::Source(format!("cannot run {program}: {e}")))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| BackupError::Internal("no stdout".into()))?;
+    let spawned = cmd.spawn();
+    // The command holds our copy of the pipe's write end: without dropping it, the reader
+    // would never see the end of the dump.
+    drop(cmd);
+    let mut child =
+        spawned.map_err(|e| BackupError::Source(format!("cannot run {program}: {e}")))?;
     let stderr = child.stderr.take().map(|mut err| {
         tokio::spawn(async move {
             let mut kept = Vec::new();
@@ -175,9 +181,9 @@ async fn start_postgres(source: &SourceConfig) -> Result<Dump, BackupError> {
         .fetch_one(&mut conn)
         .await
         .map_err(pg)?;
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables \
-         WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+    let tables: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT schemaname::text, tablename::text, format('%I.%I', schemaname, tablename) \
+         FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 3",
     )
     .fetch_all(&mut conn)
     .await
@@ -192,24 +198,67 @@ async fn start_postgres(source: &SourceConfig) -> Result<Dump, BackupError> {
         cmd.env("PGPASSWORD", password);
     }
     let (release, released) = tokio::sync::oneshot::channel::<()>();
-    // Counts run in the exporting transaction while pg_dump reads the same snapshot; the
-    // transaction stays open until pg_dump has ended.
+    let counter = Arc::new(Mutex::new(Some(ArchiveCounter::new())));
+    let seen = counter.clone();
+    // The rows of each table are counted off the dump stream as it passes (no second scan);
+    // a table the stream did not show is counted in the exporting transaction, which stays
+    // open until pg_dump has ended, so every count is of the dump's snapshot.
     let counts = tokio::spawn(async move {
-        let mut counts = BTreeMap::new();
-        for table in tables {
-            // `table` is quoted by format('%I.%I').
-            let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-                .fetch_one(&mut conn)
-                .await
-                .map_err(|e| BackupError::Source(format!("counting rows of {table}: {e}")))?;
-            counts.insert(table, n);
-        }
         let _ = released.await;
+        let streamed = seen
+            .lock()
+            .ok()
+            .and_then(|mut c| c.take())
+            .map(ArchiveCounter::finish)
+            .unwrap_or_else(|| Err("no stream".into()));
+        let streamed = match streamed {
+            Ok(counts) => counts,
+            Err(why) => {
+                tracing::warn!(reason = %why, "row counts could not be read off the dump: counting in its snapshot");
+                BTreeMap::new()
+            }
+        };
+        let mut counts = BTreeMap::new();
+        for (schema, table, quoted) in tables {
+            let n = match streamed.get(&(schema, table)) {
+                Some(n) => *n,
+                // `quoted` is quoted by format('%I.%I').
+                None => sqlx::query_scalar(&format!("SELECT count(*) FROM {quoted}"))
+                    .fetch_one(&mut conn)
+                    .await
+                    .map_err(|e| BackupError::Source(format!("counting rows of {quoted}: {e}")))?,
+            };
+            counts.insert(quoted, n);
+        }
         let _ = sqlx::query("COMMIT").execute(&mut conn).await;
         let _ = conn.close().await;
         Ok(counts)
     });
-    spawn(cmd, Some(counts), Some(release))
+    let mut dump = spawn(cmd, Some(counts), Some(release))?;
+    let pipe = std::mem::replace(&mut dump.reader, Box::new(std::io::empty()));
+    dump.reader = Box::new(Counting {
+        inner: pipe,
+        counter,
+    });
+    Ok(dump)
+}
+
+/// A reader that shows every byte it reads to an [`ArchiveCounter`].
+struct Counting<R> {
+    inner: R,
+    counter: Arc<Mutex<Option<ArchiveCounter>>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Ok(mut guard) = self.counter.lock()
+            && let Some(counter) = guard.as_mut()
+        {
+            counter.feed(buf.get(..n).unwrap_or_default());
+        }
+        Ok(n)
+    }
 }
 
 async fn start_sqlite(source: &SourceConfig) -> Result<Dump, BackupError> {
@@ -243,7 +292,9 @@ async fn start_sqlite(source: &SourceConfig) -> Result<Dump, BackupError> {
     let _ = conn.close().await;
     let file = tokio::fs::File::open(&copy)
         .await
-        .map_err(|e| BackupError::Source(format!("cannot read the copy: {e}")))?;
+        .map_err(|e| BackupError::Source(format!("cannot read the copy: {e}")))?
+        .into_std()
+        .await;
     Ok(Dump {
         reader: Box::new(file),
         child: None,

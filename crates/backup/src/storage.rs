@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use jiff::Timestamp;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -23,7 +23,14 @@ pub struct Storage {
     /// The directory, for `dir` storage: staged uploads of a killed run live there as
     /// `KEY#N` files, which `object_store` does not list.
     root: Option<PathBuf>,
+    /// The bucket, for `s3` storage: large objects go up as multipart uploads whose ids
+    /// are written down in marker objects first ([`UPLOADS`]), so that the parts of a run
+    /// killed halfway can be aborted by the next run.
+    s3: Option<Arc<AmazonS3>>,
 }
+
+/// Where, under the prefix, the markers of multipart uploads in progress are kept.
+pub const UPLOADS: &str = "uploads-in-progress";
 
 /// An object found in storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +65,7 @@ impl Storage {
                     label: "dir".into(),
                     prefix: config.prefix.clone(),
                     root: Some(root),
+                    s3: None,
                 })
             }
             StorageKind::S3 => {
@@ -71,14 +79,17 @@ impl Storage {
                         .with_endpoint(endpoint)
                         .with_virtual_hosted_style_request(false);
                 }
-                let store = builder
-                    .build()
-                    .map_err(|e| BackupError::Storage(e.to_string()))?;
+                let store = Arc::new(
+                    builder
+                        .build()
+                        .map_err(|e| BackupError::Storage(e.to_string()))?,
+                );
                 Ok(Self {
-                    store: Arc::new(store),
+                    store: store.clone(),
                     label: format!("s3:{bucket}"),
                     prefix: config.prefix.clone(),
                     root: None,
+                    s3: Some(store),
                 })
             }
         }
@@ -94,6 +105,22 @@ impl Storage {
         &self.store
     }
 
+    /// The bucket's multipart API, for `s3` storage.
+    pub(crate) fn s3(&self) -> Option<&Arc<AmazonS3>> {
+        self.s3.as_ref()
+    }
+
+    /// The marker of a multipart upload of `key` with `upload_id`.
+    pub(crate) fn marker_for(&self, key: &str, upload_id: &str) -> ObjectPath {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{key}\n{upload_id}").as_bytes());
+        ObjectPath::from(format!(
+            "{}/{UPLOADS}/{}",
+            self.prefix,
+            hex::encode(digest.get(..16).unwrap_or_default())
+        ))
+    }
+
     /// The key of a new backup object.
     pub fn key_for(&self, source: &str, started: Timestamp, id: &str, ext: &str) -> String {
         let stamp = started.strftime("%Y%m%dT%H%M%SZ");
@@ -106,12 +133,16 @@ impl Storage {
         let mut found: Vec<Found> = self
             .store
             .list(Some(&prefix))
-            .map_ok(|m| Found {
-                key: m.location.to_string(),
-                modified: Timestamp::from_millisecond(m.last_modified.timestamp_millis())
-                    .unwrap_or(Timestamp::UNIX_EPOCH),
-                size: m.size,
-                staged: false,
+            .map_ok(|m| {
+                let key = m.location.to_string();
+                Found {
+                    // A multipart marker stands for an upload never completed.
+                    staged: key.contains(&format!("/{UPLOADS}/")),
+                    key,
+                    modified: Timestamp::from_millisecond(m.last_modified.timestamp_millis())
+                        .unwrap_or(Timestamp::UNIX_EPOCH),
+                    size: m.size,
+                }
             })
             .try_collect()
             .await
@@ -141,12 +172,55 @@ impl Storage {
                     ))),
                 };
             }
+            if let Some(s3) = &self.s3 {
+                return abort_marked(s3, &self.store, found_key).await;
+            }
             return Ok(());
         }
         match self.store.delete(&ObjectPath::from(found_key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(storage_error(e)),
         }
+    }
+}
+
+/// What a multipart marker holds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Marker {
+    /// The object being uploaded.
+    pub key: String,
+    /// The upload's id.
+    pub upload_id: String,
+}
+
+/// Aborts the multipart upload a marker names (its parts are freed), then removes the
+/// marker. An upload already gone is not an error.
+async fn abort_marked(
+    s3: &AmazonS3,
+    store: &Arc<dyn ObjectStore>,
+    marker_key: &str,
+) -> Result<(), BackupError> {
+    use object_store::multipart::MultipartStore;
+    let marker_path = ObjectPath::from(marker_key);
+    let bytes = match store.get(&marker_path).await {
+        Ok(got) => got.bytes().await.map_err(storage_error)?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(storage_error(e)),
+    };
+    if bytes.len() <= 64 * 1024
+        && let Ok(marker) = serde_json::from_slice::<Marker>(&bytes)
+    {
+        match s3
+            .abort_multipart(&ObjectPath::from(marker.key.as_str()), &marker.upload_id)
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(storage_error(e)),
+        }
+    }
+    match store.delete(&marker_path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(storage_error(e)),
     }
 }
 

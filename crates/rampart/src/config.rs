@@ -149,6 +149,8 @@ own_database = true
 # recipients = ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
 # zstd compression level (1 to 19).
 zstd_level = 3
+# Hours between scheduled restore drills (1 to 168). With a drill identity (`rampart backup drill-identity set`), the newest backup of each PostgreSQL source is restored into a throwaway cluster and its row counts compared, and every other source is decrypted; without one, objects are read back and hashed only, and the report says restores are unverified.
+drill_hours = 24
 
 [backup.retention]
 # Every backup is kept this many days (2 to 5, BAK-1).

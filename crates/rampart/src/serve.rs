@@ -77,6 +77,11 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
             rampart_web::network::NetworkState::NotConfigured,
         )),
         logs: logs.clone(),
+        backup: rampart_web::backups::BackupSite {
+            config: Arc::new(config.backup.clone()),
+            data_dir: dir.0.clone(),
+            own_database: config.store.url.is_none().then(|| dir.0.join("rampart.db")),
+        },
         ssh: Some(ssh_hooks(dir, &master_for_recordings)),
     });
 
@@ -141,6 +146,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         Duration::from_secs(30),
     ));
     let log_tasks = crate::logs::spawn(&state, syslog, rustls.clone())?;
+    let backup_notify = backup_alerts(&config)?;
     let bastion = match ssh {
         Some(listener) => Some(tokio::spawn(serve_ssh(
             dir,
@@ -152,11 +158,21 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         None => None,
     };
     let backups = tokio::spawn(rampart_backup::schedule::keep_backed_up(
-        Arc::new(config.backup.clone()),
+        state.backup.config.clone(),
         dir.0.clone(),
         store.clone(),
-        config.store.url.is_none().then(|| dir.0.join("rampart.db")),
+        state.backup.own_database.clone(),
         uuid::Uuid::new_v4().to_string(),
+        {
+            let master = state.master.clone();
+            Arc::new(move |context: &str, sealed: &str| {
+                master
+                    .open(context, sealed)
+                    .ok()
+                    .map(|plain| plain.expose_secret().clone())
+            })
+        },
+        backup_notify,
     ));
     let housekeeping = tokio::spawn(housekeeping(
         store.clone(),
@@ -313,7 +329,41 @@ fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener> {
     Ok(listener)
 }
 
-fn read_key(path: &std::path::Path) -> Result<Vec<u8>> {
+/// Where backup alerts go besides the audit log: the signed webhook of `[logs.alerts]`,
+/// when one is set, as `{"rule": "backup", "kind": "backup_failed", "source", "status",
+/// "at", "error"}`.
+fn backup_alerts(config: &crate::config::Config) -> Result<rampart_backup::schedule::Notify> {
+    let alerts = &config.logs.alerts;
+    let webhook = match (&alerts.webhook_url, &alerts.webhook_secret_file) {
+        (Some(url), Some(file)) => {
+            let key =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            Some(Arc::new(rampart_web::logs::alerts::Webhook {
+                url: url.clone(),
+                key: rampart_core::Secret::new(key.trim_ascii().to_vec()),
+            }))
+        }
+        _ => None,
+    };
+    Ok(Arc::new(move |alert: rampart_backup::schedule::Alert| {
+        let Some(webhook) = webhook.clone() else {
+            return;
+        };
+        let body = serde_json::json!({
+            "rule": "backup",
+            "kind": "backup_failed",
+            "source": alert.source,
+            "status": if alert.firing { "firing" } else { "resolved" },
+            "at": jiff::Timestamp::now().to_string(),
+            "error": alert.error,
+        })
+        .to_string()
+        .into_bytes();
+        tokio::spawn(async move { rampart_web::logs::alerts::notify(&webhook, body).await });
+    }))
+}
+
+pub(crate) fn read_key(path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
         exit_usage(format!(
             "cannot read {}: {e}; run `rampart init` to create the data directory",

@@ -16,13 +16,19 @@ use std::time::{Duration, Instant};
 use rampart_testkit::Postgres;
 use rampart_testkit::s3::SeaweedFs;
 
+mod support;
+
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rampart"))
 }
 
 /// A data directory made by `rampart init`, with `[backup]` configured.
 struct Site {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
+    /// Owns the directory.
+    _hold: Box<dyn std::any::Any>,
+    /// The first admin's TOTP secret, when enrolled.
+    secret: Option<String>,
     env: Vec<(String, String)>,
 }
 
@@ -45,18 +51,41 @@ impl Site {
         );
         std::fs::write(dir.path().join("rampart.toml"), backup).unwrap();
         Site {
-            dir,
+            dir: dir.path().to_owned(),
+            _hold: Box::new(dir),
+            secret: None,
             env: Vec::new(),
         }
     }
 
+    /// Like [`Site::new`], with the first admin enrolled (password and TOTP) through the
+    /// web UI of a server that is then stopped: restores and prunes need a person with a
+    /// recent second factor.
+    fn with_admin(backup: &str) -> Site {
+        let mut r = support::start();
+        let secret = support::enroll(&r.curl(), &r.admin_enroll_url);
+        r.stop();
+        std::fs::write(r.data_dir().join("rampart.toml"), backup).unwrap();
+        Site {
+            dir: r.data_dir().to_owned(),
+            _hold: Box::new(r),
+            secret: Some(secret),
+            env: Vec::new(),
+        }
+    }
+
+    /// A current code of the admin's authenticator, one step ahead of the enrollment's.
+    fn code(&self) -> String {
+        support::oathtool(self.secret.as_deref().expect("enrolled"), 30)
+    }
+
     fn path(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
-        c.arg("--data-dir").arg(self.dir.path()).args(args);
+        c.arg("--data-dir").arg(&self.dir).args(args);
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -153,10 +182,15 @@ fn restore_and_compare(site: &Site, pg: &Postgres, identity: &Path, name: &str) 
     assert_eq!(app["row_counts"]["billing.\"Invoices\""], 3000, "{app}");
     let id = app["id"].as_str().unwrap();
     let fresh = pg.create_database(name);
+    let code = site.code();
     site.ok(&[
         "backup",
         "restore",
         id,
+        "--as",
+        "admin",
+        "--code",
+        &code,
         "--identity",
         identity.to_str().unwrap(),
         "--to",
@@ -166,10 +200,13 @@ fn restore_and_compare(site: &Site, pg: &Postgres, identity: &Path, name: &str) 
     // rampart's own database is a source by default, and restores to a file.
     let own = catalog.iter().find(|b| b["source"] == "rampart").unwrap();
     let copy = site.path().join(format!("{name}.db"));
+    // The second-factor check of a minute ago still counts: no second code.
     site.ok(&[
         "backup",
         "restore",
         own["id"].as_str().unwrap(),
+        "--as",
+        "admin",
         "--identity",
         identity.to_str().unwrap(),
         "--out",
@@ -193,13 +230,18 @@ fn a_database_backed_up_to_a_directory_and_to_s3_restores_with_the_same_contents
     let keys = tempfile::tempdir().unwrap();
     let (identity, public) = keygen(keys.path(), "operator.key");
 
-    let local = Site::new(&backup_config(
+    let local = Site::with_admin(&backup_config(
         &public,
         "kind = \"dir\"",
         &pg_source(pg.url()),
     ));
-    let out = local.ok(&["backup", "run"]);
+    let run = local.cli(&["backup", "run"]);
+    assert!(run.status.success(), "{run:?}");
+    let out = String::from_utf8_lossy(&run.stdout);
     assert!(out.contains("app: backup"), "{out}");
+    // The row counts came off the dump stream, not from a second scan of each table.
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(!log.contains("could not be read off the dump"), "{log}");
     restore_and_compare(&local, &pg, &identity, "restored_from_dir");
     // The restore drill: a throwaway cluster, the row counts of the dump's snapshot.
     let drill = local.ok(&["backup", "drill", "--identity", identity.to_str().unwrap()]);
@@ -223,7 +265,7 @@ fn a_database_backed_up_to_a_directory_and_to_s3_restores_with_the_same_contents
         "kind = \"s3\"\nbucket = \"{}\"\nendpoint = \"{}\"\ndangerous_allow_http = true",
         s3.bucket, s3.endpoint
     );
-    let mut remote = Site::new(&backup_config(&public, &storage, &pg_source(pg.url())));
+    let mut remote = Site::with_admin(&backup_config(&public, &storage, &pg_source(pg.url())));
     remote.env = vec![
         ("AWS_ACCESS_KEY_ID".into(), s3.access_key.clone()),
         ("AWS_SECRET_ACCESS_KEY".into(), s3.secret_key.clone()),
@@ -283,12 +325,93 @@ fn a_backup_killed_halfway_leaves_no_catalog_entry_and_the_next_run_removes_its_
     assert!(audit.contains("backup.orphan"), "{audit}");
 }
 
+/// The same on S3: a run killed during a multipart upload leaves parts in the bucket (an
+/// upload in progress); the next run aborts it through the marker written before the
+/// first part, so the bucket holds no upload afterwards.
+#[test]
+fn a_multipart_upload_killed_halfway_is_aborted_by_the_next_run() {
+    let keys = tempfile::tempdir().unwrap();
+    let (_, public) = keygen(keys.path(), "k");
+    let pidfile = keys.path().join("dump.pid");
+    let slow = format!(
+        "[[backup.sources]]\nname = \"slow\"\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"echo $$ > {}; exec cat /dev/urandom\"]\n\n\
+         [[backup.sources]]\nname = \"quick\"\nkind = \"command\"\ncommand = [\"echo\", \"hello\"]\n\n\
+         [[backup.sources]]\nname = \"big\"\nkind = \"command\"\ncommand = [\"head\", \"-c\", \"40000000\", \"/dev/urandom\"]\n",
+        pidfile.display()
+    );
+    let s3 = SeaweedFs::start("rampart-multipart");
+    let storage = format!(
+        "kind = \"s3\"\nbucket = \"{}\"\nendpoint = \"{}\"\ndangerous_allow_http = true",
+        s3.bucket, s3.endpoint
+    );
+    let mut site = Site::new(&backup_config(&public, &storage, &slow));
+    site.env = vec![
+        ("AWS_ACCESS_KEY_ID".into(), s3.access_key.clone()),
+        ("AWS_SECRET_ACCESS_KEY".into(), s3.secret_key.clone()),
+    ];
+    assert!(!s3.multipart_uploads().contains("<Upload>"));
+    let mut run = site
+        .command(&["backup", "run", "--source", "slow"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !s3.multipart_uploads().contains("<Upload>") {
+        assert!(
+            Instant::now() < deadline,
+            "the multipart upload never started: {}",
+            s3.multipart_uploads()
+        );
+        assert!(run.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+        let _ = Command::new("kill").arg("-9").arg(pid.trim()).status();
+    }
+    assert!(
+        s3.multipart_uploads().contains("<Upload>"),
+        "the crash left an upload"
+    );
+    assert!(site.catalog().is_empty(), "a killed run left a catalog row");
+
+    site.ok(&["backup", "run", "--source", "quick"]);
+    let left = s3.multipart_uploads();
+    assert!(
+        !left.contains("<Upload>"),
+        "the upload was not aborted: {left}"
+    );
+    let catalog = site.catalog();
+    assert_eq!(catalog.len(), 1);
+    assert_eq!(catalog[0]["source"], "quick");
+    let audit = site.ok(&["audit", "search", "--action", "backup.orphan", "--json"]);
+    assert!(audit.contains("uploads-in-progress/"), "{audit}");
+
+    // A multipart upload that runs to its end (40 MB of noise: three parts) is whole,
+    // and leaves neither an upload nor a marker behind.
+    site.ok(&["backup", "run", "--source", "big"]);
+    assert!(!s3.multipart_uploads().contains("<Upload>"));
+    let big = site
+        .catalog()
+        .into_iter()
+        .find(|b| b["source"] == "big")
+        .unwrap();
+    assert!(big["size_bytes"].as_i64().unwrap() > 32 << 20, "{big}");
+    let verify = site.ok(&["backup", "verify", big["id"].as_str().unwrap()]);
+    assert!(verify.contains(": ok"), "{verify}");
+    site.ok(&["backup", "run", "--source", "quick"]);
+    let orphans = site.ok(&["audit", "search", "--action", "backup.orphan", "--json"]);
+    assert_eq!(orphans.lines().count(), audit.lines().count(), "{orphans}");
+}
+
 #[test]
 fn a_corrupted_object_and_a_missing_one_are_flagged_by_verify() {
     let keys = tempfile::tempdir().unwrap();
     let (identity, public) = keygen(keys.path(), "k");
     let sources = "[[backup.sources]]\nname = \"notes\"\nkind = \"command\"\ncommand = [\"seq\", \"1\", \"200000\"]\n";
-    let site = Site::new(&backup_config(&public, "kind = \"dir\"", sources));
+    let site = Site::with_admin(&backup_config(&public, "kind = \"dir\"", sources));
     site.ok(&["backup", "run"]);
     site.ok(&["backup", "run", "--source", "notes"]);
     let catalog = site.catalog();
@@ -330,10 +453,15 @@ fn a_corrupted_object_and_a_missing_one_are_flagged_by_verify() {
         assert_eq!(b["verification"], "failed", "{b}");
     }
     // A restore of the altered object stops with an error, never a silent success.
+    let code = site.code();
     let out = site.cli(&[
         "backup",
         "restore",
         first_id,
+        "--as",
+        "admin",
+        "--code",
+        &code,
         "--identity",
         identity.to_str().unwrap(),
         "--out",
@@ -351,13 +479,18 @@ fn a_wrong_identity_gives_one_clear_sentence() {
     let (wrong, _) = keygen(keys.path(), "wrong");
     let sources =
         "[[backup.sources]]\nname = \"notes\"\nkind = \"command\"\ncommand = [\"echo\", \"x\"]\n";
-    let site = Site::new(&backup_config(&public, "kind = \"dir\"", sources));
+    let site = Site::with_admin(&backup_config(&public, "kind = \"dir\"", sources));
     site.ok(&["backup", "run", "--source", "notes"]);
     let id = site.catalog()[0]["id"].as_str().unwrap().to_owned();
+    let code = site.code();
     let out = site.cli(&[
         "backup",
         "restore",
         &id,
+        "--as",
+        "admin",
+        "--code",
+        &code,
         "--identity",
         wrong.to_str().unwrap(),
         "--out",
@@ -370,6 +503,110 @@ fn a_wrong_identity_gives_one_clear_sentence() {
         err.contains("does not hold a key this backup was encrypted to"),
         "{err}"
     );
+}
+
+/// BAK-5: a restore or a prune names a person who holds the permission and passed a second
+/// factor within the last 5 minutes; every refusal says why, and nothing is restored.
+#[test]
+fn restore_and_prune_need_a_person_with_a_recent_second_factor() {
+    let keys = tempfile::tempdir().unwrap();
+    let (identity, public) = keygen(keys.path(), "operator.key");
+    let site = Site::with_admin(&backup_config(&public, "kind = \"dir\"", ""));
+    site.ok(&["user", "add", "bob", "--email", "bob@example.com"]);
+    site.ok(&["backup", "run"]);
+    let id = site.catalog()[0]["id"].as_str().unwrap().to_owned();
+    let out_file = keys.path().join("restored.db");
+    let restore = |extra: &[&str]| {
+        let mut args = vec![
+            "backup",
+            "restore",
+            id.as_str(),
+            "--identity",
+            identity.to_str().unwrap(),
+            "--out",
+            out_file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        site.cli(&args)
+    };
+    let refused = |out: Output, why: &str| {
+        assert_eq!(out.status.code(), Some(64), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "expected {why:?} in {err}");
+        assert!(!out_file.exists(), "nothing is restored on a refusal");
+    };
+
+    // No person at all: clap says --as is required.
+    let out = restore(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--as"));
+    // Someone without backup.restore.
+    refused(restore(&["--as", "bob"]), "bob may not do this");
+    // The admin enrolled minutes ago but has passed no check since: a code is needed.
+    refused(
+        restore(&["--as", "admin"]),
+        "second-factor check within the last 5 minutes",
+    );
+    let secret = site.secret.clone().unwrap();
+    let valid: Vec<String> = [-30, 0, 30, 60]
+        .iter()
+        .map(|o| support::oathtool(&secret, *o))
+        .collect();
+    let wrong = (0..10)
+        .map(|d| format!("{d}{d}{d}{d}{d}{d}"))
+        .find(|c| !valid.contains(c))
+        .unwrap();
+    refused(
+        restore(&["--as", "admin", "--code", &wrong]),
+        "not accepted",
+    );
+    refused(
+        site.cli(&["backup", "prune", "--as", "admin"]),
+        "within the last 5 minutes",
+    );
+
+    // A right code: restored; the check then holds for 5 minutes, for prune too.
+    let code = site.code();
+    let out = restore(&["--as", "admin", "--code", &code]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        std::fs::read(&out_file)
+            .unwrap()
+            .starts_with(b"SQLite format 3\0")
+    );
+    std::fs::remove_file(&out_file).unwrap();
+    site.ok(&["backup", "prune", "--as", "admin"]);
+    // The same code again is a replay.
+    refused(restore(&["--as", "admin", "--code", &code]), "not accepted");
+
+    // Ten minutes later the check is stale again.
+    support::sqlite(
+        &site.path().join("rampart.db"),
+        "UPDATE accounts SET last_mfa_us = last_mfa_us - 600000000 WHERE username = 'admin';",
+    );
+    refused(restore(&["--as", "admin"]), "within the last 5 minutes");
+
+    let audit = site.ok(&[
+        "audit",
+        "search",
+        "--action",
+        "login.mfa",
+        "--json",
+        "--limit",
+        "50",
+    ]);
+    assert!(audit.contains("backup.restore"), "{audit}");
+    assert!(audit.contains("wrong code"), "{audit}");
+    let denied = site.ok(&[
+        "audit",
+        "search",
+        "--action",
+        "admin.denied",
+        "--json",
+        "--limit",
+        "50",
+    ]);
+    assert!(denied.contains("bob"), "{denied}");
 }
 
 #[test]

@@ -35,6 +35,8 @@ pub struct Account {
     pub created_us: i64,
     /// Last complete login (µs).
     pub last_login_us: Option<i64>,
+    /// Last accepted second factor: a TOTP code or a recovery code (µs).
+    pub last_mfa_us: Option<i64>,
 }
 
 impl Account {
@@ -59,7 +61,7 @@ pub struct NewAccount {
     pub owner: Option<Username>,
 }
 
-const COLUMNS: &str = "id, username, email, display_name, kind, owner, password_hash, totp_sealed, totp_last_step, active, created_us, last_login_us";
+const COLUMNS: &str = "id, username, email, display_name, kind, owner, password_hash, totp_sealed, totp_last_step, active, created_us, last_login_us, last_mfa_us";
 
 impl Store {
     /// Creates an account and audits it in one transaction.
@@ -82,7 +84,7 @@ impl Store {
         let id = uuid::Uuid::now_v7().to_string();
         let created = now_us();
         sqlx::query(&format!(
-            "INSERT INTO accounts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL, 1, $7, NULL)"
+            "INSERT INTO accounts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL, 1, $7, NULL, NULL)"
         ))
         .bind(&id)
         .bind(new.username.as_str())
@@ -209,21 +211,24 @@ impl Store {
     }
 
     /// Records an accepted TOTP step, only if it is newer than the stored one: two
-    /// concurrent logins with the same code cannot both succeed. Returns whether it won.
+    /// concurrent logins with the same code cannot both succeed. Returns whether it won;
+    /// a win is also the account's latest second-factor check.
     pub async fn advance_totp_step(&self, id: &str, step: i64) -> Result<bool, StoreError> {
         let mut w = self.write().await?;
         let done = sqlx::query(
-            "UPDATE accounts SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)",
+            "UPDATE accounts SET totp_last_step = $1, last_mfa_us = $3 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)",
         )
         .bind(step)
         .bind(id)
+        .bind(now_us())
         .execute(w.conn()?)
         .await?;
         w.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Marks a recovery code used; returns whether it existed and was unused.
+    /// Marks a recovery code used; returns whether it existed and was unused. A use is also
+    /// the account's latest second-factor check.
     pub async fn use_recovery_code(&self, id: &str, code_hash: &str) -> Result<bool, StoreError> {
         let mut w = self.write().await?;
         let done = sqlx::query(
@@ -234,8 +239,16 @@ impl Store {
         .bind(code_hash)
         .execute(w.conn()?)
         .await?;
+        let used = done.rows_affected() == 1;
+        if used {
+            sqlx::query("UPDATE accounts SET last_mfa_us = $1 WHERE id = $2")
+                .bind(now_us())
+                .bind(id)
+                .execute(w.conn()?)
+                .await?;
+        }
         w.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(used)
     }
 
     /// Unused recovery codes left.
@@ -396,5 +409,6 @@ fn account(row: &AnyRow) -> Result<Account, StoreError> {
         active: active != 0,
         created_us: row.try_get("created_us")?,
         last_login_us: row.try_get("last_login_us")?,
+        last_mfa_us: row.try_get("last_mfa_us")?,
     })
 }

@@ -101,7 +101,7 @@ impl Store {
             param(&mut sql, " AND actor = ?");
         }
         if q.action_prefix.is_some() {
-            param(&mut sql, " AND action LIKE ?");
+            param(&mut sql, " AND action LIKE ? ESCAPE '\\'");
         }
         if q.outcome.is_some() {
             param(&mut sql, " AND outcome = ?");
@@ -119,7 +119,11 @@ impl Store {
             query = query.bind(a.clone());
         }
         if let Some(p) = &q.action_prefix {
-            let escaped = p.replace(['%', '_'], "");
+            // A literal prefix: LIKE's wildcards in it are escaped (action names hold `_`).
+            let escaped = p
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
             query = query.bind(format!("{escaped}%"));
         }
         if let Some(o) = &q.outcome {

@@ -185,6 +185,9 @@ CREATE INDEX access_requests_status ON access_requests(status, pending_until_us)
 CREATE INDEX access_requests_requester ON access_requests(requester, created_us)
 ";
 
+/// When each account last passed a second-factor check, so that restore and prune can ask
+/// for one within the last few minutes (BAK-5).
+const V6_LAST_MFA: &str = "ALTER TABLE accounts ADD COLUMN last_mfa_us BIGINT";
 /// The SSH bastion: public keys registered to accounts (one key, one account: the
 /// fingerprint is the key), target host keys pinned on first use, and one row per SSH
 /// session (live while `ended_us` is null; `kill_us` asks the node serving it to end it).
@@ -254,6 +257,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "access requests",
         sqlite: V5_ACCESS_REQUESTS,
         postgres: V5_ACCESS_REQUESTS,
+    },
+    Migration {
+        version: 6,
+        name: "time of the last second-factor check",
+        sqlite: V6_LAST_MFA,
+        postgres: V6_LAST_MFA,
     },
     Migration {
         version: 8,

@@ -205,6 +205,30 @@ impl Store {
         Ok(row.map(|r| r.try_get("value")).transpose()?)
     }
 
+    /// Sets (`Some`) or removes (`None`) a value in the `meta` table with its audit event,
+    /// in one transaction.
+    pub async fn set_meta_audited(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        event: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut w = self.write().await?;
+        sqlx::query("DELETE FROM meta WHERE key = $1")
+            .bind(key)
+            .execute(w.conn()?)
+            .await?;
+        if let Some(value) = value {
+            sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
+                .bind(key)
+                .bind(value)
+                .execute(w.conn()?)
+                .await?;
+        }
+        w.audit(&[event]).await?;
+        w.commit().await
+    }
+
     /// Sets a value in the `meta` table.
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         let mut w = self.write().await?;

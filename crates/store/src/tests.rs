@@ -80,7 +80,14 @@ async fn suite(store: &Store) {
         )
         .await
         .unwrap();
+    let before = store.account_by_id(&alice.id).await.unwrap().unwrap();
+    assert_eq!(before.last_mfa_us, None, "enrollment alone is not a check");
     assert!(store.advance_totp_step(&alice.id, 101).await.unwrap());
+    let checked = store.account_by_id(&alice.id).await.unwrap().unwrap();
+    assert!(
+        checked.last_mfa_us.is_some(),
+        "an accepted code is the latest check"
+    );
     assert!(!store.advance_totp_step(&alice.id, 101).await.unwrap());
     assert!(store.use_recovery_code(&alice.id, "h1").await.unwrap());
     assert!(!store.use_recovery_code(&alice.id, "h1").await.unwrap());

@@ -112,6 +112,24 @@ impl SeaweedFs {
         }
     }
 
+    /// The bucket's multipart uploads in progress, as the S3 API lists them
+    /// (`GET /BUCKET?uploads`, signed): the XML body.
+    pub fn multipart_uploads(&self) -> String {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "30"])
+            .args(["--aws-sigv4", "aws:amz:us-east-1:s3", "--user"])
+            .arg(format!("{}:{}", self.access_key, self.secret_key))
+            .arg(format!("{}/{}?uploads=", self.endpoint, self.bucket))
+            .output()
+            .expect("curl (apt-get install -y curl)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn create_bucket(&self) {
         // Through the S3 API itself (a signed PUT /BUCKET); the gateway may answer before
         // the filer behind it takes writes, so retry a while.

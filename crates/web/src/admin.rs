@@ -126,6 +126,9 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Response {
     if let Some(ingest) = &state.logs {
         extra.extend(crate::logs::findings(&state, ingest).await);
     }
+    extra.extend(
+        evidence::backups(&state.store, &state.backup.config, jiff::Timestamp::now()).await,
+    );
     let report = evidence::collect(&state.store, &state.policy, extra).await;
     let (pass, fail, not_checked) = report.tally();
     render(

@@ -483,7 +483,7 @@ async fn mfa(
     let typed = form.code.trim();
     let (accepted, method, reason) =
         if typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit()) {
-            check_totp(&state, account, typed, now).await
+            crate::ops::check_totp(&state.store, &state.master, account, typed, now).await
         } else {
             let hash = token_hash(&totp::normalize_recovery_code(typed));
             match state.store.use_recovery_code(&account.id, &hash).await {
@@ -529,41 +529,6 @@ async fn mfa(
     match complete(&state, &partial, source, method, ev).await {
         Ok(token) => ([set_cookie(&token)], Redirect::to("/")).into_response(),
         Err(response) => response,
-    }
-}
-
-/// Checks a TOTP code and claims its step atomically; a replay loses the claim.
-async fn check_totp(
-    state: &AppState,
-    account: &Account,
-    code: &str,
-    now: i64,
-) -> (bool, &'static str, &'static str) {
-    let Some(secret) = account
-        .totp_sealed
-        .as_deref()
-        .and_then(|sealed| {
-            state
-                .master
-                .open(&format!("totp:{}", account.id), sealed)
-                .ok()
-        })
-        .and_then(|bytes| {
-            std::str::from_utf8(bytes.expose_secret())
-                .ok()
-                .and_then(TotpSecret::from_base32)
-        })
-    else {
-        return (false, "totp", "no usable TOTP secret");
-    };
-    match secret.verify(code, now, account.totp_last_step) {
-        Ok(step) => match state.store.advance_totp_step(&account.id, step).await {
-            Ok(true) => (true, "totp", ""),
-            Ok(false) => (false, "totp", "code already used"),
-            Err(_) => (false, "totp", "store error"),
-        },
-        Err(totp::TotpError::Replayed) => (false, "totp", "code already used"),
-        Err(_) => (false, "totp", "wrong code"),
     }
 }
 

@@ -35,7 +35,11 @@ pub async fn collect(store: &Store, policy: &PolicyConfig, extra: Vec<Finding>) 
     // ACC-5 is the network check's; the SSH side adds what the bastion saw.
     if let Some(acc5) = findings.iter_mut().find(|f| f.control == ControlId::Acc5)
         && let Ok(sessions) = store
-            .ssh_sessions(jiff::Timestamp::now().as_microsecond() - WINDOW_US, false, 100_000)
+            .ssh_sessions(
+                jiff::Timestamp::now().as_microsecond() - WINDOW_US,
+                false,
+                100_000,
+            )
             .await
     {
         acc5.evidence.push(format!(
@@ -550,6 +554,38 @@ pub async fn backups(
     }
 }
 
+/// What the restore drill proves: when it last ran, and whether it restores (a drill
+/// identity is stored) or only reads objects back.
+async fn drill_line(
+    store: &Store,
+    config: &rampart_backup::BackupConfig,
+    now: jiff::Timestamp,
+) -> Result<String, rampart_store::StoreError> {
+    use rampart_backup::drill::{DRILL_IDENTITY, LAST_DRILL};
+    let last = store
+        .meta(LAST_DRILL)
+        .await?
+        .and_then(|v| v.parse::<i64>().ok())
+        .map_or_else(
+            || "never run yet".to_owned(),
+            |us| {
+                format!(
+                    "last run {} minutes ago",
+                    (now.as_microsecond() - us) / 60_000_000
+                )
+            },
+        );
+    let how = if store.meta(DRILL_IDENTITY).await?.is_some() {
+        "restores into a throwaway cluster with the stored drill identity"
+    } else {
+        "restores are unverified: no drill identity is stored, so the drill only reads objects back and checks their hash"
+    };
+    Ok(format!(
+        "restore drill every {} h, {last}; {how}",
+        config.drill_hours
+    ))
+}
+
 async fn backup_findings(
     store: &Store,
     config: &rampart_backup::BackupConfig,
@@ -592,6 +628,7 @@ async fn backup_findings(
     if !on {
         ev1.push(off_note.clone());
     }
+    ev1.push(drill_line(store, config, now).await?);
     let pass1 = on && !newest.is_empty() && stale.is_empty();
     let bak1 = Finding::new(
         ControlId::Bak1,

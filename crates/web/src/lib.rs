@@ -11,6 +11,7 @@ mod access;
 pub mod acme;
 mod admin;
 mod auth;
+pub mod backups;
 pub mod evidence;
 mod guard;
 pub mod logs;
@@ -125,6 +126,8 @@ pub struct Inner {
     pub network: network::SharedNetwork,
     /// Application logs, when enabled.
     pub logs: logs::SharedLogs,
+    /// Database backups: configuration and paths.
+    pub backup: backups::BackupSite,
     /// Recordings and key parsing of the SSH bastion (provided by the binary).
     pub ssh: Option<ssh::SshHooks>,
 }
@@ -163,6 +166,7 @@ pub fn https_router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(access::routes())
         .merge(logs::page_routes())
+        .merge(backups::routes())
         .merge(ssh::routes())
         .layer(DefaultBodyLimit::max(limit))
         // Answers 413 before any handler runs when Content-Length is too large.

@@ -5,8 +5,11 @@ use std::collections::BTreeSet;
 use rampart_access::{
     Binding, Permission, Principal, Request, Role, RoleName, TargetGrant, TargetPattern, authorize,
 };
-use rampart_audit::{Action, Actor, AuditEvent};
+use rampart_audit::{Action, Actor, AuditEvent, Outcome};
 use rampart_core::Environment;
+use rampart_identity::sealed::MasterKey;
+use rampart_identity::throttle::ThrottlePolicy;
+use rampart_identity::totp::{TotpError, TotpSecret};
 use rampart_identity::{AccountKind, Email, Username, random_token, token_hash};
 use rampart_store::{Account, NewAccount, Store, StoreError};
 
@@ -241,6 +244,128 @@ pub async fn check_permission(
         jiff::Timestamp::now(),
     )
     .map(|_| ()))
+}
+
+/// How recent a second-factor check must be for a backup restore or prune (BAK-5).
+pub const RECENT_MFA_SECS: i64 = 5 * 60;
+
+/// Why a recent second-factor check is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MfaRefusal {
+    /// The account has no second factor enrolled.
+    #[error("the account has no second factor enrolled: enroll one at the web UI first")]
+    NotEnrolled,
+    /// No check in the last few minutes and no code given.
+    #[error("this needs a second-factor check within the last 5 minutes: give a current code")]
+    CodeNeeded,
+    /// The code was wrong, or already used.
+    #[error("that code was not accepted")]
+    Refused,
+    /// Too many wrong codes: the account's second factor is locked for a while.
+    #[error("too many wrong codes: try again later")]
+    Locked,
+}
+
+/// Checks a TOTP code and claims its step atomically; a replay loses the claim. Returns
+/// whether it was accepted, the method, and the reason of a refusal (for the audit log).
+pub async fn check_totp(
+    store: &Store,
+    master: &MasterKey,
+    account: &Account,
+    code: &str,
+    now: i64,
+) -> (bool, &'static str, &'static str) {
+    let Some(secret) = account
+        .totp_sealed
+        .as_deref()
+        .and_then(|sealed| master.open(&format!("totp:{}", account.id), sealed).ok())
+        .and_then(|bytes| {
+            std::str::from_utf8(bytes.expose_secret())
+                .ok()
+                .and_then(TotpSecret::from_base32)
+        })
+    else {
+        return (false, "totp", "no usable TOTP secret");
+    };
+    match secret.verify(code, now, account.totp_last_step) {
+        Ok(step) => match store.advance_totp_step(&account.id, step).await {
+            Ok(true) => (true, "totp", ""),
+            Ok(false) => (false, "totp", "code already used"),
+            Err(_) => (false, "totp", "store error"),
+        },
+        Err(TotpError::Replayed) => (false, "totp", "code already used"),
+        Err(_) => (false, "totp", "wrong code"),
+    }
+}
+
+/// Requires a second-factor check of `account` within [`RECENT_MFA_SECS`]: one already
+/// made (a login or an earlier check), else `code` checked now. A checked code, right or
+/// wrong, is audited as `login.mfa` with the purpose; wrong codes count toward the same
+/// lockout as the login's.
+pub async fn recent_mfa(
+    store: &Store,
+    master: &MasterKey,
+    throttle: &ThrottlePolicy,
+    account: &Account,
+    code: Option<&str>,
+    purpose: &str,
+    source: Option<std::net::IpAddr>,
+) -> Result<Result<(), MfaRefusal>, StoreError> {
+    if !account.has_mfa() {
+        return Ok(Err(MfaRefusal::NotEnrolled));
+    }
+    let now = jiff::Timestamp::now().as_second();
+    let fresh = account
+        .last_mfa_us
+        .is_some_and(|us| now - us / 1_000_000 <= RECENT_MFA_SECS);
+    let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
+        return Ok(if fresh {
+            Ok(())
+        } else {
+            Err(MfaRefusal::CodeNeeded)
+        });
+    };
+    let subject = account.username.to_string();
+    let actor = Actor::User(subject.clone());
+    let key = format!("mfa:{}", account.id);
+    let current = store.throttle(&key).await?;
+    if throttle.check(&current, now).is_err() {
+        let ev = AuditEvent::new(actor, Action::LoginMfa, subject)
+            .outcome(Outcome::Denied)
+            .source(source)
+            .detail("purpose", purpose)
+            .detail("reason", "locked");
+        store.append_audit(&[ev]).await?;
+        return Ok(Err(MfaRefusal::Locked));
+    }
+    let (accepted, method, reason) = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())
+    {
+        check_totp(store, master, account, code, now).await
+    } else {
+        (false, "totp", "not a 6-digit code")
+    };
+    let ev = AuditEvent::new(actor, Action::LoginMfa, subject.clone())
+        .source(source)
+        .detail("method", method)
+        .detail("purpose", purpose);
+    if accepted {
+        store.clear_throttle(&key).await?;
+        store.append_audit(&[ev]).await?;
+        return Ok(Ok(()));
+    }
+    let (after, locked) = throttle.on_failure(&current, now);
+    let mut events = vec![ev.outcome(Outcome::Failure).detail("reason", reason)];
+    if locked {
+        events.push(
+            AuditEvent::new(Actor::System, Action::LoginLocked, subject)
+                .outcome(Outcome::Denied)
+                .source(source)
+                .detail("key", "account")
+                .detail("until", after.locked_until.to_string()),
+        );
+    }
+    store.save_throttle(&[(key, after)], &events).await?;
+    Ok(Err(MfaRefusal::Refused))
 }
 
 #[cfg(test)]

@@ -9,8 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Result;
 use jiff::Timestamp;
+use rampart_access::Permission;
+use rampart_audit::{Action, Actor, AuditEvent, Outcome};
 use rampart_backup::{BackupError, Backups, RestoreTarget, Verdict};
+use rampart_identity::sealed::MasterKey;
 use rampart_store::BackupRow;
+use rampart_web::ops::MfaRefusal;
 
 use super::{Ctx, table};
 use crate::{Exit, exit_usage};
@@ -36,8 +40,12 @@ pub enum BackupCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Delete exactly what the retention plan says.
-    Prune,
+    /// Delete exactly what the retention plan says. Needs a person holding backup.prune
+    /// with a second-factor check within the last 5 minutes.
+    Prune {
+        #[command(flatten)]
+        person: Person,
+    },
     /// Pin a backup (legal hold): no plan deletes it.
     Pin {
         /// Backup id.
@@ -49,10 +57,13 @@ pub enum BackupCommand {
         id: String,
     },
     /// Restore a backup: checks its SHA-256 while streaming, decrypts, decompresses, and
-    /// runs pg_restore (or writes the dump to a file).
+    /// runs pg_restore (or writes the dump to a file). Needs a person holding
+    /// backup.restore with a second-factor check within the last 5 minutes.
     Restore {
         /// Backup id.
         id: String,
+        #[command(flatten)]
+        person: Person,
         /// age identity file (from `rampart backup keygen`).
         #[arg(long)]
         identity: PathBuf,
@@ -77,6 +88,13 @@ pub enum BackupCommand {
         #[arg(long)]
         identity: PathBuf,
     },
+    /// The identity the scheduled restore drill decrypts with (the operator's opt-in; it is
+    /// stored sealed under the master key and each use is audited). Without one, drills
+    /// only read objects back and check their hash.
+    DrillIdentity {
+        #[command(subcommand)]
+        action: DrillIdentityCommand,
+    },
     /// Make an age identity for decrypting backups: writes FILE (mode 0600) and prints the
     /// public key to put in backup.recipients. Keep the file offline.
     Keygen {
@@ -84,6 +102,94 @@ pub enum BackupCommand {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// `rampart backup drill-identity …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum DrillIdentityCommand {
+    /// Store an identity for the drill: its public key must be one of backup.recipients.
+    /// Use a key made for the drill (`rampart backup keygen`), not an operator's own.
+    Set {
+        /// age identity file.
+        #[arg(long)]
+        identity: PathBuf,
+    },
+    /// Remove the stored identity: drills go back to hash checks only.
+    Clear,
+    /// Say whether an identity is stored, and its public key.
+    Status,
+}
+
+/// The person behind a restore or a prune (BAK-5): `--as` and a recent second factor.
+#[derive(Debug, clap::Args)]
+pub struct Person {
+    /// The rampart account doing this: it must hold the permission and have passed a
+    /// second-factor check within the last 5 minutes (a web login counts), or give --code.
+    #[arg(long = "as", value_name = "USER")]
+    who: String,
+    /// A current authenticator code of that account. Also read from RAMPART_MFA_CODE;
+    /// asked for when needed on a terminal.
+    #[arg(
+        long,
+        value_name = "CODE",
+        env = "RAMPART_MFA_CODE",
+        hide_env_values = true
+    )]
+    code: Option<String>,
+}
+
+/// Checks that `person` exists, is active, holds `permission` and has a second-factor check
+/// within the last 5 minutes (asking for a code on a terminal when needed). Refusals are
+/// audited and exit 64 with the reason.
+async fn person_may(ctx: &Ctx, person: &Person, permission: Permission) -> Result<Actor> {
+    let account = ctx
+        .store
+        .account_by_login(&person.who)
+        .await?
+        .ok_or_else(|| exit_usage(format!("no account is named {:?}", person.who)))?;
+    let actor = Actor::User(account.username.to_string());
+    if let Ok(Err(denial)) =
+        rampart_web::ops::check_permission(&ctx.store, &account, permission).await
+    {
+        let ev = AuditEvent::new(actor, Action::PermissionDenied, permission.as_str())
+            .outcome(Outcome::Denied)
+            .detail("reason", denial.to_string())
+            .detail("via", "cli");
+        ctx.store.append_audit(&[ev]).await?;
+        return Err(exit_usage(format!(
+            "{} may not do this: {denial}",
+            account.username
+        )));
+    }
+    let master = crate::serve::read_key(&ctx.dir.master_key())?;
+    let master = MasterKey::from_bytes(&master)
+        .map_err(|e| exit_usage(format!("{}: {e}", ctx.dir.master_key().display())))?;
+    let throttle = ctx.config.policy.throttle();
+    let purpose = permission.as_str();
+    let check = |code: Option<String>| {
+        let (store, master, account, throttle) = (&ctx.store, &master, &account, &throttle);
+        async move {
+            rampart_web::ops::recent_mfa(
+                store,
+                master,
+                throttle,
+                account,
+                code.as_deref(),
+                purpose,
+                None,
+            )
+            .await
+        }
+    };
+    let mut result = check(person.code.clone()).await?;
+    if result == Err(MfaRefusal::CodeNeeded) && std::io::stdin().is_terminal() {
+        eprint!("authenticator code for {}: ", account.username);
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        result = check(Some(line.trim().to_owned())).await?;
+    }
+    result.map_err(|refusal| exit_usage(format!("{}: {refusal}", account.username)))?;
+    Ok(actor)
 }
 
 /// Runs a backup command.
@@ -162,7 +268,8 @@ pub async fn run(ctx: &Ctx, command: BackupCommand) -> Result<Exit> {
             }
             Ok(Exit::Ok)
         }
-        BackupCommand::Prune => {
+        BackupCommand::Prune { person } => {
+            let actor = person_may(ctx, &person, Permission::BackupPrune).await?;
             let plan = backups.prune(&actor, now).await?;
             let deleted = plan.deletions().count();
             for d in plan.deletions() {
@@ -184,10 +291,12 @@ pub async fn run(ctx: &Ctx, command: BackupCommand) -> Result<Exit> {
         }
         BackupCommand::Restore {
             id,
+            person,
             identity,
             to,
             out,
         } => {
+            let actor = person_may(ctx, &person, Permission::BackupRestore).await?;
             let identities = rampart_backup::keys::read_identities(&identity).map_err(usage_or)?;
             let target = match (to, out) {
                 (Some(url), _) => RestoreTarget::Postgres(url),
@@ -264,10 +373,84 @@ pub async fn run(ctx: &Ctx, command: BackupCommand) -> Result<Exit> {
             }
             Ok(if failed { Exit::Failed } else { Exit::Ok })
         }
+        BackupCommand::DrillIdentity { action } => drill_identity(ctx, action, &actor).await,
         BackupCommand::Keygen { out } => match keygen(&out) {
             std::process::ExitCode::SUCCESS => Ok(Exit::Ok),
             _ => Ok(Exit::Failed),
         },
+    }
+}
+
+async fn drill_identity(ctx: &Ctx, action: DrillIdentityCommand, actor: &Actor) -> Result<Exit> {
+    use rampart_backup::drill::{DRILL_IDENTITY, DRILL_IDENTITY_CONTEXT};
+    let master = || -> Result<MasterKey> {
+        let key = crate::serve::read_key(&ctx.dir.master_key())?;
+        MasterKey::from_bytes(&key)
+            .map_err(|e| exit_usage(format!("{}: {e}", ctx.dir.master_key().display())))
+    };
+    match action {
+        DrillIdentityCommand::Set { identity } => {
+            let ids = rampart_backup::keys::read_identities(&identity).map_err(usage_or)?;
+            let recipients: Vec<&str> = ctx
+                .config
+                .backup
+                .recipients
+                .iter()
+                .map(|r| r.as_str())
+                .collect();
+            let publics: Vec<String> = ids.iter().map(|i| i.to_public().to_string()).collect();
+            if !publics.iter().any(|p| recipients.contains(&p.as_str())) {
+                return Err(exit_usage(format!(
+                    "{} cannot decrypt the backups: its public key ({}) is not in backup.recipients",
+                    identity.display(),
+                    publics.join(", ")
+                )));
+            }
+            let text = rampart_backup::keys::identities_text(&ids);
+            let sealed = master()?
+                .seal(DRILL_IDENTITY_CONTEXT, text.as_bytes())
+                .map_err(|e| anyhow::anyhow!("cannot seal the identity: {e}"))?;
+            let event = AuditEvent::new(actor.clone(), Action::BackupDrillIdentity, "set")
+                .detail("public_keys", publics.join(","));
+            ctx.store
+                .set_meta_audited(DRILL_IDENTITY, Some(&sealed), event)
+                .await?;
+            println!(
+                "stored (sealed under the master key): the daily drill now restores backups for {}",
+                publics.join(", ")
+            );
+            Ok(Exit::Ok)
+        }
+        DrillIdentityCommand::Clear => {
+            let event = AuditEvent::new(actor.clone(), Action::BackupDrillIdentity, "clear");
+            ctx.store
+                .set_meta_audited(DRILL_IDENTITY, None, event)
+                .await?;
+            println!("removed: drills check hashes only; restores are unverified");
+            Ok(Exit::Ok)
+        }
+        DrillIdentityCommand::Status => {
+            match ctx.store.meta(DRILL_IDENTITY).await? {
+                None => {
+                    println!("no drill identity: drills check hashes only; restores are unverified")
+                }
+                Some(sealed) => {
+                    let opened = master()?.open(DRILL_IDENTITY_CONTEXT, &sealed).ok();
+                    let ids = opened
+                        .and_then(|p| String::from_utf8(p.expose_secret().clone()).ok())
+                        .map(|t| rampart_backup::keys::parse_identities(&t))
+                        .unwrap_or_default();
+                    if ids.is_empty() {
+                        println!("a drill identity is stored but this master key cannot open it");
+                        return Ok(Exit::Failed);
+                    }
+                    let publics: Vec<String> =
+                        ids.iter().map(|i| i.to_public().to_string()).collect();
+                    println!("drill identity stored: {}", publics.join(", "));
+                }
+            }
+            Ok(Exit::Ok)
+        }
     }
 }
 

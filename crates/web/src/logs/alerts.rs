@@ -184,7 +184,7 @@ fn payload(rule: &Rule, source: &str, measure: Measure, fires: bool, now_us: i64
 
 /// POSTs a notice, retrying a few times; a failure is logged (the state change and its
 /// audit record are already committed).
-async fn notify(webhook: &Webhook, body: Vec<u8>) {
+pub async fn notify(webhook: &Webhook, body: Vec<u8>) {
     let signed = signature(webhook.key.expose_secret(), &body);
     for attempt in 1..=WEBHOOK_ATTEMPTS {
         match tokio::time::timeout(WEBHOOK_TIMEOUT, post(&webhook.url, body.clone(), &signed)).await
