@@ -164,9 +164,21 @@ pub struct TargetGrant {
     pub environment: Option<Environment>,
     /// The SSH login or database role; `*` for http tools.
     pub login: String,
+    /// `host:port` destinations an SSH session under this grant may forward to (`ssh -L`);
+    /// none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward: Vec<String>,
 }
 
 impl TargetGrant {
+    /// Whether this grant names `host:port` as a forwarding destination.
+    pub fn allows_forward(&self, host: &str, port: u32) -> bool {
+        let wanted = format!("{}:{port}", host.to_ascii_lowercase());
+        self.forward
+            .iter()
+            .any(|f| f.to_ascii_lowercase() == wanted)
+    }
+
     /// Whether this grant admits `login` on `target`.
     pub fn admits(&self, target: &Target, login: &str) -> bool {
         glob_match(self.target.as_str(), target.name.as_str())

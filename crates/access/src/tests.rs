@@ -23,6 +23,7 @@ fn role(name: &str, pattern: &str, env: Option<&str>, login: &str) -> Role {
             target: model_pattern(pattern),
             environment: env.map(|e| Environment::parse(e).unwrap()),
             login: login.into(),
+            forward: Vec::new(),
         }],
     }
 }

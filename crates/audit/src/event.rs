@@ -121,6 +121,15 @@ actions! {
     BackupOrphan = "backup.orphan", "An object with no catalog row (left by a crashed run) was removed.";
     BackupDrillIdentity = "backup.drill_identity", "The restore drill's identity was stored (sealed at rest) or removed.";
     BackupAlert = "backup.alert", "Scheduled backups of a source started failing (outcome failure) or succeeded again.";
+    SshKeyAdd = "ssh.key.add", "A public key was registered to an account for the SSH bastion.";
+    SshKeyRemove = "ssh.key.remove", "A registered SSH public key was removed.";
+    SshLogin = "ssh.login", "An SSH client authenticated (or was refused: the reason is in the details).";
+    SshSessionStart = "ssh.session.start", "An SSH session to a target began.";
+    SshSessionEnd = "ssh.session.end", "An SSH session ended (bytes each way, exit status, duration).";
+    SshSessionKill = "ssh.session.kill", "An admin asked for a live SSH session to be ended.";
+    SshExec = "ssh.exec", "A command, shell or subsystem was started in an SSH session.";
+    SshForward = "ssh.forward", "A port forwarding was asked for (outcome denied when refused).";
+    SshHostKey = "ssh.hostkey", "A target's host key was pinned, or refused for not matching the pin.";
 }
 
 /// One thing that happened, before it is sealed into the chain.

@@ -8,6 +8,7 @@ pub mod net;
 pub mod report;
 pub mod requests;
 pub mod scrub;
+pub mod ssh;
 pub mod user;
 
 use std::path::Path;

@@ -30,6 +30,8 @@ pub struct Config {
     pub logs: rampart_logs::LogsConfig,
     /// Database backups.
     pub backup: rampart_backup::BackupConfig,
+    /// The SSH bastion.
+    pub ssh: rampart_ssh::SshConfig,
 }
 
 /// A configuration that cannot be used: one sentence naming the key, the value and what
@@ -180,6 +182,30 @@ prefix = "rampart"
 # For "s3": allow a plain-HTTP endpoint (a storage server on loopback only).
 dangerous_allow_http = false
 # Sources, besides rampart's own database: [[backup.sources]] with name, kind = "postgres" (url; pg_dump and row counts in one snapshot), "sqlite" (path) or "command" (command = ["program", "arg"]; its stdout is the backup).
+
+[ssh]
+# Address of the SSH bastion (`ssh -p 2222 'alice:web-1@gateway'`). Absent: no bastion.
+# listen = "0.0.0.0:2222"
+# The port people use, when it differs from the listener's (shown in target lists and `rampart ssh config`).
+# public_port = 22
+# Minutes a successful TOTP is remembered for the same key and address, so scp loops and Ansible work (0 to 60; 0 disables).
+mfa_remember_minutes = 10
+# Minutes without traffic after which a session ends (1 to 240).
+idle_minutes = 15
+# Hours a session may last at most; a grant that expires earlier ends it earlier (1 to 24).
+max_session_hours = 12
+# Minutes the per-session certificate to the target is valid for logging in (1 to 60).
+certificate_minutes = 5
+# Seconds to connect and log in to a target (1 to 120).
+connect_timeout_seconds = 10
+# Seconds a client has from connecting to finishing authentication (10 to 600).
+login_grace_seconds = 60
+# SSH connections served at once; more are closed at once (1 to 100000).
+max_connections = 1000
+# Environment variables a client may pass to targets; "LC_*" matches a prefix.
+env_allow = ["LANG", "LC_*"]
+# Public key lines of CAs whose host certificates vouch for targets (naming the target's address as principal); a target without one has its host key pinned on first use.
+target_host_cas = []
 "#;
 
 impl Config {
@@ -245,6 +271,32 @@ impl Config {
         ];
         if let Some(syslog) = self.logs.syslog_listen {
             listeners.push(("logs.syslog_listen", syslog));
+        }
+        if let Some(ssh) = self.ssh.listen {
+            listeners.push(("ssh.listen", ssh));
+        }
+        if let Some(bad) = self
+            .ssh
+            .target_host_cas
+            .iter()
+            .find(|line| rampart_ssh::keys::parse_public(line).is_err())
+        {
+            return Err(ConfigError(format!(
+                "ssh.target_host_cas holds {:?}, which is not an OpenSSH public key line",
+                bad.chars().take(40).collect::<String>()
+            )));
+        }
+        if let Some(bad) = self.ssh.env_allow.iter().find(|n| {
+            n.is_empty()
+                || n.len() > 64
+                || !n
+                    .trim_end_matches('*')
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        }) {
+            return Err(ConfigError(format!(
+                "ssh.env_allow holds {bad:?}: use variable names of A-Z, 0-9 and '_', optionally ending in '*'"
+            )));
         }
         for (i, (a, x)) in listeners.iter().enumerate() {
             for (b, y) in listeners.iter().skip(i + 1) {

@@ -97,6 +97,12 @@ enum Command {
     /// Database backups: run, list, plan, prune, pin, restore, verify, keygen (BAK-1..5).
     #[command(subcommand)]
     Backup(cmd::backup::BackupCommand),
+    /// The SSH bastion: registered keys, the user CA line for targets, client config.
+    #[command(subcommand)]
+    Ssh(cmd::ssh::SshCommand),
+    /// SSH sessions: list live ones, replay recordings, end one (LOG-3).
+    #[command(subcommand)]
+    Sessions(cmd::ssh::SessionsCommand),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -195,6 +201,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 Command::Report(args) => cmd::report::run(&ctx, args).await,
                 Command::Logs(c) => cmd::logs::run(&ctx, c).await,
                 Command::Backup(c) => cmd::backup::run(&ctx, c).await,
+                Command::Ssh(c) => cmd::ssh::run(&ctx, c).await,
+                Command::Sessions(c) => cmd::ssh::run_sessions(&ctx, c).await,
                 _ => Ok(Exit::Ok),
             };
             // A clean close lets SQLite fold its WAL back into the database file.

@@ -32,6 +32,10 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         Some(addr) => Some(bind(addr, "logs.syslog_listen")?),
         None => None,
     };
+    let ssh = match config.ssh.listen {
+        Some(addr) => Some(bind(addr, "ssh.listen")?),
+        None => None,
+    };
 
     let paths = config
         .tls
@@ -56,9 +60,11 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     let decoy_hash =
         tokio::task::spawn_blocking(move || rampart_identity::password::decoy_hash(cost)).await??;
 
+    let master = Arc::new(master);
+    let master_for_recordings = master.clone();
     let state = AppState::new(Inner {
         store: store.clone(),
-        master: Arc::new(master),
+        master,
         web: config.web.clone(),
         policy: config.policy.clone(),
         cost,
@@ -76,6 +82,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
             data_dir: dir.0.clone(),
             own_database: config.store.url.is_none().then(|| dir.0.join("rampart.db")),
         },
+        ssh: Some(ssh_hooks(dir, &master_for_recordings)),
     });
 
     store
@@ -140,6 +147,16 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     ));
     let log_tasks = crate::logs::spawn(&state, syslog, rustls.clone())?;
     let backup_notify = backup_alerts(&config)?;
+    let bastion = match ssh {
+        Some(listener) => Some(tokio::spawn(serve_ssh(
+            dir,
+            &config,
+            store.clone(),
+            state.master.clone(),
+            listener,
+        )?)),
+        None => None,
+    };
     let backups = tokio::spawn(rampart_backup::schedule::keep_backed_up(
         state.backup.config.clone(),
         dir.0.clone(),
@@ -198,6 +215,9 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     network.abort();
     backups.abort();
     housekeeping.abort();
+    if let Some(task) = bastion {
+        task.abort();
+    }
     for task in log_tasks {
         task.abort();
     }
@@ -213,6 +233,93 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         .context("cannot write the shutdown audit record")?;
     store.close().await;
     Ok(Exit::Ok)
+}
+
+/// What the admin UI borrows from the bastion: opening its sealed recordings under the
+/// master key, and parsing public keys as the bastion will see them.
+fn ssh_hooks(dir: &DataDir, master: &Arc<MasterKey>) -> rampart_web::ssh::SshHooks {
+    let folder = dir.0.join("recordings");
+    let master = master.clone();
+    rampart_web::ssh::SshHooks {
+        open_recording: Arc::new(move |id: &str| {
+            rampart_ssh::recording::open(&folder, id, &master).map_err(|e| e.to_string())
+        }),
+        parse_key: Arc::new(|line: &str| {
+            let key = rampart_ssh::keys::parse_public(line).map_err(|e| e.to_string())?;
+            Ok((
+                rampart_ssh::keys::fingerprint(&key),
+                rampart_ssh::keys::public_line(&key),
+            ))
+        }),
+    }
+}
+
+/// The SSH bastion's task: keys from the data directory, the listener already bound.
+fn serve_ssh(
+    dir: &DataDir,
+    config: &Config,
+    store: Arc<Store>,
+    master: Arc<MasterKey>,
+    listener: TcpListener,
+) -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let read = |path: std::path::PathBuf| -> Result<rampart_ssh::PrivateKey> {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            exit_usage(format!(
+                "cannot read {}: {e}; run `rampart init` to create the data directory",
+                path.display()
+            ))
+        })?;
+        rampart_ssh::keys::private_from_text(&text)
+            .map_err(|e| exit_usage(format!("{}: {e}", path.display())))
+    };
+    let host_key = read(dir.ssh_host_key())?;
+    let ca = read(dir.ssh_user_ca())?;
+    // A stable node id: sessions this node left live when it last stopped are ended (and
+    // audited) before it serves again.
+    let node_file = dir.0.join("node-id");
+    let node = match std::fs::read_to_string(&node_file) {
+        Ok(id) if !id.trim().is_empty() => id.trim().to_owned(),
+        _ => {
+            let id = uuid::Uuid::new_v4().to_string();
+            std::fs::write(&node_file, &id)
+                .with_context(|| format!("cannot write {}", node_file.display()))?;
+            id
+        }
+    };
+    let russh_config = Arc::new(rampart_ssh::server_config(host_key, &config.ssh));
+    let store_for_orphans = store.clone();
+    let bastion = rampart_ssh::Bastion::new(rampart_ssh::BastionParts {
+        store,
+        master,
+        config: config.ssh.clone(),
+        policy: config.policy.clone(),
+        ca,
+        node: node.clone(),
+        recordings: dir.0.join("recordings"),
+        public_host: config.web.public_host.clone(),
+        host_cas: config
+            .ssh
+            .target_host_cas
+            .iter()
+            .map(|line| rampart_ssh::keys::parse_public(line))
+            .collect::<Result<_, _>>()
+            .map_err(|e| exit_usage(format!("ssh.target_host_cas: {e}")))?,
+    });
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "SSH bastion is serving");
+    Ok(async move {
+        match store_for_orphans.end_orphan_ssh_sessions(&node).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(sessions = n, "ended SSH sessions left live by the last run"),
+            Err(e) => {
+                tracing::error!(error = %e, "could not end SSH sessions left live by the last run")
+            }
+        }
+        if let Err(e) = rampart_ssh::serve(bastion, russh_config, listener).await {
+            tracing::error!(error = %e, "the SSH listener failed");
+        }
+    })
 }
 
 fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener> {

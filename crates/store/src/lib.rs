@@ -24,6 +24,7 @@ mod log_tokens;
 mod migrate;
 mod policy;
 mod sessions;
+mod ssh;
 
 pub use access_requests::{AccessRequest, Approval, DecisionError, RequestStatus};
 pub use accounts::{Account, NewAccount};
@@ -31,6 +32,7 @@ pub use audit::AuditQuery;
 pub use backups::BackupRow;
 pub use log_tokens::LogToken;
 pub use sessions::SessionRow;
+pub use ssh::{SshKey, SshSession};
 
 use std::str::FromStr;
 use std::sync::Arc;

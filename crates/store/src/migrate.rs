@@ -188,6 +188,44 @@ CREATE INDEX access_requests_requester ON access_requests(requester, created_us)
 /// When each account last passed a second-factor check, so that restore and prune can ask
 /// for one within the last few minutes (BAK-5).
 const V6_LAST_MFA: &str = "ALTER TABLE accounts ADD COLUMN last_mfa_us BIGINT";
+/// The SSH bastion: public keys registered to accounts (one key, one account: the
+/// fingerprint is the key), target host keys pinned on first use, and one row per SSH
+/// session (live while `ended_us` is null; `kill_us` asks the node serving it to end it).
+const V8_SSH: &str = "
+CREATE TABLE ssh_keys (
+    fingerprint TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    public_key TEXT NOT NULL,
+    comment TEXT NOT NULL,
+    created_us BIGINT NOT NULL,
+    last_used_us BIGINT
+);
+CREATE INDEX ssh_keys_account ON ssh_keys(account_id);
+CREATE TABLE ssh_host_keys (
+    target TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    pinned_us BIGINT NOT NULL
+);
+CREATE TABLE ssh_sessions (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    target TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    login TEXT NOT NULL,
+    source TEXT NOT NULL,
+    node TEXT NOT NULL,
+    started_us BIGINT NOT NULL,
+    ended_us BIGINT,
+    bytes_up BIGINT NOT NULL,
+    bytes_down BIGINT NOT NULL,
+    exit_status BIGINT,
+    recorded BIGINT NOT NULL,
+    kill_us BIGINT
+);
+CREATE INDEX ssh_sessions_started ON ssh_sessions(started_us);
+CREATE INDEX ssh_sessions_live ON ssh_sessions(ended_us, node)
+";
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -225,6 +263,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "time of the last second-factor check",
         sqlite: V6_LAST_MFA,
         postgres: V6_LAST_MFA,
+    },
+    Migration {
+        version: 8,
+        name: "ssh bastion",
+        sqlite: V8_SSH,
+        postgres: V8_SSH,
     },
 ];
 

@@ -229,6 +229,87 @@ async fn suite(store: &Store) {
     let mut v = Verifier::default();
     store.audit_verify(&mut v, |_| {}).await.unwrap().unwrap();
     assert_eq!(v.finish().unwrap(), n + 100);
+
+    // An SSH key belongs to one account only (ACC-1); sessions are live until ended.
+    store
+        .add_ssh_key(
+            &alice.id,
+            "SHA256:k1",
+            "ssh-ed25519 AAAA",
+            "laptop",
+            ev(Action::SshKeyAdd, "alice"),
+        )
+        .await
+        .unwrap();
+    let again = store
+        .add_ssh_key(
+            &bot.id,
+            "SHA256:k1",
+            "ssh-ed25519 AAAA",
+            "stolen",
+            ev(Action::SshKeyAdd, "ci-bot"),
+        )
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert_eq!(
+        store.ssh_key("SHA256:k1").await.unwrap().unwrap().username,
+        "alice"
+    );
+    assert_eq!(
+        store
+            .pin_host_key("web-1", "SHA256:h1", "k", ev(Action::SshHostKey, "web-1"))
+            .await
+            .unwrap(),
+        "SHA256:h1"
+    );
+    assert_eq!(
+        store
+            .pin_host_key("web-1", "SHA256:h2", "k", ev(Action::SshHostKey, "web-1"))
+            .await
+            .unwrap(),
+        "SHA256:h1"
+    );
+    let session = crate::SshSession {
+        id: "s1".into(),
+        account: "alice".into(),
+        target: "web-1".into(),
+        environment: "prod".into(),
+        login: "deploy".into(),
+        source: "127.0.0.1".into(),
+        node: "n1".into(),
+        started_us: crate::now_us(),
+        ended_us: None,
+        bytes_up: 0,
+        bytes_down: 0,
+        exit_status: None,
+        recorded: true,
+        kill_us: None,
+    };
+    store
+        .start_ssh_session(&session, ev(Action::SshSessionStart, "web-1"))
+        .await
+        .unwrap();
+    store
+        .kill_ssh_session("s1", ev(Action::SshSessionKill, "s1"))
+        .await
+        .unwrap();
+    assert_eq!(store.ssh_kills("n1").await.unwrap(), vec!["s1".to_string()]);
+    store
+        .end_ssh_session("s1", 10, 20, Some(0), ev(Action::SshSessionEnd, "web-1"))
+        .await
+        .unwrap();
+    assert!(store.ssh_kills("n1").await.unwrap().is_empty());
+    assert!(
+        store
+            .kill_ssh_session("s1", ev(Action::SshSessionKill, "s1"))
+            .await
+            .is_err()
+    );
+    let done = store.ssh_session("s1").await.unwrap().unwrap();
+    assert_eq!(
+        (done.bytes_up, done.bytes_down, done.exit_status),
+        (10, 20, Some(0))
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@
 pub mod pebble;
 pub mod rampart;
 pub mod s3;
+pub mod sshd;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -119,6 +119,22 @@ impl Rampart {
         None
     }
 
+    /// The serving process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The serving process's resident memory in KiB (from /proc).
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.pid().expect("rampart is serving");
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+            .unwrap_or(0)
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         self.dir.path()

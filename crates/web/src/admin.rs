@@ -676,12 +676,13 @@ async fn audit(
 
 async fn account(State(state): State<AppState>, viewer: Viewer) -> Response {
     let a = &viewer.account;
-    let (sessions, left) = match (
+    let (sessions, left, keys) = match (
         state.store.sessions_of(&a.id).await,
         state.store.recovery_codes_left(&a.id).await,
+        state.store.ssh_keys(Some(&a.id)).await,
     ) {
-        (Ok(s), Ok(n)) => (s, n),
-        (Err(e), _) | (_, Err(e)) => return internal(e),
+        (Ok(s), Ok(n), Ok(k)) => (s, n, k),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return internal(e),
     };
     let now = jiff::Timestamp::now().as_second();
     let policy = state.policy.sessions();
@@ -705,6 +706,10 @@ async fn account(State(state): State<AppState>, viewer: Viewer) -> Response {
                     last_seen: pages::time_s(s.last_seen_s),
                     source: s.source,
                 })
+                .collect(),
+            ssh_keys: keys
+                .into_iter()
+                .map(|k| (k.fingerprint, pages::time_us(k.created_us)))
                 .collect(),
         },
     )

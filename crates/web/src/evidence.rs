@@ -1,5 +1,5 @@
-//! Evidence for the controls this room can prove: ACC-1, ACC-2, ACC-6, LOG-3 and EXT-1
-//! from the store, ENC-2 from a live probe ([`crate::probe`]), LOG-1, LOG-2 and LOG-5 from
+//! Evidence for the controls this room can prove: ACC-1, ACC-2, ACC-6, LOG-3, EXT-1 and
+//! ENC-3 (SSH sessions through the bastion) from the store, ENC-2 from a live probe ([`crate::probe`]), LOG-1, LOG-2 and LOG-5 from
 //! the log store ([`logs`]).
 
 use std::collections::BTreeSet;
@@ -25,11 +25,27 @@ pub async fn collect(store: &Store, policy: &PolicyConfig, extra: Vec<Finding>) 
         acc6(store).await.map_err(|e| (ControlId::Acc6, e)),
         log3(store).await.map_err(|e| (ControlId::Log3, e)),
         ext1(store, policy).await.map_err(|e| (ControlId::Ext1, e)),
+        enc3(store).await.map_err(|e| (ControlId::Enc3, e)),
     ];
     for result in results {
         findings.push(result.unwrap_or_else(|(control, e)| {
             Finding::not_checked(control, format!("evidence could not be read: {e}"))
         }));
+    }
+    // ACC-5 is the network check's; the SSH side adds what the bastion saw.
+    if let Some(acc5) = findings.iter_mut().find(|f| f.control == ControlId::Acc5)
+        && let Ok(sessions) = store
+            .ssh_sessions(
+                jiff::Timestamp::now().as_microsecond() - WINDOW_US,
+                false,
+                100_000,
+            )
+            .await
+    {
+        acc5.evidence.push(format!(
+            "SSH: {} sessions in the last 30 days, each through the bastion with a per-session certificate from rampart's CA",
+            sessions.len()
+        ));
     }
     Report::assemble(jiff::Timestamp::now(), findings)
 }
@@ -157,6 +173,79 @@ async fn acc6(store: &Store) -> Result<Finding, rampart_store::StoreError> {
         vec![
             format!("gateway access held by: {list}"),
             format!("roles granting targets: {}", gateway_roles.len()),
+        ],
+    ))
+}
+
+/// ENC-3 (and the SSH side of ACC-5): SSH sessions of the last 30 days, each one through the
+/// bastion with a per-session certificate, and who holds SSH grants.
+async fn enc3(store: &Store) -> Result<Finding, rampart_store::StoreError> {
+    let now = jiff::Timestamp::now();
+    let targets = store.targets().await?;
+    let ssh_targets: Vec<_> = targets
+        .iter()
+        .filter(|t| t.kind == rampart_access::TargetKind::Ssh)
+        .collect();
+    if ssh_targets.is_empty() {
+        return Ok(Finding::not_checked(
+            ControlId::Enc3,
+            "no SSH target is registered: the bastion reaches no server yet",
+        ));
+    }
+    let sessions = store
+        .ssh_sessions(now.as_microsecond() - WINDOW_US, false, 100_000)
+        .await?;
+    let mut per_person: std::collections::BTreeMap<&str, usize> = Default::default();
+    for s in &sessions {
+        *per_person.entry(s.account.as_str()).or_default() += 1;
+    }
+    let roles = store.roles().await?;
+    let ssh_roles: BTreeSet<String> = roles
+        .iter()
+        .filter(|r| {
+            r.grants
+                .iter()
+                .any(|g| ssh_targets.iter().any(|t| g.admits(t, &g.login)))
+        })
+        .map(|r| r.name.to_string())
+        .collect();
+    let holders = live_holders(store, &ssh_roles, now).await?;
+    let holders_text = if holders.is_empty() {
+        "nobody".to_owned()
+    } else {
+        holders.iter().cloned().collect::<Vec<_>>().join(", ")
+    };
+    Ok(Finding::new(
+        ControlId::Enc3,
+        true,
+        format!(
+            "{} SSH sessions in the last 30 days, all through rampart's bastion with a per-session certificate; {} people hold SSH grants.",
+            sessions.len(),
+            holders.len()
+        ),
+        vec![
+            format!(
+                "SSH targets: {}",
+                ssh_targets
+                    .iter()
+                    .map(|t| format!("{} ({})", t.name, t.environment))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            if per_person.is_empty() {
+                "no SSH sessions in the last 30 days".into()
+            } else {
+                format!(
+                    "sessions per person: {}",
+                    per_person
+                        .iter()
+                        .map(|(p, n)| format!("{p} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+            format!("SSH grants held by: {holders_text}"),
+            "targets trust only rampart's user CA; that no other path reaches port 22 is ACC-5's network check".into(),
         ],
     ))
 }

@@ -19,6 +19,7 @@ pub mod network;
 pub mod ops;
 mod pages;
 pub mod probe;
+pub mod ssh;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -127,6 +128,8 @@ pub struct Inner {
     pub logs: logs::SharedLogs,
     /// Database backups: configuration and paths.
     pub backup: backups::BackupSite,
+    /// Recordings and key parsing of the SSH bastion (provided by the binary).
+    pub ssh: Option<ssh::SshHooks>,
 }
 
 impl AppState {
@@ -164,6 +167,7 @@ pub fn https_router(state: AppState) -> Router {
         .merge(access::routes())
         .merge(logs::page_routes())
         .merge(backups::routes())
+        .merge(ssh::routes())
         .layer(DefaultBodyLimit::max(limit))
         // Answers 413 before any handler runs when Content-Length is too large.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))

@@ -120,13 +120,22 @@ pub async fn issue_enroll_link(
     Ok(token)
 }
 
-/// Parses target grants written one per line as `PATTERN [ENVIRONMENT] LOGIN`.
+/// Parses target grants written one per line as `PATTERN [ENVIRONMENT] LOGIN`, followed
+/// for SSH by any number of `forward=HOST:PORT` (destinations `ssh -L` may reach).
 pub fn parse_grants(text: &str) -> Result<Vec<TargetGrant>, OpError> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(|line| {
-            let words: Vec<&str> = line.split_whitespace().collect();
+            let all: Vec<&str> = line.split_whitespace().collect();
+            let mut words = Vec::new();
+            let mut forward = Vec::new();
+            for w in all {
+                match w.strip_prefix("forward=") {
+                    Some(dest) => forward.push(parse_forward(dest)?),
+                    None => words.push(w),
+                }
+            }
             let (pattern, env, login) = match words.as_slice() {
                 [p, l] => (*p, None, *l),
                 [p, e, l] => (*p, Some(*e), *l),
@@ -156,9 +165,26 @@ pub fn parse_grants(text: &str) -> Result<Vec<TargetGrant>, OpError> {
                 target,
                 environment,
                 login: login.to_owned(),
+                forward,
             })
         })
         .collect()
+}
+
+/// `HOST:PORT` with a host name or address and a port 1–65535.
+fn parse_forward(dest: &str) -> Result<String, OpError> {
+    let bad = || OpError::Invalid(format!("forward={dest} is not HOST:PORT"));
+    let (host, port) = dest.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
+    if port == 0 || !host_ok {
+        return Err(bad());
+    }
+    Ok(format!("{}:{port}", host.to_ascii_lowercase()))
 }
 
 /// Builds a role from its parts.

@@ -168,6 +168,37 @@ pub(crate) struct Targets {
     pub targets: Vec<TargetRow>,
 }
 
+#[derive(Template)]
+#[template(path = "ssh_sessions.html")]
+pub(crate) struct SshSessions {
+    pub nav: Option<String>,
+    pub flash: Option<String>,
+    pub sessions: Vec<SshSessionRow>,
+}
+
+pub(crate) struct SshSessionRow {
+    pub id: String,
+    pub live: bool,
+    pub account: String,
+    pub target: String,
+    pub login: String,
+    pub environment: String,
+    pub source: String,
+    pub started: String,
+    pub ended: String,
+    pub bytes: String,
+    pub exit: String,
+}
+
+#[derive(Template)]
+#[template(path = "ssh_recording.html")]
+pub(crate) struct SshRecording {
+    pub nav: Option<String>,
+    pub flash: Option<String>,
+    pub id: String,
+    pub text: String,
+}
+
 pub(crate) struct AuditRow {
     pub seq: u64,
     pub time: String,
@@ -211,6 +242,7 @@ pub(crate) struct AccountPage {
     pub mfa: bool,
     pub recovery_left: i64,
     pub sessions: Vec<SessionItem>,
+    pub ssh_keys: Vec<(String, String)>,
 }
 
 pub(crate) struct NetFindingRow {

@@ -44,7 +44,7 @@ pub enum RoleCommand {
         /// Admin permission (repeatable): users.manage, roles.manage, targets.manage, audit.view, report.view.
         #[arg(long = "perm")]
         permissions: Vec<String>,
-        /// Target grant (repeatable): "PATTERN [ENVIRONMENT] LOGIN", e.g. "web-* production deploy".
+        /// Target grant (repeatable): "PATTERN [ENVIRONMENT] LOGIN [forward=HOST:PORT ...]", e.g. "web-* production deploy forward=10.0.1.5:5432".
         #[arg(long = "grant")]
         grants: Vec<String>,
     },
@@ -171,10 +171,14 @@ pub async fn run_role(ctx: &Ctx, command: RoleCommand) -> Result<Exit> {
                             .iter()
                             .map(|g| {
                                 format!(
-                                    "{} {} {}",
+                                    "{} {} {}{}",
                                     g.target,
                                     g.environment.as_ref().map(|e| e.as_str()).unwrap_or("*"),
-                                    g.login
+                                    g.login,
+                                    g.forward
+                                        .iter()
+                                        .map(|f| format!(" forward={f}"))
+                                        .collect::<String>()
                                 )
                             })
                             .collect::<Vec<_>>()
