@@ -119,6 +119,15 @@ actions! {
     BackupPrune = "backup.prune", "A backup was deleted by pruning, as the retention plan said.";
     BackupPin = "backup.pin", "A backup was pinned or unpinned (legal hold).";
     BackupOrphan = "backup.orphan", "An object with no catalog row (left by a crashed run) was removed.";
+    DbTokenCreate = "db.token.create", "A short-lived database token was issued for a person, target and database role.";
+    DbTokenRevoke = "db.token.revoke", "A database token was revoked.";
+    DbCredentialSet = "db.credential.set", "The upstream credential of a database target and role was set (sealed; never shown again).";
+    DbRefused = "db.refused", "A database connection was refused before a session began (no TLS, bad packet, bad token, no grant).";
+    DbSessionStart = "db.session.start", "A database session through the gateway began.";
+    DbSessionEnd = "db.session.end", "A database session ended (details say why and how many statements ran).";
+    DbStatement = "db.statement", "A database statement that changes nothing ran (normalized text: no values).";
+    DbChange = "db.change", "A database write, DDL or privilege statement ran (LOG-4; normalized text: no values).";
+    DbCancel = "db.cancel", "A cancel request for a running statement was forwarded (or refused).";
 }
 
 /// One thing that happened, before it is sealed into the chain.

@@ -17,3 +17,20 @@
 
 pub mod codec;
 pub mod sql;
+#[cfg(feature = "gateway")]
+pub mod config;
+#[cfg(feature = "gateway")]
+pub mod credential;
+#[cfg(feature = "gateway")]
+pub mod gateway;
+#[cfg(feature = "gateway")]
+pub mod relay;
+#[cfg(feature = "gateway")]
+pub mod token;
+#[cfg(feature = "gateway")]
+pub mod upstream;
+
+#[cfg(feature = "gateway")]
+pub use config::PostgresConfig;
+#[cfg(feature = "gateway")]
+pub use gateway::Gateway;

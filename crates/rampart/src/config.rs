@@ -30,6 +30,8 @@ pub struct Config {
     pub logs: rampart_logs::LogsConfig,
     /// Database backups.
     pub backup: rampart_backup::BackupConfig,
+    /// The PostgreSQL gateway.
+    pub postgres: rampart_postgres::PostgresConfig,
 }
 
 /// A configuration that cannot be used: one sentence naming the key, the value and what
@@ -178,6 +180,18 @@ prefix = "rampart"
 # For "s3": allow a plain-HTTP endpoint (a storage server on loopback only).
 dangerous_allow_http = false
 # Sources, besides rampart's own database: [[backup.sources]] with name, kind = "postgres" (url; pg_dump and row counts in one snapshot), "sqlite" (path) or "command" (command = ["program", "arg"]; its stdout is the backup).
+
+[postgres]
+# Address of the PostgreSQL gateway (psql and drivers connect as person#target with a database token; TLS required). Absent: no gateway.
+# listen = "0.0.0.0:6432"
+# Largest protocol message accepted from a client or a server, in KiB (64 to 1048576).
+max_message_kib = 1024
+# Hours a database token lives when none is asked for (1 to 12).
+token_hours = 1
+# Seconds a statement's acknowledgement waits for its audit record before the session ends with an error (1 to 120).
+audit_wait_seconds = 10
+# Seconds allowed for a client's TLS handshake and login, and for reaching the database server (1 to 120).
+handshake_seconds = 15
 "#;
 
 impl Config {
@@ -244,6 +258,10 @@ impl Config {
         if let Some(syslog) = self.logs.syslog_listen {
             listeners.push(("logs.syslog_listen", syslog));
         }
+        if let Some(pg) = self.postgres.listen {
+            listeners.push(("postgres.listen", pg));
+        }
+        self.postgres.validate().map_err(ConfigError)?;
         for (i, (a, x)) in listeners.iter().enumerate() {
             for (b, y) in listeners.iter().skip(i + 1) {
                 if x == y {

@@ -97,6 +97,9 @@ enum Command {
     /// Database backups: run, list, plan, prune, pin, restore, verify, keygen (BAK-1..5).
     #[command(subcommand)]
     Backup(cmd::backup::BackupCommand),
+    /// The PostgreSQL gateway: database tokens, upstream credentials, sessions, changes (LOG-4).
+    #[command(subcommand)]
+    Db(cmd::db::DbCommand),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -195,6 +198,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 Command::Report(args) => cmd::report::run(&ctx, args).await,
                 Command::Logs(c) => cmd::logs::run(&ctx, c).await,
                 Command::Backup(c) => cmd::backup::run(&ctx, c).await,
+                Command::Db(c) => cmd::db::run(&ctx, c).await,
                 _ => Ok(Exit::Ok),
             };
             // A clean close lets SQLite fold its WAL back into the database file.

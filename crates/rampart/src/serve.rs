@@ -32,6 +32,10 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         Some(addr) => Some(bind(addr, "logs.syslog_listen")?),
         None => None,
     };
+    let postgres = match config.postgres.listen {
+        Some(addr) => Some(bind(addr, "postgres.listen")?),
+        None => None,
+    };
 
     let paths = config
         .tls
@@ -56,9 +60,10 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     let decoy_hash =
         tokio::task::spawn_blocking(move || rampart_identity::password::decoy_hash(cost)).await??;
 
+    let master = Arc::new(master);
     let state = AppState::new(Inner {
         store: store.clone(),
-        master: Arc::new(master),
+        master: master.clone(),
         web: config.web.clone(),
         policy: config.policy.clone(),
         cost,
@@ -83,7 +88,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         .context("cannot write the startup audit record")?;
 
     let handle = Handle::new();
-    let rustls = RustlsConfig::from_config(server_config);
+    let rustls = RustlsConfig::from_config(server_config.clone());
     let mut https_server =
         axum_server::from_tcp_rustls(https, rustls.clone()).handle(handle.clone());
     https_server.http_builder().http1().max_buf_size(64 * 1024);
@@ -134,6 +139,20 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         Duration::from_secs(30),
     ));
     let log_tasks = crate::logs::spawn(&state, syslog, rustls.clone())?;
+    let gateway = match postgres {
+        Some(listener) => {
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .context("cannot use the postgres listener")?;
+            let gateway = rampart_postgres::Gateway::new(
+                store.clone(),
+                master.clone(),
+                server_config.clone(),
+                config.postgres.clone(),
+            );
+            Some(tokio::spawn(gateway.serve(listener)))
+        }
+        None => None,
+    };
     let backups = tokio::spawn(rampart_backup::schedule::keep_backed_up(
         Arc::new(config.backup.clone()),
         dir.0.clone(),
@@ -179,6 +198,9 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     watcher.abort();
+    if let Some(task) = gateway {
+        task.abort();
+    }
     network.abort();
     backups.abort();
     housekeeping.abort();

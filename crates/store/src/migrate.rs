@@ -185,6 +185,33 @@ CREATE INDEX access_requests_status ON access_requests(status, pending_until_us)
 CREATE INDEX access_requests_requester ON access_requests(requester, created_us)
 ";
 
+/// The PostgreSQL gateway: database tokens (SHA-256 of 256-bit random values, bound to an
+/// account, a target and a database role) and the upstream credentials of each target and
+/// role (AES-256-GCM sealed under the master key, bound to their row). Statements are audit
+/// records, not rows here.
+const V7_DB_GATEWAY: &str = "
+CREATE TABLE db_tokens (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    target TEXT NOT NULL,
+    db_role TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    issued_by TEXT NOT NULL,
+    created_us BIGINT NOT NULL,
+    expires_us BIGINT NOT NULL,
+    revoked_us BIGINT
+);
+CREATE INDEX db_tokens_account ON db_tokens(account, created_us);
+CREATE TABLE db_credentials (
+    target TEXT NOT NULL,
+    db_role TEXT NOT NULL,
+    username TEXT NOT NULL,
+    secret_sealed TEXT NOT NULL,
+    updated_us BIGINT NOT NULL,
+    PRIMARY KEY (target, db_role)
+)
+";
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -215,6 +242,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "access requests",
         sqlite: V5_ACCESS_REQUESTS,
         postgres: V5_ACCESS_REQUESTS,
+    },
+    Migration {
+        version: 7,
+        name: "database gateway tokens and credentials",
+        sqlite: V7_DB_GATEWAY,
+        postgres: V7_DB_GATEWAY,
     },
 ];
 

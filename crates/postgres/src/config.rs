@@ -1,0 +1,63 @@
+//! The `[postgres]` section of `rampart.toml`.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+/// Gateway settings. The listener is off until `listen` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// Address of the gateway's listener (PostgreSQL clients connect here; 6432 by
+    /// convention). Absent: no listener.
+    pub listen: Option<SocketAddr>,
+    /// Largest protocol message accepted from a client or a server, in KiB (64 to 1048576).
+    pub max_message_kib: u32,
+    /// Hours a database token lives when none is asked for (1 to 12).
+    pub token_hours: u32,
+    /// Seconds a statement's `ReadyForQuery` waits for its audit record before the session
+    /// ends with an error (1 to 120).
+    pub audit_wait_seconds: u32,
+    /// Seconds allowed for a client's TLS handshake and login, and for reaching the
+    /// upstream server (1 to 120).
+    pub handshake_seconds: u32,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            max_message_kib: 1024,
+            token_hours: 1,
+            audit_wait_seconds: 10,
+            handshake_seconds: 15,
+        }
+    }
+}
+
+/// Longest a database token may live, in hours.
+pub const MAX_TOKEN_HOURS: u32 = 12;
+
+impl PostgresConfig {
+    /// Checks every bound; the error names the key, the value and the range.
+    pub fn validate(&self) -> Result<(), String> {
+        let check = |key: &str, value: u32, lo: u32, hi: u32| {
+            if (lo..=hi).contains(&value) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "postgres.{key} = {value} is out of range: allowed {lo} to {hi}"
+                ))
+            }
+        };
+        check("max_message_kib", self.max_message_kib, 64, 1_048_576)?;
+        check("token_hours", self.token_hours, 1, MAX_TOKEN_HOURS)?;
+        check("audit_wait_seconds", self.audit_wait_seconds, 1, 120)?;
+        check("handshake_seconds", self.handshake_seconds, 1, 120)
+    }
+
+    /// The message size limit in bytes.
+    pub fn max_message_bytes(&self) -> usize {
+        usize::try_from(self.max_message_kib).unwrap_or(1024) * 1024
+    }
+}

@@ -1,0 +1,633 @@
+//! The listener and the startup handshake (PostgreSQL docs 55.2.1 "Start-up", 55.2.10
+//! "SSL Session Encryption", 55.2.8 "Canceling Requests in Progress").
+//!
+//! A connection goes through states, each a step of [`handle`]: negotiate encryption
+//! (TLS or nothing), read the startup packet, ask for the password (the database token),
+//! check the token (bound to account, target and role; live), authorize the person now,
+//! log in upstream, then relay. Every refusal is an audit record and a client-facing error
+//! whose text is chosen here, from an exhaustive match: no internal detail reaches the
+//! client.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rampart_audit::{Action, Actor, AuditEvent, Outcome};
+use rampart_identity::sealed::MasterKey;
+use rampart_store::Store;
+use subtle::ConstantTimeEq;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::codec::{self, CodecError, Startup};
+use crate::config::PostgresConfig;
+use crate::relay::{End, Relay, SessionInfo};
+use crate::upstream::{self, UpstreamError};
+
+/// The running gateway: shared by every connection.
+pub struct Gateway {
+    store: Arc<Store>,
+    master: Arc<MasterKey>,
+    tls: TlsAcceptor,
+    config: PostgresConfig,
+    cancels: Mutex<HashMap<i32, CancelKey>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a cancel request for one of rampart's backend keys goes.
+#[derive(Debug, Clone)]
+struct CancelKey {
+    secret: i32,
+    upstream: String,
+    pid: i32,
+    upstream_secret: i32,
+    account: String,
+    target: String,
+    session: String,
+}
+
+/// The sealing context of a target's credential for a role: a sealed value moved to
+/// another row does not open.
+pub fn credential_context(target: &str, db_role: &str) -> String {
+    format!("db-credential:{target}:{db_role}")
+}
+
+impl Gateway {
+    /// A gateway that answers TLS with `tls` (its ALPN is set to `postgresql`).
+    pub fn new(
+        store: Arc<Store>,
+        master: Arc<MasterKey>,
+        tls: Arc<rustls::ServerConfig>,
+        config: PostgresConfig,
+    ) -> Arc<Self> {
+        let mut tls = (*tls).clone();
+        tls.alpn_protocols = vec![b"postgresql".to_vec()];
+        Arc::new(Self {
+            store,
+            master,
+            tls: TlsAcceptor::from(Arc::new(tls)),
+            config,
+            cancels: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Accepts connections until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "postgres gateway accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let gateway = self.clone();
+            tokio::spawn(async move {
+                let _ = stream.set_nodelay(true);
+                gateway.handle(stream, peer).await;
+            });
+        }
+    }
+
+    async fn handle(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+        let handshake = Duration::from_secs(u64::from(self.config.handshake_seconds));
+        let opened = tokio::time::timeout(handshake, self.open(stream, peer.ip())).await;
+        let (client, login) = match opened {
+            Ok(Ok(Some(pair))) => pair,
+            Ok(Ok(None)) => return,
+            Ok(Err((mut client, refusal))) => {
+                self.refuse(&mut client, peer.ip(), refusal).await;
+                return;
+            }
+            Err(_) => {
+                self.audit_refusal(peer.ip(), &Refusal::Timeout).await;
+                return;
+            }
+        };
+        self.run(client, login, peer.ip()).await;
+    }
+}
+
+/// A client connection: plaintext until TLS is negotiated.
+enum Client {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Client {
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Plain(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+            Self::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+        }
+    }
+}
+
+/// Why a connection was refused; decides what the client is told.
+#[derive(Debug)]
+enum Refusal {
+    Plaintext,
+    BadPacket(CodecError),
+    NoTls,
+    BadUser,
+    Replication,
+    BadToken { account: String, why: &'static str },
+    Denied { account: String, target: String, why: String },
+    NoCredential { target: String, db_role: String },
+    Upstream { target: String, error: UpstreamError },
+    Audit,
+    Timeout,
+}
+
+/// A person who proved a token and may use the target.
+struct Login {
+    account: String,
+    target: rampart_access::Target,
+    db_role: String,
+    database: String,
+    params: Vec<(String, String)>,
+    permit: rampart_access::Permit,
+}
+
+impl Gateway {
+    /// Negotiates, reads the startup packet and checks the token and the grant. `None`:
+    /// the connection was a cancel request (already handled) or went away.
+    async fn open(
+        &self,
+        stream: TcpStream,
+        ip: IpAddr,
+    ) -> Result<Option<(Client, Login)>, (Client, Refusal)> {
+        let mut client = Client::Plain(stream);
+        // At most one GSSENC and one SSL negotiation, as libpq does.
+        for _ in 0..3 {
+            let packet = match &mut client {
+                Client::Plain(s) => codec::read_startup(s).await,
+                Client::Tls(s) => codec::read_startup(s.as_mut()).await,
+            };
+            let packet = match packet {
+                Ok(p) => p,
+                Err(CodecError::Io(_)) => return Ok(None),
+                Err(e) => return Err((client, Refusal::BadPacket(e))),
+            };
+            match (packet, client) {
+                (Startup::GssEnc, Client::Plain(mut s)) => {
+                    if s.write_all(b"N").await.is_err() {
+                        return Ok(None);
+                    }
+                    client = Client::Plain(s);
+                }
+                (Startup::Ssl, Client::Plain(mut s)) => {
+                    if s.write_all(b"S").await.is_err() {
+                        return Ok(None);
+                    }
+                    match self.tls.accept(s).await {
+                        Ok(tls) => client = Client::Tls(Box::new(tls)),
+                        Err(e) => {
+                            tracing::info!(error = %e, "postgres TLS handshake failed");
+                            return Ok(None);
+                        }
+                    }
+                }
+                (Startup::Cancel { pid, secret }, _) => {
+                    self.cancel(pid, secret, ip).await;
+                    return Ok(None);
+                }
+                (Startup::Startup { .. }, c @ Client::Plain(_)) => {
+                    return Err((c, Refusal::Plaintext));
+                }
+                (Startup::Startup { minor, params }, Client::Tls(s)) => {
+                    let mut c = Client::Tls(s);
+                    return match self.login(&mut c, minor, params).await {
+                        Ok(login) => Ok(Some((c, login))),
+                        Err(r) => Err((c, r)),
+                    };
+                }
+                (_, c) => return Err((c, Refusal::NoTls)),
+            }
+        }
+        Err((client, Refusal::NoTls))
+    }
+
+    async fn login(
+        &self,
+        client: &mut Client,
+        minor: u16,
+        params: Vec<(String, String)>,
+    ) -> Result<Login, Refusal> {
+        let Client::Tls(stream) = client else {
+            return Err(Refusal::Plaintext);
+        };
+        let mut user = None;
+        let mut database = None;
+        let mut rest = Vec::new();
+        let mut unknown_options = Vec::new();
+        for (k, v) in params {
+            match k.as_str() {
+                "user" => user = Some(v),
+                "database" => database = Some(v),
+                "replication" if !matches!(v.as_str(), "false" | "off" | "0" | "no") => {
+                    return Err(Refusal::Replication);
+                }
+                "replication" => {}
+                _ if k.starts_with("_pq_.") => unknown_options.push(k),
+                _ => rest.push((k, v)),
+            }
+        }
+        if minor > 0 || !unknown_options.is_empty() {
+            // 55.2.1: answer the newest minor version spoken (0) and the options ignored.
+            let mut body = Vec::new();
+            body.extend_from_slice(&0i32.to_be_bytes());
+            body.extend_from_slice(&i32::try_from(unknown_options.len()).unwrap_or(0).to_be_bytes());
+            for o in &unknown_options {
+                body.extend_from_slice(o.as_bytes());
+                body.push(0);
+            }
+            write(stream, &codec::message(b'v', &body)).await?;
+        }
+        let user = user.ok_or(Refusal::BadUser)?;
+        let (account, target_name) = user.split_once('#').ok_or(Refusal::BadUser)?;
+        write(stream, &codec::authentication(3, &[])).await?;
+        let (tag, body) = codec::read_message(stream.as_mut(), 1024)
+            .await
+            .map_err(Refusal::BadPacket)?;
+        if tag != b'p' {
+            return Err(Refusal::BadPacket(CodecError::Malformed(
+                "expected a password message",
+            )));
+        }
+        let password = codec::cstr(&body, 0).map(|(p, _)| p).unwrap_or_default();
+        let password = std::str::from_utf8(password).unwrap_or_default();
+        let bad = |why| Refusal::BadToken {
+            account: account.to_owned(),
+            why,
+        };
+        let token = self
+            .store
+            .db_token_by_hash(&rampart_identity::token_hash(password))
+            .await
+            .map_err(|_| Refusal::Audit)?
+            .ok_or_else(|| bad("unknown token"))?;
+        let now = jiff::Timestamp::now();
+        if token.account != account {
+            return Err(bad("token of another account"));
+        }
+        if token.target != target_name {
+            return Err(bad("token of another target"));
+        }
+        if token.revoked_us.is_some() {
+            return Err(bad("revoked token"));
+        }
+        if token.expires_us <= now.as_microsecond() {
+            return Err(bad("expired token"));
+        }
+        let denied = |why: String| Refusal::Denied {
+            account: account.to_owned(),
+            target: target_name.to_owned(),
+            why,
+        };
+        let target = crate::token::postgres_target(&self.store, target_name)
+            .await
+            .map_err(|_| Refusal::Audit)?
+            .ok_or_else(|| denied("no such postgres target".into()))?;
+        let permit = crate::token::permit(&self.store, account, &target, &token.db_role, now)
+            .await
+            .map_err(|_| Refusal::Audit)?
+            .map_err(|d| denied(d.to_string()))?;
+        let database = match database {
+            Some(d) if d != user => d,
+            _ => token.db_role.clone(),
+        };
+        Ok(Login {
+            account: account.to_owned(),
+            target,
+            db_role: token.db_role,
+            database,
+            params: rest,
+            permit,
+        })
+    }
+
+    async fn run(&self, mut client: Client, login: Login, ip: IpAddr) {
+        let target = login.target.name.to_string();
+        let upstream = match self.upstream(&login).await {
+            Ok(u) => u,
+            Err(r) => return self.refuse(&mut client, ip, r).await,
+        };
+        let Client::Tls(stream) = client else {
+            return;
+        };
+        let session = Arc::new(SessionInfo {
+            id: uuid::Uuid::now_v7().to_string(),
+            account: login.account.clone(),
+            target: target.clone(),
+            db_role: login.db_role.clone(),
+            database: login.database.clone(),
+            source: Some(ip),
+        });
+        let start = AuditEvent::new(
+            Actor::User(login.account.clone()),
+            Action::DbSessionStart,
+            target.clone(),
+        )
+        .source(Some(ip))
+        .detail("session", session.id.clone())
+        .detail("db_role", login.db_role.clone())
+        .detail("database", login.database.clone())
+        .detail("role", login.permit.role().to_string());
+        let mut stream = stream;
+        if self.store.append_audit(&[start]).await.is_err() {
+            let mut c = Client::Tls(stream);
+            return self.refuse(&mut c, ip, Refusal::Audit).await;
+        }
+        let (pid, secret) = self.register(&login, &session.id, &upstream);
+        let mut hello = BytesMut::new();
+        hello.extend_from_slice(&codec::authentication(0, &[]));
+        hello.extend_from_slice(&upstream.greeting);
+        hello.extend_from_slice(&codec::backend_key_data(pid, secret));
+        codec::put_message(&mut hello, b'Z', &[upstream.status]);
+        let greeted = async {
+            stream.write_all(&hello).await?;
+            stream.flush().await
+        }
+        .await;
+        let (end, statements) = if greeted.is_ok() {
+            let relay = Relay {
+                store: self.store.clone(),
+                limit: self.config.max_message_bytes(),
+                audit_wait: Duration::from_secs(u64::from(self.config.audit_wait_seconds)),
+                until: login.permit.until(),
+                session: session.clone(),
+            };
+            let (cr, cw) = tokio::io::split(*stream);
+            let (sr, sw) = upstream.stream.into_split();
+            relay.run(cr, cw, sr, sw).await
+        } else {
+            (End::Client, 0)
+        };
+        if let Ok(mut map) = self.cancels.lock() {
+            map.remove(&pid);
+        }
+        let outcome = match end {
+            End::Client | End::Server | End::GrantExpired => Outcome::Success,
+            End::AuditFailed | End::ClientProtocol | End::ServerProtocol => Outcome::Failure,
+        };
+        let done = AuditEvent::new(
+            Actor::User(login.account.clone()),
+            Action::DbSessionEnd,
+            target,
+        )
+        .outcome(outcome)
+        .source(Some(ip))
+        .detail("session", session.id.clone())
+        .detail("reason", end.as_str())
+        .detail("statements", statements.to_string());
+        if let Err(e) = self.store.append_audit(&[done]).await {
+            tracing::error!(error = %e, session = %session.id, "cannot audit the end of a database session");
+        }
+    }
+
+    async fn upstream(&self, login: &Login) -> Result<upstream::Upstream, Refusal> {
+        let target = login.target.name.to_string();
+        let cred = self
+            .store
+            .db_credential(&target, &login.db_role)
+            .await
+            .map_err(|_| Refusal::Audit)?
+            .ok_or_else(|| Refusal::NoCredential {
+                target: target.clone(),
+                db_role: login.db_role.clone(),
+            })?;
+        let password = self
+            .master
+            .open(
+                &credential_context(&target, &login.db_role),
+                &cred.secret_sealed,
+            )
+            .map_err(|_| Refusal::NoCredential {
+                target: target.clone(),
+                db_role: login.db_role.clone(),
+            })?;
+        let mut params = login.params.clone();
+        params.push(("database".into(), login.database.clone()));
+        upstream::connect(
+            &login.target.address,
+            &cred.username,
+            password.expose_secret(),
+            &params,
+            self.config.max_message_bytes(),
+        )
+        .await
+        .map_err(|error| Refusal::Upstream { target, error })
+    }
+
+    /// Gives the session a backend key of rampart's own, mapped to the upstream's.
+    fn register(&self, login: &Login, session: &str, upstream: &upstream::Upstream) -> (i32, i32) {
+        let mut bytes = [0u8; 8];
+        if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+            return (0, 0);
+        }
+        let [a, b, c, d, e, f, g, h] = bytes;
+        let mut pid = i32::from_be_bytes([a & 0x7f, b, c, d]).max(1);
+        let secret = i32::from_be_bytes([e, f, g, h]);
+        let Some((up_pid, up_secret)) = upstream.key else {
+            return (pid, secret);
+        };
+        if let Ok(mut map) = self.cancels.lock() {
+            while map.contains_key(&pid) {
+                pid = pid.wrapping_add(1).max(1);
+            }
+            map.insert(
+                pid,
+                CancelKey {
+                    secret,
+                    upstream: login.target.address.clone(),
+                    pid: up_pid,
+                    upstream_secret: up_secret,
+                    account: login.account.clone(),
+                    target: login.target.name.to_string(),
+                    session: session.to_owned(),
+                },
+            );
+        }
+        (pid, secret)
+    }
+
+    async fn cancel(&self, pid: i32, secret: i32, ip: IpAddr) {
+        let key = self
+            .cancels
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&pid).cloned())
+            .filter(|k| bool::from(k.secret.to_be_bytes().ct_eq(&secret.to_be_bytes())));
+        let event = match key {
+            Some(k) => {
+                let sent = upstream::cancel(&k.upstream, k.pid, k.upstream_secret).await;
+                AuditEvent::new(Actor::User(k.account), Action::DbCancel, k.target)
+                    .outcome(if sent.is_ok() {
+                        Outcome::Success
+                    } else {
+                        Outcome::Failure
+                    })
+                    .detail("session", k.session)
+            }
+            None => AuditEvent::new(Actor::Anonymous, Action::DbCancel, "unknown")
+                .outcome(Outcome::Denied)
+                .detail("reason", "no session has that backend key"),
+        };
+        if let Err(e) = self.store.append_audit(&[event.source(Some(ip))]).await {
+            tracing::error!(error = %e, "cannot audit a cancel request");
+        }
+    }
+
+    async fn refuse(&self, client: &mut Client, ip: IpAddr, refusal: Refusal) {
+        let message = match &refusal {
+            Refusal::Upstream {
+                error: UpstreamError::Refused(bytes),
+                ..
+            } => {
+                // Errors from the server reach the client unchanged.
+                bytes.clone()
+            }
+            other => {
+                let (code, text) = client_text(other);
+                codec::error_response("FATAL", code, &text)
+            }
+        };
+        let _ = client.write(&message).await;
+        self.audit_refusal(ip, &refusal).await;
+    }
+
+    async fn audit_refusal(&self, ip: IpAddr, refusal: &Refusal) {
+        let (actor, subject, reason) = match refusal {
+            Refusal::Plaintext => (Actor::Anonymous, String::new(), "plaintext startup".to_owned()),
+            Refusal::BadPacket(e) => (Actor::Anonymous, String::new(), e.to_string()),
+            Refusal::NoTls => (Actor::Anonymous, String::new(), "no TLS".to_owned()),
+            Refusal::BadUser => (Actor::Anonymous, String::new(), "user is not person#target".to_owned()),
+            Refusal::Replication => (Actor::Anonymous, String::new(), "replication refused".to_owned()),
+            Refusal::BadToken { account, why } => (
+                Actor::Anonymous,
+                String::new(),
+                format!("{why} (for account {})", safe_name(account)),
+            ),
+            Refusal::Denied {
+                account,
+                target,
+                why,
+            } => (Actor::User(safe_name(account)), safe_name(target), why.clone()),
+            Refusal::NoCredential { target, db_role } => (
+                Actor::System,
+                target.clone(),
+                format!("no usable upstream credential for role {db_role}"),
+            ),
+            Refusal::Upstream { target, error } => {
+                let text = match error {
+                    UpstreamError::Refused(bytes) => {
+                        let body = bytes.get(5..).unwrap_or_default();
+                        let code = codec::error_field(body, b'C').unwrap_or_default();
+                        format!("server refused (SQLSTATE {})", String::from_utf8_lossy(code))
+                    }
+                    other => other.to_string(),
+                };
+                (Actor::System, target.clone(), text)
+            }
+            Refusal::Audit => (Actor::System, String::new(), "store unavailable".to_owned()),
+            Refusal::Timeout => (Actor::Anonymous, String::new(), "handshake timed out".to_owned()),
+        };
+        let event = AuditEvent::new(actor, Action::DbRefused, subject)
+            .outcome(Outcome::Denied)
+            .source(Some(ip))
+            .detail("reason", rampart_scrub::scrub_default(&reason));
+        if let Err(e) = self.store.append_audit(&[event]).await {
+            tracing::error!(error = %e, "cannot audit a refused database connection");
+        }
+    }
+}
+
+/// What the client is told (SQLSTATE and message) for a refusal.
+fn client_text(refusal: &Refusal) -> (&'static str, String) {
+    match refusal {
+        Refusal::Plaintext | Refusal::NoTls => (
+            "08P01",
+            "rampart requires TLS: connect with sslmode=require".into(),
+        ),
+        Refusal::BadPacket(CodecError::TooLarge { .. }) => {
+            ("08P01", "message too large for rampart's limit".into())
+        }
+        Refusal::BadPacket(CodecError::UnknownProtocol(v)) => (
+            "08P01",
+            format!("unsupported frontend protocol {}.{}: rampart speaks 3.0", v >> 16, v & 0xffff),
+        ),
+        Refusal::BadPacket(CodecError::Malformed(what)) => {
+            ("08P01", format!("invalid startup packet: {what}"))
+        }
+        Refusal::BadPacket(CodecError::Io(_)) => ("08006", "connection failure".into()),
+        Refusal::BadUser => (
+            "28000",
+            "connect as user person#target (for example alice#orders-db) with a database token as the password".into(),
+        ),
+        Refusal::Replication => ("28000", "replication connections are not relayed".into()),
+        Refusal::BadToken { .. } => (
+            "28P01",
+            "password authentication failed: the database token is unknown, expired, revoked, or for another person or target".into(),
+        ),
+        Refusal::Denied { .. } => ("28000", "access denied".into()),
+        Refusal::NoCredential { .. } => (
+            "28000",
+            "rampart has no credential for this target and database role; ask an administrator".into(),
+        ),
+        Refusal::Upstream { error, .. } => match error {
+            UpstreamError::Connect(_) => ("08001", "rampart cannot reach the database server".into()),
+            UpstreamError::Refused(_) => ("28000", "the database server refused the session".into()),
+            UpstreamError::Method(_) | UpstreamError::Scram(_) => (
+                "28000",
+                "rampart could not log in to the database server".into(),
+            ),
+            UpstreamError::Protocol(_) => ("08P01", "the database server broke the protocol".into()),
+        },
+        Refusal::Audit => (
+            "58000",
+            "rampart cannot write its audit log right now; try again later".into(),
+        ),
+        Refusal::Timeout => ("08006", "login timed out".into()),
+    }
+}
+
+/// A name from the client, kept only when it looks like one (else a placeholder).
+fn safe_name(name: &str) -> String {
+    if !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+    {
+        name.to_owned()
+    } else {
+        "(invalid name)".into()
+    }
+}
+
+async fn write<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, bytes: &[u8]) -> Result<(), Refusal> {
+    let done = async {
+        s.write_all(bytes).await?;
+        s.flush().await
+    };
+    done.await
+        .map_err(|e| Refusal::BadPacket(CodecError::Io(e)))
+}
