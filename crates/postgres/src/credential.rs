@@ -47,7 +47,10 @@ pub async fn set(
     crate::token::postgres_target(store, target)
         .await?
         .ok_or_else(|| CredentialError::NoTarget(target.to_owned()))?;
-    let sealed = master.seal(&crate::gateway::credential_context(target, db_role), password)?;
+    let sealed = master.seal(
+        &crate::gateway::credential_context(target, db_role),
+        password,
+    )?;
     let event = AuditEvent::new(actor, Action::DbCredentialSet, target.to_owned())
         .detail("db_role", db_role.to_owned())
         .detail("username", username.to_owned());

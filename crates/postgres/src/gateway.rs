@@ -148,10 +148,23 @@ enum Refusal {
     NoTls,
     BadUser,
     Replication,
-    BadToken { account: String, why: &'static str },
-    Denied { account: String, target: String, why: String },
-    NoCredential { target: String, db_role: String },
-    Upstream { target: String, error: UpstreamError },
+    BadToken {
+        account: String,
+        why: &'static str,
+    },
+    Denied {
+        account: String,
+        target: String,
+        why: String,
+    },
+    NoCredential {
+        target: String,
+        db_role: String,
+    },
+    Upstream {
+        target: String,
+        error: UpstreamError,
+    },
     Audit,
     Timeout,
 }
@@ -254,7 +267,11 @@ impl Gateway {
             // 55.2.1: answer the newest minor version spoken (0) and the options ignored.
             let mut body = Vec::new();
             body.extend_from_slice(&0i32.to_be_bytes());
-            body.extend_from_slice(&i32::try_from(unknown_options.len()).unwrap_or(0).to_be_bytes());
+            body.extend_from_slice(
+                &i32::try_from(unknown_options.len())
+                    .unwrap_or(0)
+                    .to_be_bytes(),
+            );
             for o in &unknown_options {
                 body.extend_from_slice(o.as_bytes());
                 body.push(0);
@@ -516,11 +533,23 @@ impl Gateway {
 
     async fn audit_refusal(&self, ip: IpAddr, refusal: &Refusal) {
         let (actor, subject, reason) = match refusal {
-            Refusal::Plaintext => (Actor::Anonymous, String::new(), "plaintext startup".to_owned()),
+            Refusal::Plaintext => (
+                Actor::Anonymous,
+                String::new(),
+                "plaintext startup".to_owned(),
+            ),
             Refusal::BadPacket(e) => (Actor::Anonymous, String::new(), e.to_string()),
             Refusal::NoTls => (Actor::Anonymous, String::new(), "no TLS".to_owned()),
-            Refusal::BadUser => (Actor::Anonymous, String::new(), "user is not person#target".to_owned()),
-            Refusal::Replication => (Actor::Anonymous, String::new(), "replication refused".to_owned()),
+            Refusal::BadUser => (
+                Actor::Anonymous,
+                String::new(),
+                "user is not person#target".to_owned(),
+            ),
+            Refusal::Replication => (
+                Actor::Anonymous,
+                String::new(),
+                "replication refused".to_owned(),
+            ),
             Refusal::BadToken { account, why } => (
                 Actor::Anonymous,
                 String::new(),
@@ -530,7 +559,11 @@ impl Gateway {
                 account,
                 target,
                 why,
-            } => (Actor::User(safe_name(account)), safe_name(target), why.clone()),
+            } => (
+                Actor::User(safe_name(account)),
+                safe_name(target),
+                why.clone(),
+            ),
             Refusal::NoCredential { target, db_role } => (
                 Actor::System,
                 target.clone(),
@@ -541,14 +574,21 @@ impl Gateway {
                     UpstreamError::Refused(bytes) => {
                         let body = bytes.get(5..).unwrap_or_default();
                         let code = codec::error_field(body, b'C').unwrap_or_default();
-                        format!("server refused (SQLSTATE {})", String::from_utf8_lossy(code))
+                        format!(
+                            "server refused (SQLSTATE {})",
+                            String::from_utf8_lossy(code)
+                        )
                     }
                     other => other.to_string(),
                 };
                 (Actor::System, target.clone(), text)
             }
             Refusal::Audit => (Actor::System, String::new(), "store unavailable".to_owned()),
-            Refusal::Timeout => (Actor::Anonymous, String::new(), "handshake timed out".to_owned()),
+            Refusal::Timeout => (
+                Actor::Anonymous,
+                String::new(),
+                "handshake timed out".to_owned(),
+            ),
         };
         let event = AuditEvent::new(actor, Action::DbRefused, subject)
             .outcome(Outcome::Denied)

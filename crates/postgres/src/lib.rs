@@ -16,7 +16,6 @@
 //! result is streamed message by message, with the client's reading pace as backpressure).
 
 pub mod codec;
-pub mod sql;
 #[cfg(feature = "gateway")]
 pub mod config;
 #[cfg(feature = "gateway")]
@@ -25,6 +24,7 @@ pub mod credential;
 pub mod gateway;
 #[cfg(feature = "gateway")]
 pub mod relay;
+pub mod sql;
 #[cfg(feature = "gateway")]
 pub mod token;
 #[cfg(feature = "gateway")]

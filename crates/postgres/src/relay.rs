@@ -377,13 +377,12 @@ async fn server_to_client<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
             }
             consumed += len;
         };
-        if consumed > start {
-            if send(&mut w, buf.get(start..consumed).unwrap_or_default())
+        if consumed > start
+            && send(&mut w, buf.get(start..consumed).unwrap_or_default())
                 .await
                 .is_err()
-            {
-                return End::Client;
-            }
+        {
+            return End::Client;
         }
         buf.advance(consumed);
         buf.reserve(want.max(64 * 1024));
@@ -446,7 +445,9 @@ async fn send<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result
 
 fn protocol_error(e: &CodecError) -> BytesMut {
     let text = match e {
-        CodecError::TooLarge { .. } => "the database server sent a message larger than rampart's limit (postgres.max_message_kib)",
+        CodecError::TooLarge { .. } => {
+            "the database server sent a message larger than rampart's limit (postgres.max_message_kib)"
+        }
         CodecError::Malformed(_) | CodecError::UnknownProtocol(_) | CodecError::Io(_) => {
             "the database server sent a malformed message"
         }
@@ -560,7 +561,12 @@ enum Done<'a> {
     Error(&'a [u8]),
 }
 
-fn event(relay: &Relay, statement: Option<Arc<Tracked>>, since: Instant, done: Done<'_>) -> AuditEvent {
+fn event(
+    relay: &Relay,
+    statement: Option<Arc<Tracked>>,
+    since: Instant,
+    done: Done<'_>,
+) -> AuditEvent {
     let statement = statement.unwrap_or_else(|| {
         Tracked::new(Statement {
             text: "(statement not recognized)".into(),
@@ -617,7 +623,11 @@ pub fn split_tag(tag: &[u8]) -> (String, Option<u64>) {
 
 /// A SQLSTATE is five characters of `[0-9A-Z]`; anything else is stored as `?????`.
 fn sqlstate(code: &[u8]) -> String {
-    if code.len() == 5 && code.iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
+    if code.len() == 5
+        && code
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    {
         String::from_utf8_lossy(code).into_owned()
     } else {
         "?????".into()
@@ -646,9 +656,21 @@ mod tests {
     fn bind_values_are_never_read() {
         let mut names = Names::default();
         let parse = [b"s1\0INSERT INTO t VALUES ($1)\0".as_slice(), &[0, 0]].concat();
-        assert!(matches!(inspect(b'P', &parse, &mut names), Some(Expect::Parse(_))));
-        let bind = [b"\0s1\0".as_slice(), &[0, 0, 0, 1, 0, 0, 0, 6], b"secret", &[0, 0]].concat();
-        assert!(matches!(inspect(b'B', &bind, &mut names), Some(Expect::Bind)));
+        assert!(matches!(
+            inspect(b'P', &parse, &mut names),
+            Some(Expect::Parse(_))
+        ));
+        let bind = [
+            b"\0s1\0".as_slice(),
+            &[0, 0, 0, 1, 0, 0, 0, 6],
+            b"secret",
+            &[0, 0],
+        ]
+        .concat();
+        assert!(matches!(
+            inspect(b'B', &bind, &mut names),
+            Some(Expect::Bind)
+        ));
         let Some(Expect::Execute { statement, .. }) = inspect(b'E', b"\0\0\0\0\0", &mut names)
         else {
             panic!("execute expected");

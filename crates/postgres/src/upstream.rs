@@ -103,13 +103,17 @@ pub async fn connect(
                         scram = Some(s);
                     }
                     11 => {
-                        let s = scram.as_mut().ok_or(CodecError::Malformed("SASL continue without start"))?;
+                        let s = scram
+                            .as_mut()
+                            .ok_or(CodecError::Malformed("SASL continue without start"))?;
                         s.update(data).map_err(UpstreamError::Scram)?;
                         let reply = s.message().to_vec();
                         send(&mut stream, b'p', &reply).await?;
                     }
                     12 => {
-                        let s = scram.as_mut().ok_or(CodecError::Malformed("SASL final without start"))?;
+                        let s = scram
+                            .as_mut()
+                            .ok_or(CodecError::Malformed("SASL final without start"))?;
                         s.finish(data).map_err(UpstreamError::Scram)?;
                     }
                     other => return Err(UpstreamError::Method(other)),
@@ -118,7 +122,11 @@ pub async fn connect(
             b'E' => return Err(UpstreamError::Refused(codec::message(tag, &body))),
             b'N' => {}
             b'v' => {}
-            _ => return Err(CodecError::Malformed("unexpected message during authentication").into()),
+            _ => {
+                return Err(
+                    CodecError::Malformed("unexpected message during authentication").into(),
+                );
+            }
         }
     }
     let mut greeting = BytesMut::new();
@@ -141,7 +149,11 @@ pub async fn connect(
             }
             b'E' => return Err(UpstreamError::Refused(codec::message(tag, &body))),
             b'v' => {}
-            _ => return Err(CodecError::Malformed("unexpected message before ReadyForQuery").into()),
+            _ => {
+                return Err(
+                    CodecError::Malformed("unexpected message before ReadyForQuery").into(),
+                );
+            }
         }
     }
 }
@@ -150,7 +162,9 @@ pub async fn connect(
 /// protocol wants; the server answers nothing).
 pub async fn cancel(addr: &str, pid: i32, secret: i32) -> std::io::Result<()> {
     let mut stream = TcpStream::connect(addr).await?;
-    stream.write_all(&codec::cancel_request(pid, secret)).await?;
+    stream
+        .write_all(&codec::cancel_request(pid, secret))
+        .await?;
     stream.shutdown().await
 }
 
@@ -168,4 +182,3 @@ pub fn error_message(error: &[u8]) -> String {
         .map(|m| String::from_utf8_lossy(m).into_owned())
         .unwrap_or_default()
 }
-

@@ -112,7 +112,10 @@ pub async fn run(ctx: &Ctx, command: DbCommand) -> Result<Exit> {
             let port = ctx.config.postgres.listen.map_or(6432, |a| a.port());
             let host = &ctx.config.web.public_host;
             let row = &issued.row;
-            println!("token {} for {}#{} as {} (expires in {hours} h):", row.id, row.account, row.target, row.db_role);
+            println!(
+                "token {} for {}#{} as {} (expires in {hours} h):",
+                row.id, row.account, row.target, row.db_role
+            );
             println!("{}", issued.token.expose_secret());
             println!();
             println!(
@@ -157,7 +160,16 @@ pub async fn run(ctx: &Ctx, command: DbCommand) -> Result<Exit> {
             println!(
                 "{}",
                 table(
-                    &["id", "user", "target", "role", "issued", "expires", "state", "issued by"],
+                    &[
+                        "id",
+                        "user",
+                        "target",
+                        "role",
+                        "issued",
+                        "expires",
+                        "state",
+                        "issued by"
+                    ],
                     rows
                 )
             );
@@ -177,12 +189,18 @@ pub async fn run(ctx: &Ctx, command: DbCommand) -> Result<Exit> {
         }) => {
             let mut line = String::new();
             std::io::stdin().lock().read_line(&mut line)?;
-            let password = rampart_core::Secret::new(line.trim_end_matches(['\r', '\n']).to_owned());
+            let password =
+                rampart_core::Secret::new(line.trim_end_matches(['\r', '\n']).to_owned());
             if password.expose_secret().is_empty() {
-                return Err(exit_usage("give the password on the first line of standard input"));
+                return Err(exit_usage(
+                    "give the password on the first line of standard input",
+                ));
             }
             let key = std::fs::read(ctx.dir.master_key()).map_err(|e| {
-                exit_usage(format!("cannot read {}: {e}", ctx.dir.master_key().display()))
+                exit_usage(format!(
+                    "cannot read {}: {e}",
+                    ctx.dir.master_key().display()
+                ))
             })?;
             let master = MasterKey::from_bytes(&key).map_err(|e| exit_usage(e.to_string()))?;
             let username = username.unwrap_or_else(|| role.clone());
@@ -202,7 +220,10 @@ pub async fn run(ctx: &Ctx, command: DbCommand) -> Result<Exit> {
         DbCommand::Sessions { since } => {
             let records = search(ctx, "db.session", &since).await?;
             let mut ends = std::collections::HashMap::new();
-            for r in records.iter().filter(|r| r.action == Action::DbSessionEnd.as_str()) {
+            for r in records
+                .iter()
+                .filter(|r| r.action == Action::DbSessionEnd.as_str())
+            {
                 if let Some(id) = detail(r, "session") {
                     ends.insert(id, r.clone());
                 }
@@ -219,8 +240,10 @@ pub async fn run(ctx: &Ctx, command: DbCommand) -> Result<Exit> {
                         r.subject.clone(),
                         detail(r, "db_role").unwrap_or_default(),
                         time(r.time_us),
-                        end.map(|e| time(e.time_us)).unwrap_or_else(|| "open".into()),
-                        end.and_then(|e| detail(e, "statements")).unwrap_or_default(),
+                        end.map(|e| time(e.time_us))
+                            .unwrap_or_else(|| "open".into()),
+                        end.and_then(|e| detail(e, "statements"))
+                            .unwrap_or_default(),
                         end.and_then(|e| detail(e, "reason")).unwrap_or_default(),
                     ]
                 })
@@ -228,7 +251,16 @@ pub async fn run(ctx: &Ctx, command: DbCommand) -> Result<Exit> {
             println!(
                 "{}",
                 table(
-                    &["session", "person", "target", "role", "start", "end", "statements", "ended by"],
+                    &[
+                        "session",
+                        "person",
+                        "target",
+                        "role",
+                        "start",
+                        "end",
+                        "statements",
+                        "ended by"
+                    ],
                     rows
                 )
             );
@@ -252,7 +284,18 @@ pub async fn run(ctx: &Ctx, command: DbCommand) -> Result<Exit> {
                 .collect();
             println!(
                 "{}",
-                table(&["time", "person", "target", "class", "statement", "rows", "outcome"], rows)
+                table(
+                    &[
+                        "time",
+                        "person",
+                        "target",
+                        "class",
+                        "statement",
+                        "rows",
+                        "outcome"
+                    ],
+                    rows
+                )
             );
         }
         DbCommand::Statements { session } => {
@@ -278,7 +321,18 @@ pub async fn run(ctx: &Ctx, command: DbCommand) -> Result<Exit> {
                 .collect();
             println!(
                 "{}",
-                table(&["time", "class", "statement", "command", "rows", "µs", "sqlstate"], rows)
+                table(
+                    &[
+                        "time",
+                        "class",
+                        "statement",
+                        "command",
+                        "rows",
+                        "µs",
+                        "sqlstate"
+                    ],
+                    rows
+                )
             );
         }
     }

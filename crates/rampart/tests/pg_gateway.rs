@@ -1,0 +1,470 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! The PostgreSQL gateway end to end: a real PostgreSQL upstream, the built binary, and
+//! real `psql` as the client (issue #5).
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rampart_testkit::{Postgres, free_port, wait_for_port};
+use support::{Rampart, bin, cli_ok};
+
+/// A rampart with the gateway on, a postgres target `orders-db` (production) whose role
+/// `app_rw` alice may use, and a token for her.
+struct Setup {
+    pg: Postgres,
+    r: Rampart,
+    port: u16,
+    database: String,
+    token: String,
+}
+
+fn setup() -> Setup {
+    let pg = Postgres::start();
+    let port = free_port();
+    let r = Rampart::start(
+        bin(),
+        &format!("[postgres]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    wait_for_port(port, Duration::from_secs(10), "the postgres gateway");
+    let (server, database) = pg.url().rsplit_once('/').unwrap();
+    let address = server.rsplit_once('@').unwrap().1.to_owned();
+    let database = database.to_owned();
+    Postgres::psql(
+        pg.url(),
+        "DO $$ BEGIN CREATE ROLE app_rw LOGIN PASSWORD 'upstream-pw'; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+    );
+    Postgres::psql(pg.url(), "GRANT ALL ON SCHEMA public TO app_rw");
+    cli_ok(
+        &r,
+        &["user", "add", "alice", "--email", "alice@example.com"],
+    );
+    for (name, env) in [("orders-db", "production"), ("billing-db", "production")] {
+        cli_ok(
+            &r,
+            &[
+                "target",
+                "add",
+                name,
+                "--kind",
+                "postgres",
+                "--address",
+                &address,
+                "--env",
+                env,
+            ],
+        );
+    }
+    cli_ok(
+        &r,
+        &["role", "add", "dba", "--grant", "*-db production app_rw"],
+    );
+    cli_ok(&r, &["grant", "add", "alice", "dba"]);
+    for target in ["orders-db", "billing-db"] {
+        let mut child = Command::new(bin())
+            .arg("--data-dir")
+            .arg(r.data_dir())
+            .args(["db", "credential", "set", target, "app_rw"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"upstream-pw\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let token = issue(&r, "orders-db");
+    Setup {
+        pg,
+        r,
+        port,
+        database,
+        token,
+    }
+}
+
+fn issue(r: &Rampart, target: &str) -> String {
+    let out = cli_ok(
+        r,
+        &["db", "token", "issue", "alice", target, "--role", "app_rw"],
+    );
+    let token = out.lines().nth(1).unwrap().trim().to_owned();
+    assert!(token.starts_with("rdb_"), "{out}");
+    token
+}
+
+impl Setup {
+    fn conninfo(&self, target: &str, sslmode: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=alice#{target} dbname={} sslmode={sslmode} connect_timeout=10",
+            self.port, self.database
+        )
+    }
+
+    /// Runs psql through the gateway with `token`.
+    fn psql_as(&self, target: &str, token: &str, sslmode: &str, sql: &str) -> Output {
+        Command::new("psql")
+            .arg(self.conninfo(target, sslmode))
+            .args(["-v", "ON_ERROR_STOP=1", "-AtXc", sql])
+            .env("PGPASSWORD", token)
+            .output()
+            .expect("psql runs (apt-get install -y postgresql-client)")
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        let out = self.psql_as("orders-db", &self.token, "require", sql);
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.r.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// (action, outcome, details JSON) of every gateway record, oldest first.
+    fn records(&self) -> Vec<(String, String, serde_json::Value)> {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3,sys,json; c=sqlite3.connect(sys.argv[1]); print(json.dumps(c.execute(\"SELECT action, outcome, details FROM audit_log WHERE action LIKE 'db.%' ORDER BY seq\").fetchall()))",
+            ])
+            .arg(self.r.data_dir().join("rampart.db"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows: Vec<(String, String, String)> = serde_json::from_slice(&out.stdout).unwrap();
+        rows.into_iter()
+            .map(|(a, o, d)| (a, o, serde_json::from_str(&d).unwrap()))
+            .collect()
+    }
+
+    fn statements(&self) -> Vec<serde_json::Value> {
+        self.records()
+            .into_iter()
+            .filter(|(a, _, _)| a == "db.statement" || a == "db.change")
+            .map(|(a, o, mut d)| {
+                d["action"] = a.into();
+                d["outcome"] = o.into();
+                d
+            })
+            .collect()
+    }
+}
+
+fn find<'a>(statements: &'a [serde_json::Value], text: &str) -> &'a serde_json::Value {
+    statements
+        .iter()
+        .find(|s| s["statement"] == text)
+        .unwrap_or_else(|| panic!("no record of {text:?} in {statements:#?}"))
+}
+
+/// Every file under `dir` (the data directory: database, WAL, logs) as bytes.
+fn contains_anywhere(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                hits.push(path.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn psql_statements_are_audited_normalized_classified_and_without_values() {
+    let s = setup();
+    s.psql("CREATE TABLE orders (id int PRIMARY KEY, customer text, note text)");
+    s.psql(
+        "INSERT INTO orders VALUES (1, 'zq-secret-4711', E'it\\'s'), (2, 'x', $tag$dollar zq-secret-4711$tag$)",
+    );
+    s.psql("UPDATE orders SET note = 'n2' WHERE id = 2 /* comment zq-secret-4711 */");
+    let out = s.psql("SELECT customer FROM orders WHERE id = 1");
+    assert_eq!(out.trim(), "zq-secret-4711");
+    s.psql("GRANT SELECT ON orders TO PUBLIC");
+
+    let st = s.statements();
+    let create = find(
+        &st,
+        "CREATE TABLE orders (id int PRIMARY KEY, customer text, note text)",
+    );
+    assert_eq!(create["class"], "ddl");
+    assert_eq!(create["action"], "db.change");
+    assert_eq!(create["command"], "CREATE TABLE");
+    let insert = find(&st, "INSERT INTO orders VALUES ($1, $2, $3), ($4, $5, $6)");
+    assert_eq!(insert["class"], "write");
+    assert_eq!(insert["rows"], "2");
+    assert_eq!(insert["db_role"], "app_rw");
+    let update = find(&st, "UPDATE orders SET note = $1 WHERE id = $2");
+    assert_eq!(update["rows"], "1");
+    let select = find(&st, "SELECT customer FROM orders WHERE id = $1");
+    assert_eq!(select["class"], "read");
+    assert_eq!(select["action"], "db.statement");
+    assert_eq!(select["rows"], "1");
+    let grant = find(&st, "GRANT SELECT ON orders TO PUBLIC");
+    assert_eq!(grant["class"], "privilege");
+
+    // The distinctive value is nowhere in rampart's data directory or its log.
+    let hits = contains_anywhere(s.r.data_dir(), b"zq-secret-4711");
+    assert!(hits.is_empty(), "the value leaked into {hits:?}");
+    assert!(!s.r.log().contains("zq-secret-4711"));
+
+    let changes = cli_ok(&s.r, &["db", "changes", "--since", "1h"]);
+    assert!(changes.contains("UPDATE orders SET note = $1"), "{changes}");
+    assert!(!changes.contains("SELECT customer"), "{changes}");
+    let sessions = cli_ok(&s.r, &["db", "sessions"]);
+    assert!(sessions.contains("user:alice"), "{sessions}");
+    assert!(sessions.contains("orders-db"), "{sessions}");
+}
+
+#[test]
+fn an_error_from_the_server_reaches_the_client_and_is_audited_with_its_sqlstate() {
+    let s = setup();
+    let out = s.psql_as(
+        "orders-db",
+        &s.token,
+        "require",
+        "SELECT * FROM no_such_table",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("relation \"no_such_table\" does not exist"),
+        "{err}"
+    );
+    let st = s.statements();
+    let rec = find(&st, "SELECT * FROM no_such_table");
+    assert_eq!(rec["sqlstate"], "42P01");
+    assert_eq!(rec["outcome"], "failure");
+}
+
+#[test]
+fn copy_in_and_out_pass_through() {
+    let s = setup();
+    s.psql("CREATE TABLE items (id int, name text)");
+    let mut child = Command::new("psql")
+        .arg(s.conninfo("orders-db", "require"))
+        .args(["-v", "ON_ERROR_STOP=1", "-AtXc", "COPY items FROM STDIN"])
+        .env("PGPASSWORD", &s.token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for i in 0..1000 {
+            writeln!(stdin, "{i}\tname-{i}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copied = s.psql("COPY (SELECT * FROM items ORDER BY id) TO STDOUT");
+    assert_eq!(copied.lines().count(), 1000);
+    assert_eq!(copied.lines().nth(999), Some("999\tname-999"));
+    let st = s.statements();
+    assert_eq!(find(&st, "COPY items FROM STDIN")["rows"], "1000");
+    assert_eq!(find(&st, "COPY items FROM STDIN")["class"], "write");
+    assert_eq!(
+        find(&st, "COPY (SELECT * FROM items ORDER BY id) TO STDOUT")["class"],
+        "read"
+    );
+}
+
+#[test]
+fn ctrl_c_in_psql_cancels_a_running_pg_sleep() {
+    let s = setup();
+    let child = Command::new("psql")
+        .arg(s.conninfo("orders-db", "require"))
+        .args(["-AtXc", "SELECT pg_sleep(60)"])
+        .env("PGPASSWORD", &s.token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the upstream runs it, read from the server directly.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let active = Postgres::psql(
+            s.pg.url(),
+            "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'",
+        );
+        if active.trim() == "1" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "pg_sleep never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // What Ctrl-C does: psql sends a CancelRequest on a new connection.
+    let sent = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let took = sent.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("canceling statement due to user request"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(5), "cancel took {took:?}");
+    let cancels: Vec<_> = s
+        .records()
+        .into_iter()
+        .filter(|(a, _, _)| a == "db.cancel")
+        .collect();
+    assert_eq!(cancels.len(), 1, "{cancels:?}");
+    assert_eq!(cancels[0].1, "success");
+    let st = s.statements();
+    assert_eq!(find(&st, "SELECT pg_sleep($1)")["sqlstate"], "57014");
+}
+
+#[test]
+fn plaintext_expired_tokens_and_tokens_for_another_target_are_refused() {
+    let s = setup();
+    let plain = s.psql_as("orders-db", &s.token, "disable", "SELECT 1");
+    assert!(!plain.status.success());
+    let err = String::from_utf8_lossy(&plain.stderr);
+    assert!(err.contains("sslmode=require"), "{err}");
+
+    let other = issue(&s.r, "billing-db");
+    let wrong = s.psql_as("orders-db", &other, "require", "SELECT 1");
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("password authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    // The billing token works on its own target.
+    let right = s.psql_as("billing-db", &other, "require", "SELECT 1");
+    assert!(
+        right.status.success(),
+        "{}",
+        String::from_utf8_lossy(&right.stderr)
+    );
+
+    // Expire the orders token (the store is shared; SQLite takes the write).
+    support::sqlite(
+        &s.r.data_dir().join("rampart.db"),
+        "UPDATE db_tokens SET expires_us = 1 WHERE target = 'orders-db'",
+    );
+    let expired = s.psql_as("orders-db", &s.token, "require", "SELECT 1");
+    assert!(!expired.status.success());
+
+    let garbage = s.psql_as("orders-db", "rdb_not-a-token", "require", "SELECT 1");
+    assert!(!garbage.status.success());
+
+    let reasons: Vec<String> = s
+        .records()
+        .into_iter()
+        .filter(|(a, _, _)| a == "db.refused")
+        .map(|(_, _, d)| d["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for want in [
+        "plaintext startup",
+        "token of another target",
+        "expired token",
+        "unknown token",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.starts_with(want)),
+            "{want} not in {reasons:?}"
+        );
+    }
+}
+
+#[test]
+fn a_revoked_token_is_refused() {
+    let s = setup();
+    s.psql("SELECT 1");
+    let list = cli_ok(&s.r, &["db", "token", "list", "--user", "alice"]);
+    let id = list
+        .lines()
+        .find(|l| l.contains("orders-db"))
+        .and_then(|l| l.split(['│', '┆']).nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    cli_ok(&s.r, &["db", "token", "revoke", &id]);
+    let out = s.psql_as("orders-db", &s.token, "require", "SELECT 1");
+    assert!(!out.status.success());
+}
+
+#[test]
+fn an_upstream_that_goes_away_mid_query_gives_the_client_an_error() {
+    let s = setup();
+    let child = Command::new("psql")
+        .arg(s.conninfo("orders-db", "require"))
+        .args(["-AtXc", "SELECT pg_sleep(30)"])
+        .env("PGPASSWORD", &s.token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let done = Postgres::psql(
+            s.pg.url(),
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'",
+        );
+        if done.trim() == "1" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "pg_sleep never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("terminating connection") || err.contains("closed"),
+        "{err}"
+    );
+    let ends: Vec<_> = s
+        .records()
+        .into_iter()
+        .filter(|(a, _, _)| a == "db.session.end")
+        .collect();
+    assert!(
+        ends.iter().any(|(_, _, d)| d["reason"] == "server"),
+        "{ends:?}"
+    );
+}
