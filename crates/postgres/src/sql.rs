@@ -100,7 +100,13 @@ pub fn normalize(sql: &[u8]) -> Vec<Statement> {
 /// Normalizes `sql` as one statement, as the extended protocol's Parse carries it (a
 /// trailing `;` is dropped; several statements stay one text).
 pub fn normalize_one(sql: &[u8]) -> Statement {
-    let tokens: Vec<Token> = Lexer::new(sql).collect();
+    let mut tokens: Vec<Token> = Lexer::new(sql).collect();
+    while tokens
+        .last()
+        .is_some_and(|t| matches!(t.kind, Kind::Semicolon | Kind::Space | Kind::Comment))
+    {
+        tokens.pop();
+    }
     statement(sql, &tokens).unwrap_or_else(|| Statement {
         text: String::new(),
         fingerprint: fingerprint(""),

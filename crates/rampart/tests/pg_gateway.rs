@@ -468,3 +468,113 @@ fn an_upstream_that_goes_away_mid_query_gives_the_client_an_error() {
         "{ends:?}"
     );
 }
+
+#[test]
+fn prepared_statements_through_libpq_are_audited_without_their_bind_values() {
+    let s = setup();
+    s.psql("CREATE TABLE notes (who text, n int)");
+    let script = s.r.data_dir().join("insert.sql");
+    std::fs::write(&script, "INSERT INTO notes VALUES (:secret, 42);\nSELECT count(*) FROM notes WHERE who = :secret;\n").unwrap();
+    let out = Command::new(testkit_pgbench())
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-t",
+            "25",
+            "-D",
+            "secret=zq-bind-9321",
+            "-f",
+        ])
+        .arg(&script)
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", s.port.to_string())
+        .env("PGUSER", "alice#orders-db")
+        .env("PGPASSWORD", &s.token)
+        .env("PGDATABASE", &s.database)
+        .env("PGSSLMODE", "require")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = s.statements();
+    let inserts = st
+        .iter()
+        .filter(|r| r["statement"] == "INSERT INTO notes VALUES ($1, $2)")
+        .count();
+    assert_eq!(inserts, 25, "{st:#?}");
+    let selects = st
+        .iter()
+        .filter(|r| r["statement"] == "SELECT count(*) FROM notes WHERE who = $1")
+        .count();
+    assert_eq!(selects, 25);
+    let hits = contains_anywhere(s.r.data_dir(), b"zq-bind-9321");
+    assert!(hits.is_empty(), "a Bind value leaked into {hits:?}");
+}
+
+fn testkit_pgbench() -> std::path::PathBuf {
+    rampart_testkit::pg_bin().join("pgbench")
+}
+
+/// Sends raw bytes to the gateway without TLS and returns what it answered.
+fn raw(port: u16, bytes: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer
+}
+
+fn startup(version: i32, params: &[u8]) -> Vec<u8> {
+    let mut body = version.to_be_bytes().to_vec();
+    body.extend_from_slice(params);
+    let mut out = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+#[test]
+fn malformed_startup_packets_get_an_error_and_a_closed_connection() {
+    let s = setup();
+    // Oversized: refused from the length alone.
+    let answer = raw(s.port, &[0, 0x10, 0, 0, 0, 3, 0, 0]);
+    assert_eq!(answer.first(), Some(&b'E'), "{answer:?}");
+    assert!(String::from_utf8_lossy(&answer).contains("08P01"));
+    // Protocol 2.0.
+    let answer = raw(s.port, &startup(2 << 16, b"user\0alice\0\0"));
+    assert!(String::from_utf8_lossy(&answer).contains("unsupported frontend protocol 2.0"));
+    // Invalid UTF-8 in a parameter.
+    let answer = raw(s.port, &startup(3 << 16, b"user\0\xff\xfe\0\0"));
+    assert!(String::from_utf8_lossy(&answer).contains("not UTF-8"));
+    // GSSENCRequest is refused with 'N'; a plaintext startup after it gets 08P01.
+    let mut gss = 8i32.to_be_bytes().to_vec();
+    gss.extend_from_slice(&80_877_104i32.to_be_bytes());
+    gss.extend_from_slice(&startup(3 << 16, b"user\0alice#orders-db\0\0"));
+    let answer = raw(s.port, &gss);
+    assert_eq!(answer.first(), Some(&b'N'));
+    assert!(String::from_utf8_lossy(&answer).contains("sslmode=require"));
+    // A length below the minimum.
+    let answer = raw(s.port, &[0, 0, 0, 2]);
+    assert_eq!(answer.first(), Some(&b'E'));
+    // An unknown cancel key is refused silently (and audited).
+    let mut cancel = 16i32.to_be_bytes().to_vec();
+    cancel.extend_from_slice(&80_877_102i32.to_be_bytes());
+    cancel.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 2]);
+    assert!(raw(s.port, &cancel).is_empty());
+    // The gateway still serves.
+    assert_eq!(s.psql("SELECT 1").trim(), "1");
+    let refused = s
+        .records()
+        .into_iter()
+        .filter(|(a, _, _)| a == "db.refused")
+        .count();
+    assert!(refused >= 5, "{refused}");
+}

@@ -154,3 +154,11 @@ proptest::proptest! {
         let _ = normalize_one(&bytes);
     }
 }
+
+#[test]
+fn a_parsed_statement_loses_its_trailing_semicolon() {
+    assert_eq!(
+        normalize_one(b"INSERT INTO t VALUES (:x, 1); -- end").text,
+        "INSERT INTO t VALUES (:x, $1)"
+    );
+}
