@@ -244,6 +244,22 @@ fn psql_statements_are_audited_normalized_classified_and_without_values() {
     let sessions = cli_ok(&s.r, &["db", "sessions"]);
     assert!(sessions.contains("user:alice"), "{sessions}");
     assert!(sessions.contains("orders-db"), "{sessions}");
+
+    // LOG-4 evidence: change events per database and person.
+    let report = cli_ok(&s.r, &["report", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let log4 = report["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "LOG-4")
+        .unwrap();
+    assert_eq!(log4["status"], "pass", "{log4}");
+    let evidence = log4["evidence"].to_string();
+    assert!(
+        evidence.contains("orders-db: 4 changes (alice 4)"),
+        "{evidence}"
+    );
 }
 
 #[test]

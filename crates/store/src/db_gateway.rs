@@ -209,6 +209,27 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Audit records of one action since `since_us`, counted per subject (the target) and
+    /// actor (the person): the LOG-4 and ACC-5 evidence.
+    pub async fn audit_counts(
+        &self,
+        action: &str,
+        since_us: i64,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT subject, actor, COUNT(*) AS n FROM audit_log WHERE action = $1 AND time_us >= $2 GROUP BY subject, actor ORDER BY subject, actor",
+        )
+        .bind(action)
+        .bind(since_us)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("subject")?, r.try_get("actor")?, r.try_get("n")?)))
+            .collect()
+    }
+}
+
 fn token(r: &AnyRow) -> Result<DbToken, StoreError> {
     Ok(DbToken {
         id: r.try_get("id")?,
