@@ -76,6 +76,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
             rampart_web::network::NetworkState::NotConfigured,
         )),
         logs: logs.clone(),
+        db_gateway: config.postgres.listen,
     });
 
     store

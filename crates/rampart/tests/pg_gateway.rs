@@ -594,3 +594,54 @@ fn malformed_startup_packets_get_an_error_and_a_closed_connection() {
         .count();
     assert!(refused >= 5, "{refused}");
 }
+
+#[test]
+fn a_token_from_the_web_page_after_an_mfa_login_connects_psql() {
+    let s = setup();
+    let admin = s.r.curl();
+    support::enroll(&admin, &s.r.admin_enroll_url);
+    cli_ok(&s.r, &["grant", "add", "admin", "dba"]);
+    let page = admin.get("/databases");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("value=\"orders-db/app_rw\""),
+        "{}",
+        page.body
+    );
+    let issued = admin.post(
+        "/databases/token",
+        &[("choice", "orders-db/app_rw"), ("hours", "2")],
+    );
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    let token = support::between(&issued.body, "<code id=\"db-token\">", "</code>")
+        .unwrap()
+        .to_owned();
+    assert!(token.starts_with("rdb_"));
+    let psql = support::between(&issued.body, "<code id=\"db-psql\">", "</code>").unwrap();
+    assert!(psql.contains("user=admin#orders-db"), "{psql}");
+    assert!(psql.contains(&format!("port={}", s.port)), "{psql}");
+    let out = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={} user=admin#orders-db dbname={} sslmode=require",
+            s.port, s.database
+        ))
+        .args(["-AtXc", "CREATE TABLE web_made (id int)"])
+        .env("PGPASSWORD", &token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The admin (audit.view) sees the session and the change; the token is listed.
+    let page = admin.get("/databases");
+    assert!(
+        page.body.contains("CREATE TABLE web_made (id int)"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(">live<"), "{}", page.body);
+    // The token is stored only as a hash.
+    assert!(contains_anywhere(s.r.data_dir(), token.as_bytes()).is_empty());
+}

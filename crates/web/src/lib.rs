@@ -11,6 +11,7 @@ mod access;
 pub mod acme;
 mod admin;
 mod auth;
+mod databases;
 pub mod evidence;
 mod guard;
 pub mod logs;
@@ -124,6 +125,8 @@ pub struct Inner {
     pub network: network::SharedNetwork,
     /// Application logs, when enabled.
     pub logs: logs::SharedLogs,
+    /// The PostgreSQL gateway's listener, when it is on (for the connection strings shown).
+    pub db_gateway: Option<std::net::SocketAddr>,
 }
 
 impl AppState {
@@ -159,6 +162,7 @@ pub fn https_router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(access::routes())
+        .merge(databases::routes())
         .merge(logs::page_routes())
         .layer(DefaultBodyLimit::max(limit))
         // Answers 413 before any handler runs when Content-Length is too large.

@@ -98,7 +98,7 @@ pub async fn run(ctx: &Ctx, command: DbCommand) -> Result<Exit> {
         }) => {
             let hours = hours.unwrap_or(ctx.config.postgres.token_hours);
             let issued_by = ctx.actor().to_string();
-            let issued = rampart_postgres::token::issue(
+            let (token, row) = rampart_web::ops::issue_db_token(
                 &ctx.store,
                 &user,
                 &target,
@@ -111,16 +111,16 @@ pub async fn run(ctx: &Ctx, command: DbCommand) -> Result<Exit> {
             .map_err(|e| exit_usage(e.to_string()))?;
             let port = ctx.config.postgres.listen.map_or(6432, |a| a.port());
             let host = &ctx.config.web.public_host;
-            let row = &issued.row;
+
             println!(
                 "token {} for {}#{} as {} (expires in {hours} h):",
                 row.id, row.account, row.target, row.db_role
             );
-            println!("{}", issued.token.expose_secret());
+            println!("{}", token.expose_secret());
             println!();
             println!(
                 "PGPASSWORD={} psql \"host={host} port={port} user={}#{} dbname={} sslmode=require\"",
-                issued.token.expose_secret(),
+                token.expose_secret(),
                 row.account,
                 row.target,
                 row.db_role
