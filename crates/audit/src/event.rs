@@ -127,6 +127,7 @@ actions! {
     DbSessionEnd = "db.session.end", "A database session ended (details say why and how many statements ran).";
     DbStatement = "db.statement", "A database statement that changes nothing ran (normalized text: no values).";
     DbChange = "db.change", "A database write, DDL or privilege statement ran (LOG-4; normalized text: no values).";
+    DbAuditResumed = "db.audit.resumed", "The audit log took the PostgreSQL gateway's writes again after refusing them (statements were refused meanwhile).";
     DbCancel = "db.cancel", "A cancel request for a running statement was forwarded (or refused).";
 }
 

@@ -24,7 +24,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::codec::{self, CodecError, Startup};
 use crate::config::PostgresConfig;
-use crate::relay::{End, Relay, SessionInfo};
+use crate::relay::{AuditHealth, End, Relay, SessionInfo};
 use crate::upstream::{self, UpstreamError};
 
 /// The running gateway: shared by every connection.
@@ -34,6 +34,7 @@ pub struct Gateway {
     tls: TlsAcceptor,
     config: PostgresConfig,
     cancels: Mutex<HashMap<i32, CancelKey>>,
+    health: Arc<AuditHealth>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -78,11 +79,14 @@ impl Gateway {
             tls: TlsAcceptor::from(Arc::new(tls)),
             config,
             cancels: Mutex::new(HashMap::new()),
+            health: Arc::default(),
         })
     }
 
     /// Accepts connections until the task is dropped.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        let probe = tokio::spawn(self.clone().probe());
+        let _stop_probe = AbortOnDrop(probe);
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(s) => s,
@@ -116,6 +120,38 @@ impl Gateway {
             }
         };
         self.run(client, login, peer.ip()).await;
+    }
+}
+
+/// Aborts a task when dropped (the probe ends with the listener).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Gateway {
+    /// While the audit log refuses writes, tries one record a second; the first that
+    /// commits says how long statements were refused and lets them run again.
+    async fn probe(self: Arc<Self>) {
+        let mut since: Option<std::time::Instant> = None;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if !self.health.is_failing() {
+                since = None;
+                continue;
+            }
+            let started = *since.get_or_insert_with(std::time::Instant::now);
+            let event = AuditEvent::new(Actor::System, Action::DbAuditResumed, "postgres gateway")
+                .detail("refused_for_s", started.elapsed().as_secs().to_string());
+            if self.store.append_audit(&[event]).await.is_ok() {
+                tracing::info!("the audit log takes writes again; database statements run again");
+                self.health.succeeded();
+                since = None;
+            }
+        }
     }
 }
 
@@ -370,9 +406,11 @@ impl Gateway {
         .detail("role", login.permit.role().to_string());
         let mut stream = stream;
         if self.store.append_audit(&[start]).await.is_err() {
+            self.health.failed();
             let mut c = Client::Tls(stream);
             return self.refuse(&mut c, ip, Refusal::Audit).await;
         }
+        self.health.succeeded();
         let (pid, secret) = self.register(&login, &session.id, &upstream);
         let mut hello = BytesMut::new();
         hello.extend_from_slice(&codec::authentication(0, &[]));
@@ -391,10 +429,21 @@ impl Gateway {
                 audit_wait: Duration::from_secs(u64::from(self.config.audit_wait_seconds)),
                 until: login.permit.until(),
                 session: session.clone(),
+                health: self.health.clone(),
             };
-            let (cr, cw) = tokio::io::split(*stream);
-            let (sr, sw) = upstream.stream.into_split();
-            relay.run(cr, cw, sr, sw).await
+            let (mut cr, mut cw) = tokio::io::split(*stream);
+            let (mut sr, mut sw) = upstream.stream.into_split();
+            let (end, n) = relay.run(&mut cr, &mut cw, &mut sr, &mut sw).await;
+            if end == End::AuditUnavailable {
+                let error = codec::error_response(
+                    "FATAL",
+                    "58000",
+                    "rampart cannot write its audit log right now, so this statement was not run; try again later",
+                );
+                let _ = cw.write_all(&error).await;
+                let _ = cw.flush().await;
+            }
+            (end, n)
         } else {
             (End::Client, 0)
         };
@@ -403,7 +452,10 @@ impl Gateway {
         }
         let outcome = match end {
             End::Client | End::Server | End::GrantExpired => Outcome::Success,
-            End::AuditFailed | End::ClientProtocol | End::ServerProtocol => Outcome::Failure,
+            End::AuditFailed
+            | End::AuditUnavailable
+            | End::ClientProtocol
+            | End::ServerProtocol => Outcome::Failure,
         };
         let done = AuditEvent::new(
             Actor::User(login.account.clone()),

@@ -64,6 +64,8 @@ pub enum End {
     GrantExpired,
     /// An audit record could not be committed in time.
     AuditFailed,
+    /// The audit log was refusing writes, so a new statement was not forwarded.
+    AuditUnavailable,
     /// The client broke the protocol or its limits.
     ClientProtocol,
     /// The server broke the protocol or its limits.
@@ -78,9 +80,47 @@ impl End {
             Self::Server => "server",
             Self::GrantExpired => "grant expired",
             Self::AuditFailed => "audit write failed",
+            Self::AuditUnavailable => "audit log unavailable",
             Self::ClientProtocol => "client protocol error",
             Self::ServerProtocol => "server protocol error",
         }
+    }
+}
+
+/// Whether the audit log is taking the gateway's writes. Set failing by any failed append;
+/// cleared by any successful one (sessions, or the gateway's probe). While it fails, new
+/// statements wait (bounded) and are then refused without reaching the server.
+#[derive(Debug, Default)]
+pub struct AuditHealth {
+    failing: std::sync::atomic::AtomicBool,
+    recovered: tokio::sync::Notify,
+}
+
+impl AuditHealth {
+    /// An append failed.
+    pub fn failed(&self) {
+        self.failing.store(true, Ordering::SeqCst);
+    }
+
+    /// An append succeeded.
+    pub fn succeeded(&self) {
+        if self.failing.swap(false, Ordering::SeqCst) {
+            self.recovered.notify_waiters();
+        }
+    }
+
+    /// Whether the last append failed.
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `limit` for the log to take writes again; whether it does.
+    pub async fn wait_ok(&self, limit: Duration) -> bool {
+        let recovered = self.recovered.notified();
+        if !self.is_failing() {
+            return true;
+        }
+        tokio::time::timeout(limit, recovered).await.is_ok() || !self.is_failing()
     }
 }
 
@@ -146,6 +186,8 @@ pub struct Relay {
     pub until: Option<jiff::Timestamp>,
     /// The session.
     pub session: Arc<SessionInfo>,
+    /// Whether the audit log takes writes.
+    pub health: Arc<AuditHealth>,
 }
 
 impl Relay {
@@ -165,7 +207,7 @@ impl Relay {
     {
         let shared = Shared::default();
         let end = tokio::select! {
-            end = client_to_server(client_r, server_w, &shared, self.limit) => end,
+            end = client_to_server(client_r, server_w, &shared, self) => end,
             end = server_to_client(server_r, client_w, &shared, self) => end,
         };
         (end, shared.statements.load(Ordering::Relaxed))
@@ -176,8 +218,9 @@ async fn client_to_server<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     mut r: R,
     mut w: W,
     shared: &Shared,
-    limit: usize,
+    relay: &Relay,
 ) -> End {
+    let limit = relay.limit;
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut names = Names::default();
     let mut expects = Vec::new();
@@ -205,6 +248,18 @@ async fn client_to_server<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                 break 0;
             }
         };
+        let runs_statements = expects.iter().any(|e| {
+            matches!(
+                e,
+                Expect::Query { .. } | Expect::Execute { .. } | Expect::FunctionCall
+            )
+        });
+        if runs_statements
+            && relay.health.is_failing()
+            && !relay.health.wait_ok(relay.audit_wait).await
+        {
+            return End::AuditUnavailable;
+        }
         if !expects.is_empty() {
             let Ok(mut queue) = shared.queue.lock() else {
                 return End::ClientProtocol;
@@ -354,9 +409,11 @@ async fn server_to_client<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                 events.clear();
                 match committed {
                     Ok(Ok(_)) => {
+                        relay.health.succeeded();
                         shared.statements.fetch_add(n, Ordering::Relaxed);
                     }
                     outcome => {
+                        relay.health.failed();
                         let why = match outcome {
                             Ok(Err(e)) => e.to_string(),
                             _ => "timed out".into(),

@@ -27,11 +27,16 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with("")
+}
+
+/// Like [`setup`], with more `[postgres]` keys.
+fn setup_with(postgres: &str) -> Setup {
     let pg = Postgres::start();
     let port = free_port();
     let r = Rampart::start(
         bin(),
-        &format!("[postgres]\nlisten = \"127.0.0.1:{port}\"\n"),
+        &format!("[postgres]\nlisten = \"127.0.0.1:{port}\"\n{postgres}\n"),
     );
     wait_for_port(port, Duration::from_secs(10), "the postgres gateway");
     let (server, database) = pg.url().rsplit_once('/').unwrap();
@@ -644,4 +649,114 @@ fn a_token_from_the_web_page_after_an_mfa_login_connects_psql() {
     assert!(page.body.contains(">live<"), "{}", page.body);
     // The token is stored only as a hash.
     assert!(contains_anywhere(s.r.data_dir(), token.as_bytes()).is_empty());
+}
+
+#[test]
+fn when_the_audit_log_refuses_writes_statements_are_not_acknowledged_and_new_ones_do_not_run() {
+    let s = setup_with("audit_wait_seconds = 2");
+    s.psql("CREATE TABLE t (id int)");
+    let db = s.r.data_dir().join("rampart.db");
+    let go = s.r.data_dir().join("go");
+    let script = |name: &str, body: String| {
+        let path = s.r.data_dir().join(name);
+        std::fs::write(&path, body).unwrap();
+        path
+    };
+    // Session B is open before the audit log fails; it waits for the file `go`.
+    let b = script(
+        "b.sql",
+        format!(
+            "SELECT 1;\n\\! while [ ! -f {} ]; do sleep 0.05; done\nINSERT INTO t VALUES (2);\n",
+            go.display()
+        ),
+    );
+    // Session A makes the audit table refuse rows (as a full disk would), then writes.
+    let trigger = format!(
+        "python3 -c \"import sqlite3; c=sqlite3.connect('{}'); c.execute('CREATE TRIGGER audit_full BEFORE INSERT ON audit_log BEGIN SELECT RAISE(FAIL, \\\"disk full\\\"); END'); c.commit()\"",
+        db.display()
+    );
+    let a = script(
+        "a.sql",
+        format!("SELECT 1;\n\\! {trigger}\nINSERT INTO t VALUES (1);\n"),
+    );
+    let run = |file: &Path| {
+        Command::new("psql")
+            .arg(s.conninfo("orders-db", "require"))
+            .args(["-v", "ON_ERROR_STOP=1", "-AtX", "-f"])
+            .arg(file)
+            .env("PGPASSWORD", &s.token)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let session_b = run(&b);
+    let out_a = run(&a).wait_with_output().unwrap();
+    assert!(!out_a.status.success());
+    let err_a = String::from_utf8_lossy(&out_a.stderr);
+    assert!(
+        err_a.contains("could not write the audit record"),
+        "{err_a}"
+    );
+    std::fs::write(&go, "").unwrap();
+    let out_b = session_b.wait_with_output().unwrap();
+    assert!(!out_b.status.success());
+    let err_b = String::from_utf8_lossy(&out_b.stderr);
+    assert!(err_b.contains("this statement was not run"), "{err_b}");
+
+    support::sqlite(&db, "DROP TRIGGER audit_full;");
+    // B's statement never reached the server; the gateway serves again once the log
+    // takes writes (its probe records that).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = s.psql_as(
+            "orders-db",
+            &s.token,
+            "require",
+            "SELECT count(*) FROM t WHERE id = 2",
+        );
+        if out.status.success() {
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_session_ends_when_the_grant_it_rests_on_expires() {
+    let s = setup();
+    // The grant runs out a few seconds from now.
+    let soon = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros()
+        + 3_000_000) as i64;
+    support::sqlite(
+        &s.r.data_dir().join("rampart.db"),
+        &format!("UPDATE bindings SET expires_us = {soon} WHERE account = 'alice'"),
+    );
+    let started = Instant::now();
+    let out = s.psql_as("orders-db", &s.token, "require", "SELECT pg_sleep(30)");
+    assert!(!out.status.success());
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("grant that allowed this session expired"),
+        "{err}"
+    );
+    let ends: Vec<_> = s
+        .records()
+        .into_iter()
+        .filter(|(a, _, _)| a == "db.session.end")
+        .collect();
+    assert!(
+        ends.iter().any(|(_, _, d)| d["reason"] == "grant expired"),
+        "{ends:?}"
+    );
 }
