@@ -21,6 +21,20 @@ pub struct PostgresConfig {
     /// Seconds allowed for a client's TLS handshake and login, and for reaching the
     /// upstream server (1 to 120).
     pub handshake_seconds: u32,
+    /// How clients prove their token.
+    pub client_auth: ClientAuth,
+}
+
+/// How a client proves its database token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ClientAuth {
+    /// SCRAM-SHA-256: the token never crosses the wire, and the client checks that the
+    /// gateway knew its verifier.
+    #[serde(rename = "scram-sha-256")]
+    Scram,
+    /// The token as a password inside TLS, for clients without SCRAM.
+    #[serde(rename = "password")]
+    Password,
 }
 
 impl Default for PostgresConfig {
@@ -31,6 +45,7 @@ impl Default for PostgresConfig {
             token_hours: 1,
             audit_wait_seconds: 10,
             handshake_seconds: 15,
+            client_auth: ClientAuth::Scram,
         }
     }
 }

@@ -192,6 +192,8 @@ token_hours = 1
 audit_wait_seconds = 10
 # Seconds allowed for a client's TLS handshake and login, and for reaching the database server (1 to 120).
 handshake_seconds = 15
+# How clients prove their database token: "scram-sha-256" (the token never crosses the wire) or "password" (the token inside TLS, for clients without SCRAM).
+client_auth = "scram-sha-256"
 "#;
 
 impl Config {

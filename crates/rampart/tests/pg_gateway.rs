@@ -378,7 +378,8 @@ fn ctrl_c_in_psql_cancels_a_running_pg_sleep() {
 
 #[test]
 fn plaintext_expired_tokens_and_tokens_for_another_target_are_refused() {
-    let s = setup();
+    // Tokens as passwords inside TLS: each refusal names its reason.
+    let s = setup_with("client_auth = \"password\"");
     let plain = s.psql_as("orders-db", &s.token, "disable", "SELECT 1");
     assert!(!plain.status.success());
     let err = String::from_utf8_lossy(&plain.stderr);
@@ -445,6 +446,36 @@ fn a_revoked_token_is_refused() {
     cli_ok(&s.r, &["db", "token", "revoke", &id]);
     let out = s.psql_as("orders-db", &s.token, "require", "SELECT 1");
     assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("password authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // SCRAM (the default): the refusal says no live token matched.
+    let reasons: Vec<String> = s
+        .records()
+        .into_iter()
+        .filter(|(a, _, _)| a == "db.refused")
+        .map(|(_, _, d)| d["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("no live token") && r.contains("SCRAM")),
+        "{reasons:?}"
+    );
+    // A token for another target does not pass SCRAM either.
+    let other = issue(&s.r, "billing-db");
+    assert!(
+        !s.psql_as("orders-db", &other, "require", "SELECT 1")
+            .status
+            .success()
+    );
+    assert!(
+        s.psql_as("billing-db", &other, "require", "SELECT 1")
+            .status
+            .success()
+    );
 }
 
 #[test]

@@ -39,6 +39,10 @@ pub struct NewDbToken<'a> {
     pub db_role: &'a str,
     /// SHA-256 of the token, hex.
     pub token_hash: &'a str,
+    /// SCRAM-SHA-256 `StoredKey`, hex.
+    pub scram_stored: &'a str,
+    /// SCRAM-SHA-256 `ServerKey`, hex.
+    pub scram_server: &'a str,
     /// Who issues it.
     pub issued_by: &'a str,
     /// Expiry (µs).
@@ -74,13 +78,15 @@ impl Store {
         let id = uuid::Uuid::now_v7().to_string();
         let created_us = now_us();
         sqlx::query(
-            "INSERT INTO db_tokens (id, account, target, db_role, token_hash, issued_by, created_us, expires_us, revoked_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)",
+            "INSERT INTO db_tokens (id, account, target, db_role, token_hash, scram_stored, scram_server, issued_by, created_us, expires_us, revoked_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)",
         )
         .bind(&id)
         .bind(new.account)
         .bind(new.target)
         .bind(new.db_role)
         .bind(new.token_hash)
+        .bind(new.scram_stored)
+        .bind(new.scram_server)
         .bind(new.issued_by)
         .bind(created_us)
         .bind(new.expires_us)
@@ -131,6 +137,33 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         row.as_ref().map(token).transpose()
+    }
+
+    /// The live tokens of `account` on `target` at `now_us`, each with its SCRAM
+    /// `StoredKey` and `ServerKey` (hex), newest first, at most 100.
+    pub async fn live_db_tokens(
+        &self,
+        account: &str,
+        target: &str,
+        now_us: i64,
+    ) -> Result<Vec<(DbToken, String, String)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS}, scram_stored, scram_server FROM db_tokens WHERE account = $1 AND target = $2 AND expires_us > $3 AND revoked_us IS NULL ORDER BY created_us DESC LIMIT 100"
+        ))
+        .bind(account)
+        .bind(target)
+        .bind(now_us)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    token(r)?,
+                    r.try_get("scram_stored")?,
+                    r.try_get("scram_server")?,
+                ))
+            })
+            .collect()
     }
 
     /// Revokes a live token by id (of `account`, when given), audited.

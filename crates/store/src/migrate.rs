@@ -185,8 +185,8 @@ CREATE INDEX access_requests_status ON access_requests(status, pending_until_us)
 CREATE INDEX access_requests_requester ON access_requests(requester, created_us)
 ";
 
-/// The PostgreSQL gateway: database tokens (SHA-256 of 256-bit random values, bound to an
-/// account, a target and a database role) and the upstream credentials of each target and
+/// The PostgreSQL gateway: database tokens (SHA-256 of 256-bit random values and their
+/// SCRAM-SHA-256 verifier, bound to an account, a target and a database role) and the upstream credentials of each target and
 /// role (AES-256-GCM sealed under the master key, bound to their row). Statements are audit
 /// records, not rows here.
 const V7_DB_GATEWAY: &str = "
@@ -196,12 +196,15 @@ CREATE TABLE db_tokens (
     target TEXT NOT NULL,
     db_role TEXT NOT NULL,
     token_hash TEXT NOT NULL UNIQUE,
+    scram_stored TEXT NOT NULL,
+    scram_server TEXT NOT NULL,
     issued_by TEXT NOT NULL,
     created_us BIGINT NOT NULL,
     expires_us BIGINT NOT NULL,
     revoked_us BIGINT
 );
 CREATE INDEX db_tokens_account ON db_tokens(account, created_us);
+CREATE INDEX db_tokens_target ON db_tokens(account, target, expires_us);
 CREATE TABLE db_credentials (
     target TEXT NOT NULL,
     db_role TEXT NOT NULL,

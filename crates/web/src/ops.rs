@@ -283,6 +283,10 @@ pub async fn issue_db_token(
     .detail("db_role", db_role.to_owned())
     .detail("hours", hours.to_string())
     .detail("issued_by", issued_by.to_owned());
+    let verifier = rampart_identity::scram::verifier(
+        token.as_bytes(),
+        &rampart_identity::scram::db_token_salt(&account, target.name.as_str()),
+    );
     let row = store
         .create_db_token(
             &rampart_store::NewDbToken {
@@ -290,6 +294,8 @@ pub async fn issue_db_token(
                 target: target.name.as_str(),
                 db_role,
                 token_hash: &rampart_identity::token_hash(&token),
+                scram_stored: &hex::encode(verifier.stored_key),
+                scram_server: &hex::encode(verifier.server_key),
                 issued_by,
                 expires_us: now.as_microsecond() + i64::from(hours) * 3_600_000_000,
             },
