@@ -791,3 +791,28 @@ fn a_session_ends_when_the_grant_it_rests_on_expires() {
         "{ends:?}"
     );
 }
+
+#[test]
+fn large_results_stream_through_and_notifications_and_parameter_status_reach_the_client() {
+    let s = setup();
+    let rows = s.psql("SELECT g, repeat('x', 100) FROM generate_series(1, 200000) g");
+    assert_eq!(rows.lines().count(), 200_000);
+    let st = s.statements();
+    assert_eq!(
+        find(&st, "SELECT g, repeat($1, $2) FROM generate_series($3, $4) g")["rows"],
+        "200000"
+    );
+    let out = s.psql("LISTEN ch; NOTIFY ch, 'hello'; SHOW application_name;");
+    assert!(
+        out.contains("Asynchronous notification \"ch\" with payload \"hello\""),
+        "{out}"
+    );
+    // application_name from the client reaches the server (ParameterStatus comes back).
+    let out = Command::new("psql")
+        .arg(format!("{} application_name=rampart-test", s.conninfo("orders-db", "require")))
+        .args(["-AtXc", "SHOW application_name"])
+        .env("PGPASSWORD", &s.token)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "rampart-test");
+}
