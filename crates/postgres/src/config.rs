@@ -23,6 +23,29 @@ pub struct PostgresConfig {
     pub handshake_seconds: u32,
     /// How clients prove their token.
     pub client_auth: ClientAuth,
+    /// TLS towards the database servers.
+    pub upstream_tls: UpstreamTls,
+    /// PEM file of the CA(s) that sign the database servers' certificates (required with
+    /// `upstream_tls = "verify"`).
+    pub upstream_ca_file: Option<std::path::PathBuf>,
+}
+
+/// TLS from the gateway to the database servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum UpstreamTls {
+    /// Plaintext (a server on the same host or a trusted link only).
+    #[serde(rename = "off")]
+    Off,
+    /// TLS when the server offers it, plaintext otherwise (libpq's default, `prefer`).
+    #[serde(rename = "prefer")]
+    Prefer,
+    /// TLS always; the certificate is not checked (`sslmode=require`).
+    #[serde(rename = "require")]
+    Require,
+    /// TLS always, with the certificate checked against `upstream_ca_file` and the target's
+    /// host name or address (`sslmode=verify-full`).
+    #[serde(rename = "verify")]
+    Verify,
 }
 
 /// How a client proves its database token.
@@ -46,6 +69,8 @@ impl Default for PostgresConfig {
             audit_wait_seconds: 10,
             handshake_seconds: 15,
             client_auth: ClientAuth::Scram,
+            upstream_tls: UpstreamTls::Prefer,
+            upstream_ca_file: None,
         }
     }
 }
@@ -68,7 +93,13 @@ impl PostgresConfig {
         check("max_message_kib", self.max_message_kib, 64, 1_048_576)?;
         check("token_hours", self.token_hours, 1, MAX_TOKEN_HOURS)?;
         check("audit_wait_seconds", self.audit_wait_seconds, 1, 120)?;
-        check("handshake_seconds", self.handshake_seconds, 1, 120)
+        check("handshake_seconds", self.handshake_seconds, 1, 120)?;
+        if self.upstream_tls == UpstreamTls::Verify && self.upstream_ca_file.is_none() {
+            return Err(
+                "postgres.upstream_tls = \"verify\" needs postgres.upstream_ca_file: the CA that signs the database servers' certificates".into(),
+            );
+        }
+        Ok(())
     }
 
     /// The message size limit in bytes.

@@ -36,6 +36,7 @@ pub struct Gateway {
     config: PostgresConfig,
     cancels: Mutex<HashMap<i32, CancelKey>>,
     health: Arc<AuditHealth>,
+    upstream_tls: upstream::UpstreamTlsConfig,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -65,23 +66,26 @@ pub fn credential_context(target: &str, db_role: &str) -> String {
 }
 
 impl Gateway {
-    /// A gateway that answers TLS with `tls` (its ALPN is set to `postgresql`).
+    /// A gateway that answers TLS with `tls` (its ALPN is set to `postgresql`); fails when
+    /// the upstream TLS settings cannot be used.
     pub fn new(
         store: Arc<Store>,
         master: Arc<MasterKey>,
         tls: Arc<rustls::ServerConfig>,
         config: PostgresConfig,
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>, upstream::tls::TlsSetupError> {
         let mut tls = (*tls).clone();
         tls.alpn_protocols = vec![b"postgresql".to_vec()];
-        Arc::new(Self {
+        let upstream_tls = upstream::UpstreamTlsConfig::new(&config)?;
+        Ok(Arc::new(Self {
             store,
             master,
             tls: TlsAcceptor::from(Arc::new(tls)),
             config,
             cancels: Mutex::new(HashMap::new()),
             health: Arc::default(),
-        })
+            upstream_tls,
+        }))
     }
 
     /// Accepts connections until the task is dropped.
@@ -505,7 +509,15 @@ impl Gateway {
         .detail("session", session.id.clone())
         .detail("db_role", login.db_role.clone())
         .detail("database", login.database.clone())
-        .detail("role", login.permit.role().to_string());
+        .detail("role", login.permit.role().to_string())
+        .detail(
+            "upstream_tls",
+            if upstream.stream.is_tls() {
+                "yes"
+            } else {
+                "no"
+            },
+        );
         let mut stream = stream;
         if self.store.append_audit(&[start]).await.is_err() {
             self.health.failed();
@@ -534,7 +546,7 @@ impl Gateway {
                 health: self.health.clone(),
             };
             let (mut cr, mut cw) = tokio::io::split(*stream);
-            let (mut sr, mut sw) = upstream.stream.into_split();
+            let (mut sr, mut sw) = tokio::io::split(upstream.stream);
             let (end, n) = relay.run(&mut cr, &mut cw, &mut sr, &mut sw).await;
             if end == End::AuditUnavailable {
                 let error = codec::error_response(
@@ -603,6 +615,7 @@ impl Gateway {
             password.expose_secret(),
             &params,
             self.config.max_message_bytes(),
+            &self.upstream_tls,
         )
         .await
         .map_err(|error| Refusal::Upstream { target, error })
@@ -788,6 +801,10 @@ fn client_text(refusal: &Refusal) -> (&'static str, String) {
         ),
         Refusal::Upstream { error, .. } => match error {
             UpstreamError::Connect(_) => ("08001", "rampart cannot reach the database server".into()),
+            UpstreamError::Tls(_) => (
+                "08001",
+                "rampart could not set up verified TLS to the database server".into(),
+            ),
             UpstreamError::Refused(_) => ("28000", "the database server refused the session".into()),
             UpstreamError::Method(_) | UpstreamError::Scram(_) => (
                 "28000",

@@ -10,11 +10,15 @@ use tokio::net::TcpStream;
 
 use crate::codec::{self, CodecError, i32_at};
 
+pub mod tls;
+
+pub use tls::{Stream, UpstreamTlsConfig};
+
 /// An authenticated upstream session, ready for queries.
 #[derive(Debug)]
 pub struct Upstream {
-    /// The socket.
-    pub stream: TcpStream,
+    /// The connection, plaintext or TLS.
+    pub stream: Stream,
     /// `ParameterStatus` and `NoticeResponse` messages, as received, for the client.
     pub greeting: BytesMut,
     /// The server's `BackendKeyData` (pid, secret), for cancel requests.
@@ -29,6 +33,10 @@ pub enum UpstreamError {
     /// The server could not be reached.
     #[error("cannot reach the database server: {0}")]
     Connect(std::io::Error),
+    /// TLS to the server failed (not offered when required, or its certificate is not
+    /// signed by the configured CA for its name).
+    #[error("TLS to the database server failed: {0}")]
+    Tls(std::io::Error),
     /// The server refused: its `ErrorResponse`, forwarded to the client unchanged.
     #[error("the database server refused the session")]
     Refused(BytesMut),
@@ -51,15 +59,21 @@ pub async fn connect(
     password: &[u8],
     params: &[(String, String)],
     limit: usize,
+    tls: &UpstreamTlsConfig,
 ) -> Result<Upstream, UpstreamError> {
-    let mut stream = TcpStream::connect(addr)
+    let tcp = TcpStream::connect(addr)
         .await
         .map_err(UpstreamError::Connect)?;
-    stream.set_nodelay(true).map_err(UpstreamError::Connect)?;
+    tcp.set_nodelay(true).map_err(UpstreamError::Connect)?;
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let mut stream = tls.wrap(tcp, host).await.map_err(UpstreamError::Tls)?;
     let mut startup: Vec<(&str, &str)> = vec![("user", user)];
     startup.extend(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    stream
-        .write_all(&codec::startup_message(&startup))
+    send_raw(&mut stream, &codec::startup_message(&startup))
         .await
         .map_err(UpstreamError::Connect)?;
     let mut scram: Option<ScramSha256> = None;
@@ -168,11 +182,18 @@ pub async fn cancel(addr: &str, pid: i32, secret: i32) -> std::io::Result<()> {
     stream.shutdown().await
 }
 
-async fn send(stream: &mut TcpStream, tag: u8, body: &[u8]) -> Result<(), UpstreamError> {
-    stream
-        .write_all(&codec::message(tag, body))
-        .await
+async fn send(stream: &mut Stream, tag: u8, body: &[u8]) -> Result<(), UpstreamError> {
+    let done = async {
+        stream.write_all(&codec::message(tag, body)).await?;
+        stream.flush().await
+    };
+    done.await
         .map_err(|e| UpstreamError::Protocol(CodecError::Io(e)))
+}
+
+async fn send_raw(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
 }
 
 /// The text of `ErrorResponse` field `M`, for logs (never stored: it may hold values).

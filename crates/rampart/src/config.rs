@@ -194,6 +194,10 @@ audit_wait_seconds = 10
 handshake_seconds = 15
 # How clients prove their database token: "scram-sha-256" (the token never crosses the wire) or "password" (the token inside TLS, for clients without SCRAM).
 client_auth = "scram-sha-256"
+# TLS to the database servers: "off", "prefer" (TLS when offered), "require" (TLS, certificate not checked) or "verify" (TLS, certificate checked against upstream_ca_file and the target's host).
+upstream_tls = "prefer"
+# PEM file of the CA that signs the database servers' certificates (required with upstream_tls = "verify").
+# upstream_ca_file = "/etc/rampart/db-ca.pem"
 "#;
 
 impl Config {
@@ -212,6 +216,7 @@ impl Config {
         config.tls.acme.ca_file = config.tls.acme.ca_file.map(|p| base.join(p));
         config.network.inventory = config.network.inventory.map(|p| base.join(p));
         config.logs.dir = config.logs.dir.map(|p| base.join(p));
+        config.postgres.upstream_ca_file = config.postgres.upstream_ca_file.map(|p| base.join(p));
         config.logs.alerts.webhook_secret_file =
             config.logs.alerts.webhook_secret_file.map(|p| base.join(p));
         for source in &mut config.backup.sources {

@@ -149,7 +149,8 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
                 master.clone(),
                 server_config.clone(),
                 config.postgres.clone(),
-            );
+            )
+            .map_err(|e| exit_usage(e.to_string()))?;
             Some(tokio::spawn(gateway.serve(listener)))
         }
         None => None,

@@ -799,7 +799,10 @@ fn large_results_stream_through_and_notifications_and_parameter_status_reach_the
     assert_eq!(rows.lines().count(), 200_000);
     let st = s.statements();
     assert_eq!(
-        find(&st, "SELECT g, repeat($1, $2) FROM generate_series($3, $4) g")["rows"],
+        find(
+            &st,
+            "SELECT g, repeat($1, $2) FROM generate_series($3, $4) g"
+        )["rows"],
         "200000"
     );
     let out = s.psql("LISTEN ch; NOTIFY ch, 'hello'; SHOW application_name;");
@@ -809,10 +812,207 @@ fn large_results_stream_through_and_notifications_and_parameter_status_reach_the
     );
     // application_name from the client reaches the server (ParameterStatus comes back).
     let out = Command::new("psql")
-        .arg(format!("{} application_name=rampart-test", s.conninfo("orders-db", "require")))
+        .arg(format!(
+            "{} application_name=rampart-test",
+            s.conninfo("orders-db", "require")
+        ))
         .args(["-AtXc", "SHOW application_name"])
         .env("PGPASSWORD", &s.token)
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "rampart-test");
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it, made with openssl in `dir`.
+fn make_certs(dir: &Path, name: &str) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs (apt-get install -y openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca_key = format!("{name}-ca.key");
+    let ca = format!("{name}-ca.pem");
+    run(&[
+        &["req", "-x509"],
+        &ec[..],
+        &[
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+        ],
+    ]
+    .concat());
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        &["req"],
+        &ec[..],
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+}
+
+#[test]
+fn tls_to_the_database_server_is_verified_against_the_configured_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path(), "good");
+    make_certs(certs.path(), "other");
+    // `other` overwrote server.pem/key; make the server's pair from `good` again.
+    make_certs(certs.path(), "good");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(certs.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let key = certs.path().join("server.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    if rampart_testkit::is_root() {
+        let owner = Command::new("chown")
+            .arg("postgres")
+            .arg(&key)
+            .arg(certs.path().join("server.pem"))
+            .status()
+            .unwrap();
+        assert!(owner.success());
+    }
+    let s = setup_with(&format!(
+        "upstream_tls = \"verify\"\nupstream_ca_file = \"{}\"",
+        certs.path().join("good-ca.pem").display()
+    ));
+    for sql in [
+        format!(
+            "ALTER SYSTEM SET ssl_cert_file = '{}'",
+            certs.path().join("server.pem").display()
+        ),
+        format!("ALTER SYSTEM SET ssl_key_file = '{}'", key.display()),
+        "ALTER SYSTEM SET ssl = on".into(),
+        "SELECT pg_reload_conf()".into(),
+    ] {
+        Postgres::psql(s.pg.url(), &sql);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Postgres::psql(s.pg.url(), "SHOW ssl").trim() != "on" {
+        assert!(Instant::now() < deadline, "ssl never turned on");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ssl = s.psql("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+    assert_eq!(ssl.trim(), "t");
+
+    // A gateway trusting another CA does not log in to this server.
+    let port = free_port();
+    let other = Rampart::start(
+        bin(),
+        &format!(
+            "[postgres]\nlisten = \"127.0.0.1:{port}\"\nupstream_tls = \"verify\"\nupstream_ca_file = \"{}\"\n",
+            certs.path().join("other-ca.pem").display()
+        ),
+    );
+    wait_for_port(port, Duration::from_secs(10), "the second gateway");
+    let address =
+        s.pg.url()
+            .rsplit_once('/')
+            .unwrap()
+            .0
+            .rsplit_once('@')
+            .unwrap()
+            .1
+            .to_owned();
+    cli_ok(
+        &other,
+        &["user", "add", "alice", "--email", "alice@example.com"],
+    );
+    cli_ok(
+        &other,
+        &[
+            "target",
+            "add",
+            "orders-db",
+            "--kind",
+            "postgres",
+            "--address",
+            &address,
+            "--env",
+            "production",
+        ],
+    );
+    cli_ok(
+        &other,
+        &[
+            "role",
+            "add",
+            "dba",
+            "--grant",
+            "orders-db production app_rw",
+        ],
+    );
+    cli_ok(&other, &["grant", "add", "alice", "dba"]);
+    let mut child = Command::new(bin())
+        .arg("--data-dir")
+        .arg(other.data_dir())
+        .args(["db", "credential", "set", "orders-db", "app_rw"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"upstream-pw\n")
+            .unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+    let token = issue(&other, "orders-db");
+    let out = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={port} user=alice#orders-db dbname={} sslmode=require",
+            s.database
+        ))
+        .args(["-AtXc", "SELECT 1"])
+        .env("PGPASSWORD", &token)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("could not set up verified TLS"), "{err}");
 }
