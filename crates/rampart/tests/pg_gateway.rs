@@ -678,6 +678,17 @@ fn a_token_from_the_web_page_after_an_mfa_login_connects_psql() {
         page.body
     );
     assert!(page.body.contains(">live<"), "{}", page.body);
+    let session = support::between(&page.body, "href=\"/databases/sessions/", "\"")
+        .unwrap()
+        .to_owned();
+    let statements = admin.get(&format!("/databases/sessions/{session}"));
+    assert_eq!(statements.status, 200, "{}", statements.body);
+    assert!(
+        statements.body.contains("CREATE TABLE web_made (id int)"),
+        "{}",
+        statements.body
+    );
+    assert!(statements.body.contains("ddl"), "{}", statements.body);
     // The token is stored only as a hash.
     assert!(contains_anywhere(s.r.data_dir(), token.as_bytes()).is_empty());
 }

@@ -243,6 +243,37 @@ impl Store {
 }
 
 impl Store {
+    /// The records of one gateway session (start, statements, cancels, end), oldest first,
+    /// at most 5,000. `session` must be a UUID; the statements are found between the
+    /// session's start and end records.
+    pub async fn db_session_records(
+        &self,
+        session: &str,
+    ) -> Result<Vec<rampart_audit::AuditRecord>, StoreError> {
+        if uuid::Uuid::parse_str(session).is_err() {
+            return Ok(Vec::new());
+        }
+        let needle = format!("%\"session\":\"{session}\"%");
+        let start: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(time_us) FROM audit_log WHERE action = 'db.session.start' AND details LIKE $1",
+        )
+        .bind(&needle)
+        .fetch_one(self.pool())
+        .await?;
+        let Some(start) = start else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM audit_log WHERE time_us >= $1 AND action LIKE 'db.%' AND details LIKE $2 ORDER BY seq LIMIT 5000",
+            crate::audit::RECORD_COLUMNS
+        ))
+        .bind(start)
+        .bind(&needle)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(crate::audit::record).collect()
+    }
+
     /// Audit records of one action since `since_us`, counted per subject (the target) and
     /// actor (the person): the LOG-4 and ACC-5 evidence.
     pub async fn audit_counts(

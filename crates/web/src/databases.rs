@@ -26,6 +26,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/databases", get(page))
         .route("/databases/token", post(issue))
         .route("/databases/token/{id}/revoke", post(revoke))
+        .route("/databases/sessions/{id}", get(session_page))
 }
 
 pub(crate) struct Choice {
@@ -50,6 +51,7 @@ pub(crate) struct Issued {
 }
 
 pub(crate) struct Activity {
+    pub session: String,
     pub time: String,
     pub person: String,
     pub target: String,
@@ -180,6 +182,11 @@ fn activity(r: &AuditRecord, keys: &[&str]) -> Activity {
         .collect::<Vec<_>>()
         .join(" · ");
     Activity {
+        session: details
+            .get("session")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned(),
         time: time(r.time_us),
         person: r.actor.trim_start_matches("user:").to_owned(),
         target: r.subject.clone(),
@@ -192,6 +199,85 @@ fn time(us: i64) -> String {
     jiff::Timestamp::from_microsecond(us)
         .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default()
+}
+
+pub(crate) struct StatementRow {
+    pub time: String,
+    pub action: String,
+    pub class: String,
+    pub statement: String,
+    pub command: String,
+    pub rows: String,
+    pub micros: String,
+    pub outcome: String,
+    pub sqlstate: String,
+}
+
+#[derive(Template)]
+#[template(path = "db_session.html")]
+pub(crate) struct SessionPage {
+    pub nav: Option<String>,
+    pub flash: Option<String>,
+    pub id: String,
+    pub person: String,
+    pub target: String,
+    pub rows: Vec<StatementRow>,
+}
+
+/// One session's records in order: statements with class, timing, rows and SQLSTATE.
+async fn session_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(denied) = crate::admin::require(&state, &viewer, Permission::ViewAudit).await {
+        return denied;
+    }
+    let records = match state.store.db_session_records(&id).await {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
+    let first = records.first();
+    let person = first
+        .map(|r| r.actor.trim_start_matches("user:").to_owned())
+        .unwrap_or_default();
+    let target = first.map(|r| r.subject.clone()).unwrap_or_default();
+    let rows = records
+        .iter()
+        .map(|r| {
+            let d: serde_json::Value = serde_json::from_str(&r.details).unwrap_or_default();
+            let get = |k: &str| {
+                d.get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            StatementRow {
+                time: jiff::Timestamp::from_microsecond(r.time_us)
+                    .map(|t| t.strftime("%H:%M:%S%.3f").to_string())
+                    .unwrap_or_default(),
+                action: r.action.clone(),
+                class: get("class"),
+                statement: get("statement"),
+                command: get("command"),
+                rows: get("rows"),
+                micros: get("duration_us"),
+                outcome: r.outcome.clone(),
+                sqlstate: get("sqlstate"),
+            }
+        })
+        .collect();
+    render(
+        StatusCode::OK,
+        &SessionPage {
+            nav: nav(&viewer),
+            flash: None,
+            id,
+            person,
+            target,
+            rows,
+        },
+    )
 }
 
 #[derive(Deserialize)]
