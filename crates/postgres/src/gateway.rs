@@ -548,13 +548,25 @@ impl Gateway {
             let (mut cr, mut cw) = tokio::io::split(*stream);
             let (mut sr, mut sw) = tokio::io::split(upstream.stream);
             let (end, n) = relay.run(&mut cr, &mut cw, &mut sr, &mut sw).await;
-            if end == End::AuditUnavailable {
-                let error = codec::error_response(
-                    "FATAL",
+            let last_word = match end {
+                End::AuditUnavailable => Some((
                     "58000",
                     "rampart cannot write its audit log right now, so this statement was not run; try again later",
-                );
-                let _ = cw.write_all(&error).await;
+                )),
+                End::ClientProtocol => Some((
+                    "08P01",
+                    "rampart ended the session: a message broke the protocol or was larger than postgres.max_message_kib",
+                )),
+                End::Client
+                | End::Server
+                | End::GrantExpired
+                | End::AuditFailed
+                | End::ServerProtocol => None,
+            };
+            if let Some((code, text)) = last_word {
+                let _ = cw
+                    .write_all(&codec::error_response("FATAL", code, text))
+                    .await;
                 let _ = cw.flush().await;
             }
             (end, n)

@@ -1027,3 +1027,29 @@ fn tls_to_the_database_server_is_verified_against_the_configured_ca() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("could not set up verified TLS"), "{err}");
 }
+
+#[test]
+fn a_message_over_the_configured_limit_ends_the_session_with_an_error() {
+    let s = setup_with("max_message_kib = 64");
+    let big = format!("SELECT '{}'", "v".repeat(100 * 1024));
+    let out = s.psql_as("orders-db", &s.token, "require", &big);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("larger than postgres.max_message_kib"),
+        "{err}"
+    );
+    // Below the limit is fine, and the value is not stored.
+    let fine = format!("SELECT '{}'", "w".repeat(32 * 1024));
+    assert!(s.psql(&fine).starts_with("www"));
+    let ends: Vec<_> = s
+        .records()
+        .into_iter()
+        .filter(|(a, _, _)| a == "db.session.end")
+        .map(|(_, _, d)| d["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        ends.iter().any(|r| r == "client protocol error"),
+        "{ends:?}"
+    );
+}
