@@ -162,7 +162,13 @@ enum Expect {
         statement: Arc<Tracked>,
         since: Instant,
     },
-    FunctionCall,
+    /// A fastpath function call (`F`; large objects use it): audited by its function's
+    /// OID, as a write since the usual ones (`lo_write`, `lo_import`) are; answered by
+    /// `FunctionCallResponse` or an error, then `ReadyForQuery`, like a simple query.
+    FunctionCall {
+        oid: i32,
+        since: Instant,
+    },
     Sync,
 }
 
@@ -251,7 +257,7 @@ async fn client_to_server<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         let runs_statements = expects.iter().any(|e| {
             matches!(
                 e,
-                Expect::Query { .. } | Expect::Execute { .. } | Expect::FunctionCall
+                Expect::Query { .. } | Expect::Execute { .. } | Expect::FunctionCall { .. }
             )
         });
         if runs_statements
@@ -356,7 +362,10 @@ fn inspect(tag: u8, body: &[u8], names: &mut Names) -> Option<Expect> {
         }
         b'D' => Some(Expect::Describe),
         b'S' => Some(Expect::Sync),
-        b'F' => Some(Expect::FunctionCall),
+        b'F' => Some(Expect::FunctionCall {
+            oid: codec::i32_at(body, 0).unwrap_or(0),
+            since: Instant::now(),
+        }),
         _ => None,
     }
 }
@@ -534,8 +543,15 @@ fn respond(
         b'T' | b'n' if head_is(queue, |e| matches!(e, Expect::Describe)) => {
             queue.pop_front();
         }
-        b'V' if head_is(queue, |e| matches!(e, Expect::FunctionCall)) => {
-            queue.pop_front();
+        b'V' => {
+            if let Some(Expect::FunctionCall { oid, since }) = queue.front() {
+                events.push(event(
+                    relay,
+                    Some(function_call(*oid)),
+                    *since,
+                    Done::Complete(b"FUNCTION CALL"),
+                ));
+            }
         }
         b'C' | b's' | b'I' => {
             let tag_text = (tag == b'C')
@@ -575,6 +591,14 @@ fn respond(
                     // The rest of a failed simple query never runs.
                     statements.clear();
                 }
+                Some(Expect::FunctionCall { oid, since }) => {
+                    events.push(event(
+                        relay,
+                        Some(function_call(*oid)),
+                        *since,
+                        Done::Error(code),
+                    ));
+                }
                 Some(Expect::Sync) | None => {}
                 Some(_) => {
                     match queue.pop_front() {
@@ -601,13 +625,25 @@ fn respond(
         b'Z' => {
             // Ends the Query or Sync at the head; anything still before it got no answer.
             while let Some(e) = queue.pop_front() {
-                if matches!(e, Expect::Query { .. } | Expect::Sync) {
+                if matches!(
+                    e,
+                    Expect::Query { .. } | Expect::Sync | Expect::FunctionCall { .. }
+                ) {
                     break;
                 }
             }
         }
         _ => {}
     }
+}
+
+/// The audited form of a fastpath call: its function's OID only, never its arguments.
+fn function_call(oid: i32) -> Arc<Tracked> {
+    Tracked::new(Statement {
+        text: format!("(fastpath function call, function OID {oid})"),
+        fingerprint: "0000000000000000".into(),
+        class: Class::Write,
+    })
 }
 
 /// How a statement finished.

@@ -1053,3 +1053,29 @@ fn a_message_over_the_configured_limit_ends_the_session_with_an_error() {
         "{ends:?}"
     );
 }
+
+#[test]
+fn large_object_import_through_fastpath_is_audited_without_its_content() {
+    let s = setup();
+    let file = s.r.data_dir().join("lo.txt");
+    std::fs::write(&file, "zq-lo-7777 content of a large object").unwrap();
+    let out = s.psql(&format!("\\lo_import {}", file.display()));
+    assert!(out.contains("lo_import"), "{out}");
+    std::fs::remove_file(&file).unwrap();
+    let st = s.statements();
+    let calls: Vec<_> = st
+        .iter()
+        .filter(|r| {
+            r["statement"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("(fastpath function call"))
+        })
+        .collect();
+    assert!(!calls.is_empty(), "{st:#?}");
+    assert!(
+        calls
+            .iter()
+            .all(|c| c["class"] == "write" && c["action"] == "db.change")
+    );
+    assert!(contains_anywhere(s.r.data_dir(), b"zq-lo-7777").is_empty());
+}
