@@ -404,14 +404,18 @@ async fn server_to_client<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                 respond(tag, body, &mut queue, relay, &mut events);
             }
             if tag == b'Z' && !events.is_empty() {
-                // Everything before ReadyForQuery goes now; ReadyForQuery after the commit.
-                if send(&mut w, buf.get(start..consumed).unwrap_or_default())
-                    .await
-                    .is_err()
-                {
-                    return End::Client;
+                // ReadyForQuery goes only after the commit. What came before it goes now
+                // when it is large; a small result waits and leaves with ReadyForQuery in
+                // one write (one TLS record, one system call).
+                if consumed - start > 32 * 1024 {
+                    if send(&mut w, buf.get(start..consumed).unwrap_or_default())
+                        .await
+                        .is_err()
+                    {
+                        return End::Client;
+                    }
+                    start = consumed;
                 }
-                start = consumed;
                 let n = events.len() as u64;
                 let committed =
                     tokio::time::timeout(relay.audit_wait, relay.store.append_audit(&events)).await;
