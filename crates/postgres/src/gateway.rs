@@ -14,10 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use postgres_protocol::authentication::sasl::SCRAM_SHA_256;
 use rampart_audit::{Action, Actor, AuditEvent, Outcome};
 use rampart_identity::sealed::MasterKey;
-use rampart_store::{DbToken, Store};
+use rampart_store::Store;
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -26,7 +25,12 @@ use tokio_rustls::TlsAcceptor;
 use crate::codec::{self, CodecError, Startup};
 use crate::config::{ClientAuth, PostgresConfig};
 use crate::relay::{AuditHealth, End, Relay, SessionInfo};
-use crate::upstream::{self, UpstreamError};
+use crate::upstream;
+
+mod auth;
+mod refusal;
+
+use refusal::Refusal;
 
 /// The running gateway: shared by every connection.
 pub struct Gateway {
@@ -181,35 +185,6 @@ impl Client {
     }
 }
 
-/// Why a connection was refused; decides what the client is told.
-#[derive(Debug)]
-enum Refusal {
-    Plaintext,
-    BadPacket(CodecError),
-    NoTls,
-    BadUser,
-    Replication,
-    BadToken {
-        account: String,
-        why: &'static str,
-    },
-    Denied {
-        account: String,
-        target: String,
-        why: String,
-    },
-    NoCredential {
-        target: String,
-        db_role: String,
-    },
-    Upstream {
-        target: String,
-        error: UpstreamError,
-    },
-    Audit,
-    Timeout,
-}
-
 /// A person who proved a token and may use the target.
 struct Login {
     account: String,
@@ -350,136 +325,6 @@ impl Gateway {
             database,
             params: rest,
             permit,
-        })
-    }
-
-    /// The token as a cleartext password inside TLS, looked up by its SHA-256.
-    async fn password(
-        &self,
-        stream: &mut TlsClient,
-        account: &str,
-        target: &str,
-        now: jiff::Timestamp,
-    ) -> Result<DbToken, Refusal> {
-        write(stream, &codec::authentication(3, &[])).await?;
-        let body = read_password_message(stream).await?;
-        let password = codec::cstr(&body, 0).map(|(p, _)| p).unwrap_or_default();
-        let password = std::str::from_utf8(password).unwrap_or_default();
-        let bad = |why| Refusal::BadToken {
-            account: account.to_owned(),
-            why,
-        };
-        let token = self
-            .store
-            .db_token_by_hash(&rampart_identity::token_hash(password))
-            .await
-            .map_err(|_| Refusal::Audit)?
-            .ok_or_else(|| bad("unknown token"))?;
-        if token.account != account {
-            return Err(bad("token of another account"));
-        }
-        if token.target != target {
-            return Err(bad("token of another target"));
-        }
-        if token.revoked_us.is_some() {
-            return Err(bad("revoked token"));
-        }
-        if token.expires_us <= now.as_microsecond() {
-            return Err(bad("expired token"));
-        }
-        Ok(token)
-    }
-
-    /// SCRAM-SHA-256 without channel binding (RFC 5802 section 5, PostgreSQL docs 55.3.1):
-    /// the client proves one of the live tokens of `account` on `target`; the token itself
-    /// never crosses the wire, and the client checks the server signature.
-    async fn scram(
-        &self,
-        stream: &mut TlsClient,
-        account: &str,
-        target: &str,
-        now: jiff::Timestamp,
-    ) -> Result<DbToken, Refusal> {
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let malformed = |what| Refusal::BadPacket(CodecError::Malformed(what));
-        let mut offer = SCRAM_SHA_256.as_bytes().to_vec();
-        offer.extend_from_slice(b"\0\0");
-        write(stream, &codec::authentication(10, &offer)).await?;
-        let body = read_password_message(stream).await?;
-        let (mechanism, next) = codec::cstr(&body, 0).ok_or(malformed("SASL mechanism"))?;
-        if mechanism != SCRAM_SHA_256.as_bytes() {
-            return Err(malformed("unsupported SASL mechanism"));
-        }
-        let len = codec::i32_at(&body, next)
-            .and_then(|l| usize::try_from(l).ok())
-            .ok_or(malformed("SASL initial response length"))?;
-        let first = body
-            .get(next + 4..next + 4 + len)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .ok_or(malformed("SASL initial response"))?;
-        let (gs2, bare) = ["n,,", "y,,"]
-            .iter()
-            .find_map(|h| first.strip_prefix(h).map(|rest| (*h, rest)))
-            .ok_or(malformed("SCRAM channel binding is not offered"))?;
-        let client_nonce = bare
-            .split(',')
-            .find_map(|p| p.strip_prefix("r="))
-            .filter(|n| !n.is_empty() && n.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b','))
-            .ok_or(malformed("SCRAM client nonce"))?;
-        let mut random = [0u8; 18];
-        aws_lc_rs::rand::fill(&mut random).map_err(|_| Refusal::Audit)?;
-        let nonce = format!("{client_nonce}{}", b64.encode(random));
-        let salt = rampart_identity::scram::db_token_salt(account, target);
-        let server_first = format!(
-            "r={nonce},s={},i={}",
-            b64.encode(salt),
-            rampart_identity::scram::ITERATIONS
-        );
-        write(stream, &codec::authentication(11, server_first.as_bytes())).await?;
-        let body = read_password_message(stream).await?;
-        let client_final =
-            std::str::from_utf8(&body).map_err(|_| malformed("SCRAM final message"))?;
-        let (without_proof, proof) = client_final
-            .rsplit_once(",p=")
-            .ok_or(malformed("SCRAM proof"))?;
-        let mut parts = without_proof.split(',');
-        if parts.next() != Some(&format!("c={}", b64.encode(gs2))) {
-            return Err(malformed("SCRAM channel binding"));
-        }
-        if parts.next() != Some(&format!("r={nonce}")) {
-            return Err(malformed("SCRAM nonce"));
-        }
-        let proof = b64
-            .decode(proof.trim_end_matches('\0'))
-            .map_err(|_| malformed("SCRAM proof"))?;
-        let auth_message = format!("{bare},{server_first},{without_proof}");
-        let live = self
-            .store
-            .live_db_tokens(account, target, now.as_microsecond())
-            .await
-            .map_err(|_| Refusal::Audit)?;
-        for (token, stored, server) in live {
-            let (Ok(stored), Ok(server)) = (hex::decode(&stored), hex::decode(&server)) else {
-                continue;
-            };
-            let (Ok(stored_key), Ok(server_key)) = (stored.try_into(), server.try_into()) else {
-                continue;
-            };
-            let verifier = rampart_identity::scram::Verifier {
-                stored_key,
-                server_key,
-            };
-            if verifier.accepts(auth_message.as_bytes(), &proof) {
-                let signature = verifier.server_signature(auth_message.as_bytes());
-                let last = format!("v={}", b64.encode(signature));
-                write(stream, &codec::authentication(12, last.as_bytes())).await?;
-                return Ok(token);
-            }
-        }
-        Err(Refusal::BadToken {
-            account: account.to_owned(),
-            why: "no live token of this account and target matches (SCRAM)",
         })
     }
 
@@ -691,176 +536,10 @@ impl Gateway {
             tracing::error!(error = %e, "cannot audit a cancel request");
         }
     }
-
-    async fn refuse(&self, client: &mut Client, ip: IpAddr, refusal: Refusal) {
-        let message = match &refusal {
-            Refusal::Upstream {
-                error: UpstreamError::Refused(bytes),
-                ..
-            } => {
-                // Errors from the server reach the client unchanged.
-                bytes.clone()
-            }
-            other => {
-                let (code, text) = client_text(other);
-                codec::error_response("FATAL", code, &text)
-            }
-        };
-        let _ = client.write(&message).await;
-        self.audit_refusal(ip, &refusal).await;
-    }
-
-    async fn audit_refusal(&self, ip: IpAddr, refusal: &Refusal) {
-        let (actor, subject, reason) = match refusal {
-            Refusal::Plaintext => (
-                Actor::Anonymous,
-                String::new(),
-                "plaintext startup".to_owned(),
-            ),
-            Refusal::BadPacket(e) => (Actor::Anonymous, String::new(), e.to_string()),
-            Refusal::NoTls => (Actor::Anonymous, String::new(), "no TLS".to_owned()),
-            Refusal::BadUser => (
-                Actor::Anonymous,
-                String::new(),
-                "user is not person#target".to_owned(),
-            ),
-            Refusal::Replication => (
-                Actor::Anonymous,
-                String::new(),
-                "replication refused".to_owned(),
-            ),
-            Refusal::BadToken { account, why } => (
-                Actor::Anonymous,
-                String::new(),
-                format!("{why} (for account {})", safe_name(account)),
-            ),
-            Refusal::Denied {
-                account,
-                target,
-                why,
-            } => (
-                Actor::User(safe_name(account)),
-                safe_name(target),
-                why.clone(),
-            ),
-            Refusal::NoCredential { target, db_role } => (
-                Actor::System,
-                target.clone(),
-                format!("no usable upstream credential for role {db_role}"),
-            ),
-            Refusal::Upstream { target, error } => {
-                let text = match error {
-                    UpstreamError::Refused(bytes) => {
-                        let body = bytes.get(5..).unwrap_or_default();
-                        let code = codec::error_field(body, b'C').unwrap_or_default();
-                        format!(
-                            "server refused (SQLSTATE {})",
-                            String::from_utf8_lossy(code)
-                        )
-                    }
-                    other => other.to_string(),
-                };
-                (Actor::System, target.clone(), text)
-            }
-            Refusal::Audit => (Actor::System, String::new(), "store unavailable".to_owned()),
-            Refusal::Timeout => (
-                Actor::Anonymous,
-                String::new(),
-                "handshake timed out".to_owned(),
-            ),
-        };
-        let event = AuditEvent::new(actor, Action::DbRefused, subject)
-            .outcome(Outcome::Denied)
-            .source(Some(ip))
-            .detail("reason", rampart_scrub::scrub_default(&reason));
-        if let Err(e) = self.store.append_audit(&[event]).await {
-            tracing::error!(error = %e, "cannot audit a refused database connection");
-        }
-    }
-}
-
-/// What the client is told (SQLSTATE and message) for a refusal.
-fn client_text(refusal: &Refusal) -> (&'static str, String) {
-    match refusal {
-        Refusal::Plaintext | Refusal::NoTls => (
-            "08P01",
-            "rampart requires TLS: connect with sslmode=require".into(),
-        ),
-        Refusal::BadPacket(CodecError::TooLarge { .. }) => {
-            ("08P01", "message too large for rampart's limit".into())
-        }
-        Refusal::BadPacket(CodecError::UnknownProtocol(v)) => (
-            "08P01",
-            format!("unsupported frontend protocol {}.{}: rampart speaks 3.0", v >> 16, v & 0xffff),
-        ),
-        Refusal::BadPacket(CodecError::Malformed(what)) => {
-            ("08P01", format!("invalid startup packet: {what}"))
-        }
-        Refusal::BadPacket(CodecError::Io(_)) => ("08006", "connection failure".into()),
-        Refusal::BadUser => (
-            "28000",
-            "connect as user person#target (for example alice#orders-db) with a database token as the password".into(),
-        ),
-        Refusal::Replication => ("28000", "replication connections are not relayed".into()),
-        Refusal::BadToken { .. } => (
-            "28P01",
-            "password authentication failed: the database token is unknown, expired, revoked, or for another person or target".into(),
-        ),
-        Refusal::Denied { .. } => ("28000", "access denied".into()),
-        Refusal::NoCredential { .. } => (
-            "28000",
-            "rampart has no credential for this target and database role; ask an administrator".into(),
-        ),
-        Refusal::Upstream { error, .. } => match error {
-            UpstreamError::Connect(_) => ("08001", "rampart cannot reach the database server".into()),
-            UpstreamError::Tls(_) => (
-                "08001",
-                "rampart could not set up verified TLS to the database server".into(),
-            ),
-            UpstreamError::Refused(_) => ("28000", "the database server refused the session".into()),
-            UpstreamError::Method(_) | UpstreamError::Scram(_) => (
-                "28000",
-                "rampart could not log in to the database server".into(),
-            ),
-            UpstreamError::Protocol(_) => ("08P01", "the database server broke the protocol".into()),
-        },
-        Refusal::Audit => (
-            "58000",
-            "rampart cannot write its audit log right now; try again later".into(),
-        ),
-        Refusal::Timeout => ("08006", "login timed out".into()),
-    }
-}
-
-/// A name from the client, kept only when it looks like one (else a placeholder).
-fn safe_name(name: &str) -> String {
-    if !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
-    {
-        name.to_owned()
-    } else {
-        "(invalid name)".into()
-    }
 }
 
 /// The TLS stream of a client.
 type TlsClient = Box<tokio_rustls::server::TlsStream<TcpStream>>;
-
-/// Reads a `PasswordMessage`/`SASLInitialResponse`/`SASLResponse` (tag `p`, at most 1 KiB).
-async fn read_password_message(stream: &mut TlsClient) -> Result<Vec<u8>, Refusal> {
-    let (tag, body) = codec::read_message(stream.as_mut(), 1024)
-        .await
-        .map_err(Refusal::BadPacket)?;
-    if tag != b'p' {
-        return Err(Refusal::BadPacket(CodecError::Malformed(
-            "expected a password message",
-        )));
-    }
-    Ok(body)
-}
 
 async fn write<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, bytes: &[u8]) -> Result<(), Refusal> {
     let done = async {
