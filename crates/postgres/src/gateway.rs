@@ -25,7 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::codec::{self, CodecError, Startup};
 use crate::config::{ClientAuth, PostgresConfig};
 use crate::relay::{AuditHealth, End, Relay, SessionInfo};
-use crate::upstream;
+use crate::upstream::{self, UpstreamError};
 
 mod auth;
 mod refusal;
@@ -330,9 +330,18 @@ impl Gateway {
 
     async fn run(&self, mut client: Client, login: Login, ip: IpAddr) {
         let target = login.target.name.to_string();
-        let upstream = match self.upstream(&login).await {
-            Ok(u) => u,
-            Err(r) => return self.refuse(&mut client, ip, r).await,
+        let limit = Duration::from_secs(u64::from(self.config.handshake_seconds));
+        let upstream = match tokio::time::timeout(limit, self.upstream(&login)).await {
+            Ok(Ok(u)) => u,
+            Ok(Err(r)) => return self.refuse(&mut client, ip, r).await,
+            Err(_) => {
+                let error = UpstreamError::Connect(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no answer within postgres.handshake_seconds",
+                ));
+                let refusal = Refusal::Upstream { target, error };
+                return self.refuse(&mut client, ip, refusal).await;
+            }
         };
         let Client::Tls(stream) = client else {
             return;
@@ -519,7 +528,13 @@ impl Gateway {
             .filter(|k| bool::from(k.secret.to_be_bytes().ct_eq(&secret.to_be_bytes())));
         let event = match key {
             Some(k) => {
-                let sent = upstream::cancel(&k.upstream, k.pid, k.upstream_secret).await;
+                let limit = Duration::from_secs(u64::from(self.config.handshake_seconds));
+                let sent = tokio::time::timeout(
+                    limit,
+                    upstream::cancel(&k.upstream, k.pid, k.upstream_secret),
+                )
+                .await
+                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
                 AuditEvent::new(Actor::User(k.account), Action::DbCancel, k.target)
                     .outcome(if sent.is_ok() {
                         Outcome::Success
