@@ -249,6 +249,16 @@ fn psql_statements_are_audited_normalized_classified_and_without_values() {
     let sessions = cli_ok(&s.r, &["db", "sessions"]);
     assert!(sessions.contains("user:alice"), "{sessions}");
     assert!(sessions.contains("orders-db"), "{sessions}");
+    // One of the sessions holds the UPDATE, with its class and row count.
+    let found = sessions
+        .lines()
+        .filter_map(|l| l.split(['│', '┆']).nth(1))
+        .map(str::trim)
+        .filter(|id| id.len() == 36)
+        .map(|id| cli_ok(&s.r, &["db", "statements", id]))
+        .find(|out| out.contains("UPDATE orders SET note = $1 WHERE id = $2"))
+        .expect("a session with the UPDATE");
+    assert!(found.contains("write"), "{found}");
 
     // LOG-4 evidence: change events per database and person.
     let report = cli_ok(&s.r, &["report", "--format", "json"]);
