@@ -130,6 +130,16 @@ actions! {
     SshExec = "ssh.exec", "A command, shell or subsystem was started in an SSH session.";
     SshForward = "ssh.forward", "A port forwarding was asked for (outcome denied when refused).";
     SshHostKey = "ssh.hostkey", "A target's host key was pinned, or refused for not matching the pin.";
+    DbTokenCreate = "db.token.create", "A short-lived database token was issued for a person, target and database role.";
+    DbTokenRevoke = "db.token.revoke", "A database token was revoked.";
+    DbCredentialSet = "db.credential.set", "The upstream credential of a database target and role was set (sealed; never shown again).";
+    DbRefused = "db.refused", "A database connection was refused before a session began (no TLS, bad packet, bad token, no grant).";
+    DbSessionStart = "db.session.start", "A database session through the gateway began.";
+    DbSessionEnd = "db.session.end", "A database session ended (details say why and how many statements ran).";
+    DbStatement = "db.statement", "A database statement that changes nothing ran (normalized text: no values).";
+    DbChange = "db.change", "A database write, DDL or privilege statement ran (LOG-4; normalized text: no values).";
+    DbAuditResumed = "db.audit.resumed", "The audit log took the PostgreSQL gateway's writes again after refusing them (statements were refused meanwhile).";
+    DbCancel = "db.cancel", "A cancel request for a running statement was forwarded (or refused).";
 }
 
 /// One thing that happened, before it is sealed into the chain.

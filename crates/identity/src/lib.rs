@@ -12,6 +12,7 @@
 pub mod account;
 pub mod password;
 pub mod policy;
+pub mod scram;
 pub mod sealed;
 pub mod session;
 pub mod throttle;

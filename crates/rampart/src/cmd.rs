@@ -3,6 +3,7 @@
 pub mod access;
 pub mod audit;
 pub mod backup;
+pub mod db;
 pub mod logs;
 pub mod net;
 pub mod report;

@@ -32,6 +32,8 @@ pub struct Config {
     pub backup: rampart_backup::BackupConfig,
     /// The SSH bastion.
     pub ssh: rampart_ssh::SshConfig,
+    /// The PostgreSQL gateway.
+    pub postgres: rampart_postgres::PostgresConfig,
 }
 
 /// A configuration that cannot be used: one sentence naming the key, the value and what
@@ -206,6 +208,23 @@ max_connections = 1000
 env_allow = ["LANG", "LC_*"]
 # Public key lines of CAs whose host certificates vouch for targets (naming the target's address as principal); a target without one has its host key pinned on first use.
 target_host_cas = []
+[postgres]
+# Address of the PostgreSQL gateway (psql and drivers connect as person#target with a database token; TLS required). Absent: no gateway.
+# listen = "0.0.0.0:6432"
+# Largest protocol message accepted from a client or a server, in KiB (64 to 1048576).
+max_message_kib = 1024
+# Hours a database token lives when none is asked for (1 to 12).
+token_hours = 1
+# Seconds a statement's acknowledgement waits for its audit record before the session ends with an error (1 to 120).
+audit_wait_seconds = 10
+# Seconds allowed for a client's TLS handshake and login, and for reaching the database server (1 to 120).
+handshake_seconds = 15
+# How clients prove their database token: "scram-sha-256" (the token never crosses the wire) or "password" (the token inside TLS, for clients without SCRAM).
+client_auth = "scram-sha-256"
+# TLS to the database servers: "off", "prefer" (TLS when offered), "require" (TLS, certificate not checked) or "verify" (TLS, certificate checked against upstream_ca_file and the target's host).
+upstream_tls = "prefer"
+# PEM file of the CA that signs the database servers' certificates (required with upstream_tls = "verify").
+# upstream_ca_file = "/etc/rampart/db-ca.pem"
 "#;
 
 impl Config {
@@ -224,6 +243,7 @@ impl Config {
         config.tls.acme.ca_file = config.tls.acme.ca_file.map(|p| base.join(p));
         config.network.inventory = config.network.inventory.map(|p| base.join(p));
         config.logs.dir = config.logs.dir.map(|p| base.join(p));
+        config.postgres.upstream_ca_file = config.postgres.upstream_ca_file.map(|p| base.join(p));
         config.logs.alerts.webhook_secret_file =
             config.logs.alerts.webhook_secret_file.map(|p| base.join(p));
         for source in &mut config.backup.sources {
@@ -298,6 +318,10 @@ impl Config {
                 "ssh.env_allow holds {bad:?}: use variable names of A-Z, 0-9 and '_', optionally ending in '*'"
             )));
         }
+        if let Some(pg) = self.postgres.listen {
+            listeners.push(("postgres.listen", pg));
+        }
+        self.postgres.validate().map_err(ConfigError)?;
         for (i, (a, x)) in listeners.iter().enumerate() {
             for (b, y) in listeners.iter().skip(i + 1) {
                 if x == y {

@@ -103,6 +103,9 @@ enum Command {
     /// SSH sessions: list live ones, replay recordings, end one (LOG-3).
     #[command(subcommand)]
     Sessions(cmd::ssh::SessionsCommand),
+    /// The PostgreSQL gateway: database tokens, upstream credentials, sessions, changes (LOG-4).
+    #[command(subcommand)]
+    Db(cmd::db::DbCommand),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -203,6 +206,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 Command::Backup(c) => cmd::backup::run(&ctx, c).await,
                 Command::Ssh(c) => cmd::ssh::run(&ctx, c).await,
                 Command::Sessions(c) => cmd::ssh::run_sessions(&ctx, c).await,
+                Command::Db(c) => cmd::db::run(&ctx, c).await,
                 _ => Ok(Exit::Ok),
             };
             // A clean close lets SQLite fold its WAL back into the database file.

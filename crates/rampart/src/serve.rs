@@ -36,6 +36,10 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         Some(addr) => Some(bind(addr, "ssh.listen")?),
         None => None,
     };
+    let postgres = match config.postgres.listen {
+        Some(addr) => Some(bind(addr, "postgres.listen")?),
+        None => None,
+    };
 
     let paths = config
         .tls
@@ -83,6 +87,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
             own_database: config.store.url.is_none().then(|| dir.0.join("rampart.db")),
         },
         ssh: Some(ssh_hooks(dir, &master_for_recordings)),
+        db_gateway: config.postgres.listen,
     });
 
     store
@@ -95,7 +100,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         .context("cannot write the startup audit record")?;
 
     let handle = Handle::new();
-    let rustls = RustlsConfig::from_config(server_config);
+    let rustls = RustlsConfig::from_config(server_config.clone());
     let mut https_server =
         axum_server::from_tcp_rustls(https, rustls.clone()).handle(handle.clone());
     https_server.http_builder().http1().max_buf_size(64 * 1024);
@@ -157,6 +162,21 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         )?)),
         None => None,
     };
+    let gateway = match postgres {
+        Some(listener) => {
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .context("cannot use the postgres listener")?;
+            let gateway = rampart_postgres::Gateway::new(
+                store.clone(),
+                state.master.clone(),
+                server_config.clone(),
+                config.postgres.clone(),
+            )
+            .map_err(|e| exit_usage(e.to_string()))?;
+            Some(tokio::spawn(gateway.serve(listener)))
+        }
+        None => None,
+    };
     let backups = tokio::spawn(rampart_backup::schedule::keep_backed_up(
         state.backup.config.clone(),
         dir.0.clone(),
@@ -212,6 +232,9 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     watcher.abort();
+    if let Some(task) = gateway {
+        task.abort();
+    }
     network.abort();
     backups.abort();
     housekeeping.abort();

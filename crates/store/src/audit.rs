@@ -32,6 +32,8 @@ pub struct AuditQuery {
 const COLUMNS: &str =
     "seq, time_us, actor, action, subject, outcome, source, details, prev_hash, hash";
 
+pub(crate) const RECORD_COLUMNS: &str = COLUMNS;
+
 pub(crate) async fn head(conn: &mut AnyConnection) -> Result<Chain, StoreError> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 1"
@@ -406,7 +408,7 @@ fn seq_i64(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("sequence {seq} out of range")))
 }
 
-fn record(row: &AnyRow) -> Result<AuditRecord, StoreError> {
+pub(crate) fn record(row: &AnyRow) -> Result<AuditRecord, StoreError> {
     let seq: i64 = row.try_get("seq")?;
     Ok(AuditRecord {
         seq: u64::try_from(seq)

@@ -20,6 +20,7 @@ mod access_requests;
 mod accounts;
 mod audit;
 mod backups;
+mod db_gateway;
 mod log_tokens;
 mod migrate;
 mod policy;
@@ -30,6 +31,7 @@ pub use access_requests::{AccessRequest, Approval, DecisionError, RequestStatus}
 pub use accounts::{Account, NewAccount};
 pub use audit::AuditQuery;
 pub use backups::BackupRow;
+pub use db_gateway::{DbCredential, DbToken, NewDbToken};
 pub use log_tokens::LogToken;
 pub use sessions::SessionRow;
 pub use ssh::{SshKey, SshSession};

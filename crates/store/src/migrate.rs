@@ -227,6 +227,36 @@ CREATE INDEX ssh_sessions_started ON ssh_sessions(started_us);
 CREATE INDEX ssh_sessions_live ON ssh_sessions(ended_us, node)
 ";
 
+/// The PostgreSQL gateway: database tokens (SHA-256 of 256-bit random values and their
+/// SCRAM-SHA-256 verifier, bound to an account, a target and a database role) and the upstream credentials of each target and
+/// role (AES-256-GCM sealed under the master key, bound to their row). Statements are audit
+/// records, not rows here.
+const V7_DB_GATEWAY: &str = "
+CREATE TABLE db_tokens (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    target TEXT NOT NULL,
+    db_role TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    scram_stored TEXT NOT NULL,
+    scram_server TEXT NOT NULL,
+    issued_by TEXT NOT NULL,
+    created_us BIGINT NOT NULL,
+    expires_us BIGINT NOT NULL,
+    revoked_us BIGINT
+);
+CREATE INDEX db_tokens_account ON db_tokens(account, created_us);
+CREATE INDEX db_tokens_target ON db_tokens(account, target, expires_us);
+CREATE TABLE db_credentials (
+    target TEXT NOT NULL,
+    db_role TEXT NOT NULL,
+    username TEXT NOT NULL,
+    secret_sealed TEXT NOT NULL,
+    updated_us BIGINT NOT NULL,
+    PRIMARY KEY (target, db_role)
+)
+";
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -263,6 +293,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "time of the last second-factor check",
         sqlite: V6_LAST_MFA,
         postgres: V6_LAST_MFA,
+    },
+    Migration {
+        version: 7,
+        name: "database gateway tokens and credentials",
+        sqlite: V7_DB_GATEWAY,
+        postgres: V7_DB_GATEWAY,
     },
     Migration {
         version: 8,

@@ -310,6 +310,128 @@ async fn suite(store: &Store) {
         (done.bytes_up, done.bytes_down, done.exit_status),
         (10, 20, Some(0))
     );
+    db_gateway(store).await;
+}
+
+/// Database tokens: live ones are found by account and target, an expired or revoked one
+/// is not; a credential is replaced whole; change counts group by target and person.
+async fn db_gateway(store: &Store) {
+    let now = crate::now_us();
+    let new = |hash: &'static str, target: &'static str, expires_us: i64| crate::NewDbToken {
+        account: "alice",
+        target,
+        db_role: "app_rw",
+        token_hash: hash,
+        scram_stored: "00",
+        scram_server: "11",
+        issued_by: "test",
+        expires_us,
+    };
+    let live = store
+        .create_db_token(
+            &new("h1", "orders-db", now + 3_600_000_000),
+            ev(Action::DbTokenCreate, "orders-db"),
+        )
+        .await
+        .unwrap();
+    store
+        .create_db_token(
+            &new("h2", "orders-db", now - 1),
+            ev(Action::DbTokenCreate, "orders-db"),
+        )
+        .await
+        .unwrap();
+    let revoked = store
+        .create_db_token(
+            &new("h3", "orders-db", now + 3_600_000_000),
+            ev(Action::DbTokenCreate, "orders-db"),
+        )
+        .await
+        .unwrap();
+    store
+        .create_db_token(
+            &new("h4", "billing-db", now + 3_600_000_000),
+            ev(Action::DbTokenCreate, "billing-db"),
+        )
+        .await
+        .unwrap();
+    store
+        .revoke_db_token(&revoked.id, Some("alice"), ev(Action::DbTokenRevoke, "t"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .revoke_db_token(&revoked.id, None, ev(Action::DbTokenRevoke, "t"))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let found = store
+        .live_db_tokens("alice", "orders-db", now)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0.id, live.id);
+    assert_eq!((found[0].1.as_str(), found[0].2.as_str()), ("00", "11"));
+    assert_eq!(
+        store
+            .db_token_by_hash("h2")
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_us,
+        now - 1
+    );
+    assert_eq!(store.db_tokens(Some("alice")).await.unwrap().len(), 4);
+
+    let cred = |sealed: &str| crate::DbCredential {
+        target: "orders-db".into(),
+        db_role: "app_rw".into(),
+        username: "app".into(),
+        secret_sealed: sealed.into(),
+        updated_us: now,
+    };
+    store
+        .put_db_credential(&cred("s1"), ev(Action::DbCredentialSet, "orders-db"))
+        .await
+        .unwrap();
+    store
+        .put_db_credential(&cred("s2"), ev(Action::DbCredentialSet, "orders-db"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .db_credential("orders-db", "app_rw")
+            .await
+            .unwrap()
+            .unwrap()
+            .secret_sealed,
+        "s2"
+    );
+    assert!(
+        store
+            .db_credential("orders-db", "other")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let change =
+        |who: &str, db: &str| AuditEvent::new(Actor::User(who.into()), Action::DbChange, db);
+    store
+        .append_audit(&[
+            change("alice", "orders-db"),
+            change("alice", "orders-db"),
+            change("bob", "orders-db"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.audit_counts("db.change", now - 1).await.unwrap(),
+        vec![
+            ("orders-db".to_owned(), "user:alice".to_owned(), 2),
+            ("orders-db".to_owned(), "user:bob".to_owned(), 1)
+        ]
+    );
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ pub mod acme;
 mod admin;
 mod auth;
 pub mod backups;
+mod databases;
 pub mod evidence;
 mod guard;
 pub mod logs;
@@ -130,6 +131,8 @@ pub struct Inner {
     pub backup: backups::BackupSite,
     /// Recordings and key parsing of the SSH bastion (provided by the binary).
     pub ssh: Option<ssh::SshHooks>,
+    /// The PostgreSQL gateway's listener, when it is on (for the connection strings shown).
+    pub db_gateway: Option<std::net::SocketAddr>,
 }
 
 impl AppState {
@@ -165,6 +168,7 @@ pub fn https_router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(access::routes())
+        .merge(databases::routes())
         .merge(logs::page_routes())
         .merge(backups::routes())
         .merge(ssh::routes())

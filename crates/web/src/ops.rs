@@ -368,6 +368,94 @@ pub async fn recent_mfa(
     Ok(Err(MfaRefusal::Refused))
 }
 
+/// Prefix of every database token, so a leaked one is recognizable.
+pub const DB_TOKEN_PREFIX: &str = "rdb_";
+
+/// Longest a database token may live, in hours.
+pub const DB_TOKEN_MAX_HOURS: u32 = 12;
+
+/// Issues a database token for `account` on the postgres `target` as `db_role`, valid
+/// `hours` (1 to 12), after checking that a live grant of the account allows it now. Only
+/// the SHA-256 is stored; the value is returned once. `issued_by` names the MFA login or
+/// operator that asked (`web-mfa`, `cli:root`).
+pub async fn issue_db_token(
+    store: &Store,
+    account: &str,
+    target: &str,
+    db_role: &str,
+    hours: u32,
+    issued_by: &str,
+    actor: rampart_audit::Actor,
+) -> Result<(rampart_core::Secret<String>, rampart_store::DbToken), OpError> {
+    if !(1..=DB_TOKEN_MAX_HOURS).contains(&hours) {
+        return Err(OpError::Invalid(format!(
+            "a database token lives 1 to {DB_TOKEN_MAX_HOURS} hours, not {hours}"
+        )));
+    }
+    let found = store
+        .account_by_login(account)
+        .await?
+        .filter(|a| a.active)
+        .ok_or_else(|| OpError::Invalid(format!("no active account {account}")))?;
+    let account = found.username.to_string();
+    let target = store
+        .targets()
+        .await?
+        .into_iter()
+        .find(|t| t.name.as_str() == target && t.kind == rampart_access::TargetKind::Postgres)
+        .ok_or_else(|| OpError::Invalid(format!("no postgres target {target}")))?;
+    let pairs = bindings_with_roles(store, &account).await?;
+    let refs: Vec<(Binding, &Role)> = pairs.iter().map(|(b, r)| (b.clone(), r)).collect();
+    let now = jiff::Timestamp::now();
+    authorize(
+        &Principal {
+            name: account.clone(),
+            active: true,
+            mfa_satisfied: true,
+        },
+        &refs,
+        Request::Target {
+            target: &target,
+            login: db_role,
+        },
+        now,
+    )
+    .map_err(|d| OpError::Invalid(format!("access denied: {d}")))?;
+    let token = format!(
+        "{DB_TOKEN_PREFIX}{}",
+        rampart_identity::random_token().map_err(|e| OpError::Invalid(e.to_string()))?
+    );
+    let event = rampart_audit::AuditEvent::new(
+        actor,
+        rampart_audit::Action::DbTokenCreate,
+        target.name.to_string(),
+    )
+    .detail("account", account.clone())
+    .detail("db_role", db_role.to_owned())
+    .detail("hours", hours.to_string())
+    .detail("issued_by", issued_by.to_owned());
+    let verifier = rampart_identity::scram::verifier(
+        token.as_bytes(),
+        &rampart_identity::scram::db_token_salt(&account, target.name.as_str()),
+    );
+    let row = store
+        .create_db_token(
+            &rampart_store::NewDbToken {
+                account: &account,
+                target: target.name.as_str(),
+                db_role,
+                token_hash: &rampart_identity::token_hash(&token),
+                scram_stored: &hex::encode(verifier.stored_key),
+                scram_server: &hex::encode(verifier.server_key),
+                issued_by,
+                expires_us: now.as_microsecond() + i64::from(hours) * 3_600_000_000,
+            },
+            event,
+        )
+        .await?;
+    Ok((rampart_core::Secret::new(token), row))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -172,7 +172,7 @@ impl Filter {
 }
 
 /// `90s`, `30m`, `1h`, `2d` in microseconds; at most 400 days.
-fn parse_ago(text: &str) -> Option<i64> {
+pub(crate) fn parse_ago(text: &str) -> Option<i64> {
     let text = text.trim();
     let unit = text.chars().last()?;
     let number: i64 = text.get(..text.len() - unit.len_utf8())?.parse().ok()?;
