@@ -66,19 +66,23 @@ impl Store {
             .collect()
     }
 
-    /// Creates or replaces a role.
+    /// Creates or replaces a role. An existing role is updated in place: the grants to it
+    /// stay (deleting and inserting it would cascade them away).
     pub async fn put_role(&self, role: &Role, event: AuditEvent) -> Result<(), StoreError> {
         let body = serde_json::to_string(role).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut w = self.write().await?;
-        sqlx::query("DELETE FROM roles WHERE name = $1")
+        let updated = sqlx::query("UPDATE roles SET body = $2 WHERE name = $1")
             .bind(role.name.as_str())
+            .bind(&body)
             .execute(w.conn()?)
             .await?;
-        sqlx::query("INSERT INTO roles (name, body) VALUES ($1, $2)")
-            .bind(role.name.as_str())
-            .bind(body)
-            .execute(w.conn()?)
-            .await?;
+        if updated.rows_affected() == 0 {
+            sqlx::query("INSERT INTO roles (name, body) VALUES ($1, $2)")
+                .bind(role.name.as_str())
+                .bind(body)
+                .execute(w.conn()?)
+                .await?;
+        }
         w.audit(&[event]).await?;
         w.commit().await
     }

@@ -151,6 +151,18 @@ async fn suite(store: &Store) {
         .bind_role(&binding, ev(Action::GrantAdd, "alice"))
         .await
         .unwrap();
+    assert_eq!(
+        store.bindings(Some("alice")).await.unwrap(),
+        vec![binding.clone()]
+    );
+    // Changing a role keeps the grants to it (a delete and insert cascaded them away).
+    let mut wider = role.clone();
+    wider.permissions.insert(Permission::ViewAudit);
+    store
+        .put_role(&wider, ev(Action::RoleCreate, "admins"))
+        .await
+        .unwrap();
+    assert_eq!(store.roles().await.unwrap(), vec![wider]);
     assert_eq!(store.bindings(Some("alice")).await.unwrap(), vec![binding]);
     let missing = Binding {
         account: "alice".into(),
@@ -168,7 +180,7 @@ async fn suite(store: &Store) {
     let mut v = Verifier::default();
     store.audit_verify(&mut v, |_| {}).await.unwrap().unwrap();
     let n = v.finish().unwrap();
-    assert_eq!(n, 7, "one record per audited change");
+    assert_eq!(n, 8, "one record per audited change");
     let users = store
         .audit_search(&crate::AuditQuery {
             action_prefix: Some("user.".into()),
