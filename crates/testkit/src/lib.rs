@@ -16,8 +16,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1 (bound, read back, released).
+/// A free TCP port on 127.0.0.1, chosen at random below Linux's ephemeral range (32768 and
+/// up) and checked by binding it. Port 0 would hand out an ephemeral port, which the
+/// kernel may give to any outgoing connection of a parallel test before the peer that is
+/// told to listen on it has bound it.
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    for _ in 0..1000 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write(unique().as_bytes());
+        let port = 20_000 + u16::try_from(h.finish() % 12_000).unwrap_or(0);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local addr").port()
 }
@@ -63,7 +75,6 @@ impl Postgres {
             // initdb refuses to run as root: hand the folder to the postgres user.
             chown_postgres(dir.path());
         }
-        let port = free_port();
         let initdb = bin.join("initdb");
         let mut cmd = postgres_cmd(as_root, &initdb);
         cmd.args([
@@ -81,31 +92,42 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            dir.path().display()
-        );
         let log = dir.path().join("pg.log");
-        let mut cmd = postgres_cmd(as_root, &bin.join("pg_ctl"));
-        cmd.args([
-            "-D",
-            data.to_str().unwrap(),
-            "-o",
-            &opts,
-            "-l",
-            log.to_str().unwrap(),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ]);
-        let out = cmd.output().expect("run pg_ctl");
-        assert!(
-            out.status.success(),
-            "pg_ctl start failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        // A free port can be taken by a parallel test before the server binds it: then
+        // the server starts again on another port (a few times at most).
+        let mut attempt = 0;
+        let port = loop {
+            attempt += 1;
+            let port = free_port();
+            let opts = format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                dir.path().display()
+            );
+            let _ = std::fs::remove_file(&log);
+            let mut cmd = postgres_cmd(as_root, &bin.join("pg_ctl"));
+            cmd.args([
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]);
+            let out = cmd.output().expect("run pg_ctl");
+            if out.status.success() {
+                break port;
+            }
+            let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                attempt < 5 && server_log.contains("Address already in use"),
+                "pg_ctl start failed: {}\n{server_log}",
+                String::from_utf8_lossy(&out.stderr),
+            );
+        };
         let base = format!("postgres://postgres@127.0.0.1:{port}");
         run_psql(&format!("{base}/postgres"), "CREATE DATABASE rampart_test");
         Postgres {
