@@ -20,13 +20,19 @@ use std::time::{Duration, Instant};
 /// up) and checked by binding it. Port 0 would hand out an ephemeral port, which the
 /// kernel may give to any outgoing connection of a parallel test before the peer that is
 /// told to listen on it has bound it.
+///
+/// A port is never handed out twice in one process, so the several ports one test asks for
+/// differ even though none of them is held.
 pub fn free_port() -> u16 {
     use std::hash::{BuildHasher, Hasher};
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     for _ in 0..1000 {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write(unique().as_bytes());
         let port = 20_000 + u16::try_from(h.finish() % 12_000).unwrap_or(0);
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
             return port;
         }
     }
