@@ -749,3 +749,60 @@ fn sessions_left_live_by_a_stopped_rampart_are_ended_when_it_serves_again() {
             .contains("rampart stopped while it was live")
     );
 }
+
+/// People add and remove their own SSH keys on the account page; a key already registered
+/// to someone else is refused (ACC-1), and the page's title is just its title.
+#[test]
+fn keys_are_added_and_removed_on_the_account_page() {
+    let r = support::start();
+    let admin = r.curl();
+    enroll(&admin, &r.admin_enroll_url);
+    let key = Client::new();
+    let public = std::fs::read_to_string(key.public_key()).unwrap();
+
+    let page = admin.get("/account");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("<title>My account · rampart</title>"),
+        "{}",
+        page.body
+    );
+    let added = admin.post("/account/ssh-keys", &[("key", public.trim())]);
+    assert_eq!(added.status, 303, "{}", added.body);
+    let listed = cli_ok(&r, &["ssh", "key", "list", "admin"]);
+    let fingerprint = listed
+        .split_whitespace()
+        .find(|w| w.starts_with("SHA256:"))
+        .unwrap_or_else(|| panic!("no fingerprint in {listed}"))
+        .to_owned();
+    assert!(admin.get("/account").body.contains(&fingerprint));
+
+    // Someone else cannot register the same key.
+    let added = cli_ok(&r, &["user", "add", "bob", "--email", "bob@example.com"]);
+    let link = added
+        .split_whitespace()
+        .find(|w| w.contains("/enroll/"))
+        .unwrap()
+        .replace(
+            "https://localhost:8443",
+            &format!("https://{}:{}", r.public_host, r.https_port),
+        );
+    let bob = r.curl();
+    enroll(&bob, &link);
+    let stolen = bob.post("/account/ssh-keys", &[("key", public.trim())]);
+    assert_eq!(stolen.status, 409, "{}", stolen.body);
+    assert!(
+        cli_ok(&r, &["ssh", "key", "list", "bob"])
+            .find("SHA256:")
+            .is_none()
+    );
+
+    let removed = admin.post("/account/ssh-keys/remove", &[("fingerprint", &fingerprint)]);
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    assert!(!cli_ok(&r, &["ssh", "key", "list", "admin"]).contains(&fingerprint));
+    let audit = cli_ok(&r, &["audit", "search", "--action", "ssh.key", "--json"]);
+    assert!(
+        audit.contains("ssh.key.add") && audit.contains("ssh.key.remove"),
+        "{audit}"
+    );
+}

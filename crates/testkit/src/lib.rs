@@ -30,7 +30,9 @@ pub fn free_port() -> u16 {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write(unique().as_bytes());
         let port = 20_000 + u16::try_from(h.finish() % 12_000).unwrap_or(0);
-        let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
             given.push(port);
             return port;
