@@ -148,8 +148,9 @@ async fn person_may(ctx: &Ctx, person: &Person, permission: Permission) -> Resul
         .await?
         .ok_or_else(|| exit_usage(format!("no account is named {:?}", person.who)))?;
     let actor = Actor::User(account.username.to_string());
-    if let Ok(Err(denial)) =
-        rampart_web::ops::check_permission(&ctx.store, &account, permission).await
+    // A store error refuses too (`?`): the check fails closed.
+    if let Err(denial) =
+        rampart_web::ops::check_permission(&ctx.store, &account, permission).await?
     {
         let ev = AuditEvent::new(actor, Action::PermissionDenied, permission.as_str())
             .outcome(Outcome::Denied)
