@@ -76,6 +76,23 @@ pub struct RecordView<'a> {
 }
 
 impl AuditRecord {
+    /// The text of `event` as a record, not yet sealed: no sequence number, time or
+    /// hashes until [`Chain::seal_record`].
+    pub fn unsealed(event: &AuditEvent) -> Self {
+        Self {
+            seq: 0,
+            time_us: 0,
+            actor: event.actor.to_string(),
+            action: event.action.as_str().to_owned(),
+            subject: event.subject.clone(),
+            outcome: event.outcome.as_str().to_owned(),
+            source: event.source.map(|s| s.to_string()).unwrap_or_default(),
+            details: event.details_json(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
     /// The record as a borrowed view.
     pub fn view(&self) -> RecordView<'_> {
         RecordView {
@@ -125,23 +142,22 @@ impl Chain {
 
     /// Seals `event` at `time_us` as the next record and advances the head.
     pub fn seal(&mut self, event: &AuditEvent, time_us: i64) -> AuditRecord {
-        let mut record = AuditRecord {
-            seq: self.seq + 1,
-            time_us,
-            actor: event.actor.to_string(),
-            action: event.action.as_str().to_owned(),
-            subject: event.subject.clone(),
-            outcome: event.outcome.as_str().to_owned(),
-            source: event.source.map(|s| s.to_string()).unwrap_or_default(),
-            details: event.details_json(),
-            prev_hash: hex::encode(self.hash),
-            hash: String::new(),
-        };
+        let mut record = AuditRecord::unsealed(event);
+        self.seal_record(&mut record, time_us);
+        record
+    }
+
+    /// Seals a record made by [`AuditRecord::unsealed`] at `time_us` as the next record
+    /// (its sequence number, time and both hashes) and advances the head. Only this part
+    /// must run in chain order; the text of the record can be made beforehand, anywhere.
+    pub fn seal_record(&mut self, record: &mut AuditRecord, time_us: i64) {
+        record.seq = self.seq + 1;
+        record.time_us = time_us;
+        record.prev_hash = hex::encode(self.hash);
         let hash = record_hash(&self.hash, &record.view());
         record.hash = hex::encode(hash);
         self.seq = record.seq;
         self.hash = hash;
-        record
     }
 }
 

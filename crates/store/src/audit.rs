@@ -2,6 +2,8 @@
 
 use rampart_audit::{AuditRecord, Chain, Verifier};
 use sqlx::any::AnyRow;
+use std::sync::OnceLock;
+
 use sqlx::{AnyConnection, Row};
 
 use crate::{Store, StoreError};
@@ -49,7 +51,46 @@ pub(crate) async fn head(conn: &mut AnyConnection) -> Result<Chain, StoreError> 
 /// Rows per INSERT statement: 10 parameters each, far below every engine's limit.
 pub(crate) const ROWS_PER_INSERT: usize = 64;
 
-/// Inserts records with one multi-row statement.
+/// The multi-row INSERT for `rows` records (1..=[`ROWS_PER_INSERT`]), built once per
+/// engine and size. SQLite gets anonymous `?` parameters: for numbered ones the driver
+/// looks each name up in a list, which costs quadratic time in a 640-parameter statement.
+fn insert_sql(sqlite: bool, rows: usize) -> Option<&'static str> {
+    static SQLITE: OnceLock<Vec<String>> = OnceLock::new();
+    static POSTGRES: OnceLock<Vec<String>> = OnceLock::new();
+    let build = |numbered: bool| {
+        (1..=ROWS_PER_INSERT)
+            .map(|n| {
+                let mut sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES ");
+                for i in 0..n {
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('(');
+                    for k in 1..=10 {
+                        if k > 1 {
+                            sql.push_str(", ");
+                        }
+                        if numbered {
+                            sql.push_str(&format!("${}", i * 10 + k));
+                        } else {
+                            sql.push('?');
+                        }
+                    }
+                    sql.push(')');
+                }
+                sql
+            })
+            .collect::<Vec<_>>()
+    };
+    let all = if sqlite {
+        SQLITE.get_or_init(|| build(false))
+    } else {
+        POSTGRES.get_or_init(|| build(true))
+    };
+    all.get(rows.checked_sub(1)?).map(String::as_str)
+}
+
+/// Inserts records (at most [`ROWS_PER_INSERT`]) with one multi-row statement.
 pub(crate) async fn insert(
     conn: &mut AnyConnection,
     rows: &[AuditRecord],
@@ -57,34 +98,26 @@ pub(crate) async fn insert(
     if rows.is_empty() {
         return Ok(());
     }
-    let mut sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES ");
-    for i in 0..rows.len() {
-        let b = i * 10;
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        sql.push_str(
-            &(1..=10)
-                .map(|k| format!("${}", b + k))
-                .collect::<Vec<_>>()
-                .join(", "),
-        );
-        sql.push(')');
-    }
-    let mut query = sqlx::query(&sql);
+    let sqlite = conn.backend_name() == "SQLite";
+    let sql = insert_sql(sqlite, rows.len()).ok_or_else(|| {
+        StoreError::Task(format!(
+            "{} audit records in one statement (at most {ROWS_PER_INSERT})",
+            rows.len()
+        ))
+    })?;
+    let mut query = sqlx::query(sql);
     for r in rows {
         query = query
             .bind(seq_i64(r.seq)?)
             .bind(r.time_us)
-            .bind(r.actor.clone())
-            .bind(r.action.clone())
-            .bind(r.subject.clone())
-            .bind(r.outcome.clone())
-            .bind(r.source.clone())
-            .bind(r.details.clone())
-            .bind(r.prev_hash.clone())
-            .bind(r.hash.clone());
+            .bind(r.actor.as_str())
+            .bind(r.action.as_str())
+            .bind(r.subject.as_str())
+            .bind(r.outcome.as_str())
+            .bind(r.source.as_str())
+            .bind(r.details.as_str())
+            .bind(r.prev_hash.as_str())
+            .bind(r.hash.as_str());
     }
     query.execute(conn).await?;
     Ok(())

@@ -89,6 +89,8 @@ pub struct Store {
     engine: Engine,
     writer: Arc<tokio::sync::Mutex<Writer>>,
     group: mpsc::Sender<Pending>,
+    /// Dropped with the store: ends the background checkpointer.
+    _checkpointer: Option<oneshot::Sender<()>>,
 }
 
 /// The connection all write transactions use, and whether one was left open.
@@ -112,6 +114,10 @@ impl Writer {
             let mut conn = self.options.connect().await?;
             if self.engine == Engine::Sqlite {
                 prepare_sqlite(&mut conn).await?;
+                // Commits only append to the WAL; the checkpointer copies it back into the
+                // database in the background, so no commit waits for a checkpoint's writes
+                // and fsync.
+                conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
             }
             self.conn = Some(conn);
             self.open = false;
@@ -138,7 +144,7 @@ async fn prepare_sqlite(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
 
 /// Events waiting for the group committer, and where to send their records.
 type Pending = (
-    Vec<AuditEvent>,
+    Vec<AuditRecord>,
     oneshot::Sender<Result<Vec<AuditRecord>, StoreError>>,
 );
 
@@ -187,11 +193,17 @@ impl Store {
         }));
         let (group, queue) = mpsc::channel(4096);
         tokio::spawn(group_commit(engine, writer.clone(), queue));
+        let checkpointer = (engine == Engine::Sqlite).then(|| {
+            let (stop, stopped) = oneshot::channel();
+            tokio::spawn(checkpoint_loop(pool.clone(), stopped));
+            stop
+        });
         let store = Self {
             pool,
             engine,
             writer,
             group,
+            _checkpointer: checkpointer,
         };
         migrate::run(&store).await?;
         Ok(store)
@@ -207,6 +219,16 @@ impl Store {
         &self.pool
     }
 
+    /// Copies the SQLite WAL into the database now (the background checkpointer does it
+    /// every second); returns the WAL's frames and how many of them are in the database.
+    /// PostgreSQL: nothing to do.
+    pub async fn checkpoint_wal(&self) -> Result<(i64, i64), StoreError> {
+        match self.engine {
+            Engine::Sqlite => checkpoint(&self.pool).await,
+            Engine::Postgres => Ok((0, 0)),
+        }
+    }
+
     /// Closes every connection (on shutdown, after the last write).
     pub async fn close(&self) {
         let mut writer = self.writer.lock().await;
@@ -219,14 +241,16 @@ impl Store {
 
     /// Appends events to the audit chain and returns their records once they are
     /// committed. Concurrent callers are grouped into one transaction (group commit), so
-    /// many small appends cost about as much as one large one.
+    /// many small appends cost about as much as one large one. The records' text is made
+    /// here, on the caller's task; the committer only seals and inserts.
     pub async fn append_audit(
         &self,
         events: &[AuditEvent],
     ) -> Result<Vec<AuditRecord>, StoreError> {
+        let records = events.iter().map(AuditRecord::unsealed).collect();
         let (done, wait) = oneshot::channel();
         self.group
-            .send((events.to_vec(), done))
+            .send((records, done))
             .await
             .map_err(|_| StoreError::AuditWrite("the audit writer has stopped".into()))?;
         wait.await
@@ -279,6 +303,37 @@ async fn begin(
     Ok(w)
 }
 
+/// How often the background checkpointer copies the WAL into the SQLite database.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Copies committed WAL pages into the database file every [`CHECKPOINT_EVERY`], beside
+/// the writer (a passive checkpoint never blocks it), until the store is dropped.
+async fn checkpoint_loop(pool: AnyPool, mut stop: oneshot::Receiver<()>) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = checkpoint(&pool).await {
+            tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again in a second");
+        }
+    }
+}
+
+/// One passive checkpoint: returns the WAL's frames and how many are now in the database.
+async fn checkpoint(pool: &AnyPool) -> Result<(i64, i64), StoreError> {
+    use sqlx::Row;
+    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(pool)
+        .await?;
+    Ok((row.try_get(1)?, row.try_get(2)?))
+}
+
 /// The group committer: takes whatever is queued (up to [`GROUP_MAX`] events), commits it
 /// in one transaction, and answers every waiter. Ends when the store is dropped.
 async fn group_commit(
@@ -298,20 +353,25 @@ async fn group_commit(
                 Err(_) => break,
             }
         }
-        let events: Vec<AuditEvent> = group.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
-        let result = commit_group(engine, &writer, &events).await;
-        match result {
-            Ok(records) => {
+        let mut sizes = Vec::with_capacity(group.len());
+        let mut waiters = Vec::with_capacity(group.len());
+        let mut records = Vec::with_capacity(count);
+        for (mine, done) in group {
+            sizes.push(mine.len());
+            waiters.push(done);
+            records.extend(mine);
+        }
+        match commit_group(engine, &writer, &mut records).await {
+            Ok(()) => {
                 let mut rest = records.into_iter();
-                for (events, done) in group {
-                    let mine: Vec<AuditRecord> = rest.by_ref().take(events.len()).collect();
-                    let _ = done.send(Ok(mine));
+                for (n, done) in sizes.into_iter().zip(waiters) {
+                    let _ = done.send(Ok(rest.by_ref().take(n).collect()));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "audit group commit failed");
                 let text = e.to_string();
-                for (_, done) in group {
+                for done in waiters {
                     let _ = done.send(Err(StoreError::AuditWrite(text.clone())));
                 }
             }
@@ -319,38 +379,40 @@ async fn group_commit(
     }
 }
 
-/// Commits one group of events. On SQLite, when the head is known from the previous
-/// commit and the group fits one statement, that single `INSERT` is the transaction
-/// (autocommit: one round trip instead of four). If it fails for any reason (typically
-/// another process appended, so `seq` collides), nothing was written and the group goes
-/// the general way: `BEGIN IMMEDIATE`, read the head, insert, commit.
+/// Seals and commits one group of records. On SQLite, when the head is known from the
+/// previous commit and the group fits one statement, that single `INSERT` is the
+/// transaction (autocommit: one round trip instead of four). If it fails for any reason
+/// (typically another process appended, so `seq` collides), nothing was written and the
+/// group goes the general way: `BEGIN IMMEDIATE`, read the head, seal again, insert,
+/// commit.
 async fn commit_group(
     engine: Engine,
     writer: &Arc<tokio::sync::Mutex<Writer>>,
-    events: &[AuditEvent],
-) -> Result<Vec<AuditRecord>, StoreError> {
-    if engine == Engine::Sqlite && events.len() <= audit::ROWS_PER_INSERT {
+    records: &mut [AuditRecord],
+) -> Result<(), StoreError> {
+    if engine == Engine::Sqlite && records.len() <= audit::ROWS_PER_INSERT {
         let mut guard = writer.lock().await;
         if let Some(mut head) = guard.head.take() {
             let now = now_us();
-            let records: Vec<AuditRecord> = events.iter().map(|e| head.seal(e, now)).collect();
+            for r in records.iter_mut() {
+                head.seal_record(r, now);
+            }
             let inserted = match guard.ready().await {
-                Ok(conn) => audit::insert(conn, &records).await,
+                Ok(conn) => audit::insert(conn, records).await,
                 Err(e) => Err(e),
             };
             match inserted {
                 Ok(()) => {
                     guard.head = Some(head);
-                    return Ok(records);
+                    return Ok(());
                 }
                 Err(e) => tracing::debug!(error = %e, "audit fast append fell back"),
             }
         }
     }
     let mut w = begin(engine, writer).await?;
-    let records = w.audit(events).await?;
-    w.commit().await?;
-    Ok(records)
+    w.seal_and_insert(records).await?;
+    w.commit().await
 }
 
 /// A write transaction holding the writer lock. Dropped without [`Write::commit`], it is
@@ -364,17 +426,26 @@ pub struct Write {
 impl Write {
     /// Seals and inserts audit events as part of this transaction.
     pub async fn audit(&mut self, events: &[AuditEvent]) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut records: Vec<AuditRecord> = events.iter().map(AuditRecord::unsealed).collect();
+        self.seal_and_insert(&mut records).await?;
+        Ok(records)
+    }
+
+    /// Seals unsealed records after the chain's head and inserts them.
+    async fn seal_and_insert(&mut self, records: &mut [AuditRecord]) -> Result<(), StoreError> {
         let mut head = match self.head {
             Some(head) => head,
             None => audit::head(self.conn()?).await?,
         };
         let now = now_us();
-        let records: Vec<AuditRecord> = events.iter().map(|event| head.seal(event, now)).collect();
+        for r in records.iter_mut() {
+            head.seal_record(r, now);
+        }
         for chunk in records.chunks(audit::ROWS_PER_INSERT) {
             audit::insert(self.conn()?, chunk).await?;
         }
         self.head = Some(head);
-        Ok(records)
+        Ok(())
     }
 
     /// The connection the transaction runs on, for the change itself.
