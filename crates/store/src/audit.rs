@@ -54,7 +54,7 @@ pub(crate) const ROWS_PER_INSERT: usize = 64;
 /// The multi-row INSERT for `rows` records (1..=[`ROWS_PER_INSERT`]), built once per
 /// engine and size. SQLite gets anonymous `?` parameters: for numbered ones the driver
 /// looks each name up in a list, which costs quadratic time in a 640-parameter statement.
-fn insert_sql(sqlite: bool, rows: usize) -> Option<&'static str> {
+pub(crate) fn insert_sql(sqlite: bool, rows: usize) -> Option<&'static str> {
     static SQLITE: OnceLock<Vec<String>> = OnceLock::new();
     static POSTGRES: OnceLock<Vec<String>> = OnceLock::new();
     let build = |numbered: bool| {
@@ -437,7 +437,7 @@ fn owned(v: rampart_audit::RecordView<'_>) -> AuditRecord {
     }
 }
 
-fn seq_i64(seq: u64) -> Result<i64, StoreError> {
+pub(crate) fn seq_i64(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("sequence {seq} out of range")))
 }
 

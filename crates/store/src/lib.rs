@@ -21,6 +21,7 @@ mod accounts;
 mod audit;
 mod backups;
 mod db_gateway;
+mod direct;
 mod log_tokens;
 mod migrate;
 mod policy;
@@ -105,9 +106,30 @@ struct Writer {
     /// may have appended since: an insert built on it then collides on `seq` and fails
     /// whole, and the caller falls back to reading the head inside a transaction.
     head: Option<Chain>,
+    /// SQLite: the database file, for the audit append's direct path (none in memory).
+    file: Option<std::path::PathBuf>,
+    /// The direct path's connection, opened at the first append that can use it.
+    direct: Option<direct::Direct>,
+    /// Groups committed by the direct path.
+    direct_commits: u64,
 }
 
 impl Writer {
+    /// The direct path's connection, opened when missing (SQLite files only).
+    fn direct(&mut self) -> Option<&mut direct::Direct> {
+        if self.direct.is_none() {
+            let file = self.file.as_ref()?;
+            match direct::Direct::open(file) {
+                Ok(d) => self.direct = Some(d),
+                Err(e) => {
+                    tracing::debug!(error = %e, "the audit direct path is not available");
+                    return None;
+                }
+            }
+        }
+        self.direct.as_mut()
+    }
+
     /// The connection, (re)connected when missing, with any abandoned transaction rolled back.
     async fn ready(&mut self) -> Result<&mut AnyConnection, StoreError> {
         if self.conn.is_none() {
@@ -184,12 +206,19 @@ impl Store {
             // WAL persists in the file: readers never block the writer.
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
+        let file = match engine {
+            Engine::Sqlite => sqlite_file(&pool).await?,
+            Engine::Postgres => None,
+        };
         let writer = Arc::new(tokio::sync::Mutex::new(Writer {
             conn: None,
             options,
             engine,
             open: false,
             head: None,
+            file,
+            direct: None,
+            direct_commits: 0,
         }));
         let (group, queue) = mpsc::channel(4096);
         tokio::spawn(group_commit(engine, writer.clone(), queue));
@@ -229,9 +258,15 @@ impl Store {
         }
     }
 
+    /// How many audit groups were committed by the SQLite direct path (see `direct.rs`).
+    pub async fn direct_audit_commits(&self) -> u64 {
+        self.writer.lock().await.direct_commits
+    }
+
     /// Closes every connection (on shutdown, after the last write).
     pub async fn close(&self) {
         let mut writer = self.writer.lock().await;
+        writer.direct = None;
         if let Some(conn) = writer.conn.take() {
             // Closing the last connection lets SQLite checkpoint and remove its WAL file.
             let _ = sqlx::Connection::close(conn).await;
@@ -301,6 +336,16 @@ async fn begin(
             .await?;
     }
     Ok(w)
+}
+
+/// The file of SQLite's main database, or none when it lives in memory.
+async fn sqlite_file(pool: &AnyPool) -> Result<Option<std::path::PathBuf>, StoreError> {
+    use sqlx::Row;
+    let row = sqlx::query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+        .fetch_optional(pool)
+        .await?;
+    let file: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
+    Ok(file.filter(|f| !f.is_empty()).map(std::path::PathBuf::from))
 }
 
 /// How often the background checkpointer copies the WAL into the SQLite database.
@@ -397,13 +442,19 @@ async fn commit_group(
             for r in records.iter_mut() {
                 head.seal_record(r, now);
             }
-            let inserted = match guard.ready().await {
-                Ok(conn) => audit::insert(conn, records).await,
-                Err(e) => Err(e),
+            let inserted = match guard.direct() {
+                Some(direct) => direct.insert(records),
+                None => match guard.ready().await {
+                    Ok(conn) => audit::insert(conn, records).await,
+                    Err(e) => Err(e),
+                },
             };
             match inserted {
                 Ok(()) => {
                     guard.head = Some(head);
+                    if guard.direct.is_some() {
+                        guard.direct_commits += 1;
+                    }
                     return Ok(());
                 }
                 Err(e) => tracing::debug!(error = %e, "audit fast append fell back"),

@@ -683,6 +683,9 @@ async fn groups_of_every_size_land_and_the_wal_is_checkpointed() {
         total += n as u64;
     }
     assert_eq!(verified(&store).await, total);
+    // The first group read the head in a transaction; every later one fit one INSERT but
+    // the 65-event group.
+    assert_eq!(store.direct_audit_commits().await, 63);
     let (frames, copied) = store.checkpoint_wal().await.unwrap();
     assert!(frames > 0, "the appends went to the WAL");
     assert_eq!(
@@ -714,6 +717,12 @@ async fn appends_from_two_stores_on_one_file_keep_one_chain() {
         assert_eq!(two[0].seq, one[0].seq + 1, "b appended after a's record");
         assert_eq!(two[0].prev_hash, one[0].hash);
     }
+    // Each store's cached head went stale at every turn: their direct
+    // inserts collided on `seq` and fell back, writing nothing twice.
+    assert_eq!(
+        a.direct_audit_commits().await + b.direct_audit_commits().await,
+        0
+    );
     // And the transactional path after fast appends links to the newest record too.
     let mut w = a.write().await.unwrap();
     w.audit(&[ev(Action::Authorize, "in a transaction")])
