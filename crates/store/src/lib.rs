@@ -17,6 +17,7 @@
 //! epoch, which both engines store exactly.
 
 mod access_requests;
+mod apps;
 mod accounts;
 mod audit;
 mod backups;
@@ -27,6 +28,7 @@ mod policy;
 mod sessions;
 mod ssh;
 
+pub use apps::{AppRequestCount, AppToken};
 pub use access_requests::{AccessRequest, Approval, DecisionError, RequestStatus};
 pub use accounts::{Account, NewAccount};
 pub use audit::AuditQuery;
