@@ -10,6 +10,7 @@
 //! lost only if the process dies before that (as are those of the last few milliseconds).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rampart_audit::AuditEvent;
@@ -43,6 +44,7 @@ pub struct AuditQueue {
     tx: mpsc::Sender<AuditEvent>,
     healthy: watch::Receiver<bool>,
     wait: Duration,
+    busy: Arc<AtomicBool>,
 }
 
 impl AuditQueue {
@@ -50,8 +52,17 @@ impl AuditQueue {
     pub fn spawn(store: Arc<Store>, wait: Duration) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(CAPACITY);
         let (health_tx, healthy) = watch::channel(true);
-        let task = tokio::spawn(write_loop(store, rx, health_tx));
-        (Self { tx, healthy, wait }, task)
+        let busy = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(write_loop(store, rx, health_tx, busy.clone()));
+        (
+            Self {
+                tx,
+                healthy,
+                wait,
+                busy,
+            },
+            task,
+        )
     }
 
     /// A slot, once the writer is healthy and the queue has room, within the wait.
@@ -72,6 +83,11 @@ impl AuditQueue {
         .map_err(|_| Refused)?
     }
 
+    /// Whether nothing is queued or being written (for a clean shutdown).
+    pub fn is_idle(&self) -> bool {
+        self.tx.capacity() == self.tx.max_capacity() && !self.busy.load(Ordering::Acquire)
+    }
+
     /// Whether the last commit succeeded.
     pub fn is_healthy(&self) -> bool {
         *self.healthy.borrow()
@@ -82,9 +98,11 @@ async fn write_loop(
     store: Arc<Store>,
     mut rx: mpsc::Receiver<AuditEvent>,
     healthy: watch::Sender<bool>,
+    busy: Arc<AtomicBool>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        busy.store(true, Ordering::Release);
         let mut delay = Duration::from_millis(100);
         loop {
             match store.append_audit(&batch).await {
@@ -102,5 +120,6 @@ async fn write_loop(
             }
         }
         batch.clear();
+        busy.store(false, Ordering::Release);
     }
 }

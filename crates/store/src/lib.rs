@@ -17,8 +17,8 @@
 //! epoch, which both engines store exactly.
 
 mod access_requests;
-mod apps;
 mod accounts;
+mod apps;
 mod audit;
 mod backups;
 mod db_gateway;
@@ -28,9 +28,9 @@ mod policy;
 mod sessions;
 mod ssh;
 
-pub use apps::{AppRequestCount, AppToken};
 pub use access_requests::{AccessRequest, Approval, DecisionError, RequestStatus};
 pub use accounts::{Account, NewAccount};
+pub use apps::{AppRequestCount, AppToken};
 pub use audit::AuditQuery;
 pub use backups::BackupRow;
 pub use db_gateway::{DbCredential, DbToken, NewDbToken};
