@@ -72,7 +72,7 @@ impl Upstream {
             .with_safe_default_protocol_versions()
             .map_err(|e| err(e.to_string()))?
             .with_root_certificates(roots);
-        let mut tls = match &app.client_identity {
+        let tls = match &app.client_identity {
             Some((cert, key)) => {
                 let chain = read_certs(cert).map_err(err)?;
                 let key = read_key(key).map_err(err)?;
@@ -82,7 +82,7 @@ impl Upstream {
             }
             None => builder.with_no_client_auth(),
         };
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // ALPN (http/1.1) is set by the connector builder below.
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -447,6 +447,19 @@ where
     B::Error: Into<BoxError>,
 {
     let app = &upstream.app;
+    // hyper reads such a request as chunked; forwarding the Content-Length with the
+    // re-framed body would desynchronize the upstream. Refused outright (RFC 9112 §6.3).
+    if request.headers().contains_key(header::TRANSFER_ENCODING)
+        && request.headers().contains_key(header::CONTENT_LENGTH)
+    {
+        return done(
+            &tracker,
+            page(
+                StatusCode::BAD_REQUEST,
+                "The request has both Content-Length and Transfer-Encoding.",
+            ),
+        );
+    }
     let upgrade = wants_upgrade(&request);
     if let Some(length) = request
         .headers()

@@ -42,7 +42,8 @@ pub fn request_event(
     } else {
         Outcome::Success
     };
-    let path: String = path_and_query.chars().take(2048).collect();
+    // Decoded first, so that `alice%40example.com` is seen (and scrubbed) as an address.
+    let path: String = percent_decoded(path_and_query).chars().take(2048).collect();
     AuditEvent::new(Actor::User(username.to_owned()), Action::AppRequest, app)
         .outcome(outcome)
         .source(source)
@@ -53,4 +54,59 @@ pub fn request_event(
         .detail("bytes_out", finished.bytes_out.to_string())
         .detail("duration_ms", duration_ms.to_string())
         .detail("via", via)
+}
+
+/// `%XX` sequences decoded (lossy UTF-8); malformed ones kept as they are.
+pub fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = (b == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn queries_are_decoded_then_scrubbed() {
+        assert_eq!(
+            super::percent_decoded("/a%20b?x=%zz&y=%41"),
+            "/a b?x=%zz&y=A"
+        );
+        let ev = super::request_event(
+            "echo",
+            "alice",
+            None,
+            "GET",
+            "/p?email=bob%40example.com",
+            "session",
+            super::Finished {
+                status: 200,
+                bytes_in: 0,
+                bytes_out: 5,
+            },
+            3,
+        );
+        let path = ev.details.get("path").cloned().unwrap_or_default();
+        assert!(
+            !path.contains("bob@example.com") && !path.contains("bob%40"),
+            "{path}"
+        );
+    }
 }
