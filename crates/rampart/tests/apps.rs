@@ -674,6 +674,7 @@ max_request_body_mib = 1
     );
 
     // Limits, failures and bad input: the right status, nothing forwarded.
+    let before_bad = count();
     let big_file = r.data_dir().join("two-mib.bin");
     std::fs::write(&big_file, vec![b'y'; 2 * MIB as usize]).unwrap();
     // HTTP/1.1: curl takes an early answer over HTTP/2 (with the stream reset) as an error.
@@ -706,6 +707,12 @@ max_request_body_mib = 1
         format!("GET /echo/x HTTP/1.1\r\nHost: {host}/..\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").as_bytes(),
     );
     assert!(bad_host.starts_with("HTTP/1.1 400"), "{bad_host}");
+    assert_eq!(
+        count(),
+        before_bad,
+        "bad input reached the upstream: {:?}",
+        seen.lock().unwrap().get(before_bad..)
+    );
     // Content-Length with Transfer-Encoding: hyper reads the body as chunked, drops the
     // Content-Length and closes the connection after the answer, so the request smuggled
     // in the body is never read, let alone forwarded; the upstream gets one well-framed
