@@ -785,3 +785,97 @@ max_request_body_mib = 1
         page.body
     );
 }
+
+#[test]
+fn while_the_audit_log_refuses_writes_app_requests_are_refused_and_none_is_lost() {
+    let (up, seen) = upstream();
+    let r = Rampart::start(
+        bin(),
+        &format!(
+            "[[apps]]\nname = \"echo\"\nprefix = \"/echo\"\nupstream = \"http://127.0.0.1:{up}\"\n"
+        ),
+    );
+    assert_eq!(r.curl().get("/healthz").status, 200);
+    cli_ok(
+        &r,
+        &[
+            "user",
+            "add",
+            "svc-api",
+            "--kind",
+            "service",
+            "--owner",
+            "admin",
+            "--email",
+            "svc-api@rampart.localhost",
+        ],
+    );
+    cli_ok(&r, &["role", "add", "app-users", "--grant", "echo *"]);
+    cli_ok(&r, &["grant", "add", "svc-api", "app-users"]);
+    let token = cli_ok(
+        &r,
+        &["apps", "token", "create", "echo", "--account", "svc-api"],
+    )
+    .trim()
+    .to_owned();
+    let curl = r.curl();
+    let get = |path: &str| {
+        curl.run(&[
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            &format!("{}{path}", r.origin()),
+        ])
+    };
+    assert_eq!(get("/echo/first").status, 200);
+    wait_for_audit(&r, "/echo/first");
+
+    // The audit table refuses rows, as a full disk would.
+    let db = r.data_dir().join("rampart.db");
+    support::sqlite(
+        &db,
+        "CREATE TRIGGER audit_full BEFORE INSERT ON audit_log BEGIN SELECT RAISE(FAIL, 'disk full'); END;",
+    );
+    // Requests already admitted finish; their records wait in memory. Once the writer has
+    // failed, new requests wait (bounded) and get 503 without reaching the app.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut passed = Vec::new();
+    loop {
+        let before = seen.lock().unwrap().len();
+        let path = format!("/echo/during-{}", passed.len());
+        let resp = get(&path);
+        if resp.status == 503 {
+            assert_eq!(
+                seen.lock().unwrap().len(),
+                before,
+                "a refused request reached the app"
+            );
+            assert!(resp.body.contains("audit log"), "{}", resp.body);
+            break;
+        }
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        passed.push(path);
+        assert!(Instant::now() < deadline, "requests never refused");
+    }
+    assert!(!passed.is_empty() || seen.lock().unwrap().len() == 1);
+
+    support::sqlite(&db, "DROP TRIGGER audit_full;");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let resp = get("/echo/after");
+        if resp.status == 200 {
+            break;
+        }
+        assert_eq!(resp.status, 503, "{}", resp.body);
+        assert!(Instant::now() < deadline, "requests never admitted again");
+    }
+    // The records of the requests that passed before the writer failed were kept and written.
+    for path in &passed {
+        wait_for_audit(&r, path);
+    }
+    wait_for_audit(&r, "/echo/after");
+    let verify = cli_ok(&r, &["audit", "verify"]);
+    assert!(
+        verify.to_lowercase().contains("ok") || verify.contains("verified"),
+        "{verify}"
+    );
+}
