@@ -939,3 +939,150 @@ mod tests {
         assert!(svg.contains("&lt;x&gt;"));
     }
 }
+
+/// Whether an address is only reachable from inside: loopback, private (RFC 1918, ULA),
+/// link-local or CGNAT.
+fn internal_address(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || (a == 100 && (64..128).contains(&b))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// What the report says about apps: ACC-1 (every request to an app is tied to a named
+/// account: who used each one in the last 30 days) and ACC-4 (each app's upstream is on
+/// an internal address, so it is reached only through rampart's front door).
+pub(crate) async fn evidence(
+    store: &Store,
+    findings: &mut Vec<rampart_report::Finding>,
+) -> Result<(), rampart_store::StoreError> {
+    use rampart_core::ControlId;
+    use rampart_report::{Finding, Status};
+    let apps: Vec<rampart_access::Target> = store
+        .targets()
+        .await?
+        .into_iter()
+        .filter(|t| t.kind == rampart_access::TargetKind::Http)
+        .collect();
+    if apps.is_empty() {
+        return Ok(());
+    }
+    let since = jiff::Timestamp::now().as_microsecond() - 30 * 86_400 * 1_000_000;
+    let counts = store
+        .app_request_counts(Action::AppRequest.as_str(), since)
+        .await?;
+    let mut acc1 = Vec::new();
+    let mut acc4 = Vec::new();
+    let mut internal_only = true;
+    for app in &apps {
+        let users: Vec<String> = counts
+            .iter()
+            .filter(|c| c.app == app.name.as_str())
+            .map(|c| {
+                format!(
+                    "{} ({})",
+                    c.actor.strip_prefix("user:").unwrap_or(&c.actor),
+                    c.requests
+                )
+            })
+            .collect();
+        let total: i64 = counts
+            .iter()
+            .filter(|c| c.app == app.name.as_str())
+            .map(|c| c.requests)
+            .sum();
+        acc1.push(if users.is_empty() {
+            format!("app {}: no requests in the last 30 days", app.name)
+        } else {
+            format!(
+                "app {}: {total} requests in the last 30 days, each by a named account (a session with MFA or a service account's token): {}",
+                app.name,
+                users.join(", ")
+            )
+        });
+        let uri: Option<axum::http::Uri> = app.address.parse().ok();
+        let host = uri
+            .as_ref()
+            .and_then(|u| u.host())
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned());
+        let port = uri.as_ref().and_then(|u| u.port_u16()).unwrap_or(
+            if app.address.starts_with("https") {
+                443
+            } else {
+                80
+            },
+        );
+        let Some(host) = host else {
+            internal_only = false;
+            acc4.push(format!(
+                "app {}: the upstream {:?} has no host",
+                app.name, app.address
+            ));
+            continue;
+        };
+        let addrs: Vec<std::net::IpAddr> = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => tokio::time::timeout(
+                Duration::from_secs(2),
+                tokio::net::lookup_host((host.as_str(), port)),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|a| a.map(|s| s.ip()).collect())
+            .unwrap_or_default(),
+        };
+        if addrs.is_empty() {
+            internal_only = false;
+            acc4.push(format!(
+                "app {}: the upstream host {host} could not be resolved, so it is not shown to be internal",
+                app.name
+            ));
+        } else if addrs.iter().all(|ip| internal_address(*ip)) {
+            acc4.push(format!(
+                "app {}: upstream {host} is on an internal address ({}); people reach it only through rampart's front door",
+                app.name,
+                addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            ));
+        } else {
+            internal_only = false;
+            acc4.push(format!(
+                "app {}: upstream {host} has a public address ({}): it may be reachable without rampart",
+                app.name,
+                addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    if let Some(f) = findings.iter_mut().find(|f| f.control == ControlId::Acc1) {
+        f.evidence.extend(acc1);
+    }
+    match findings.iter_mut().find(|f| f.control == ControlId::Acc4) {
+        Some(f) => {
+            f.evidence.extend(acc4);
+            if !internal_only {
+                f.status = Status::Fail;
+                f.summary = format!("{} Some internal tools behind rampart have upstreams that are not shown to be internal.", f.summary);
+            }
+        }
+        None => findings.push(Finding::new(
+            ControlId::Acc4,
+            internal_only,
+            if internal_only {
+                "Every internal tool behind rampart has an internal upstream address and is reached only through the front door."
+            } else {
+                "Some internal tools behind rampart have upstreams that are not shown to be internal."
+            },
+            acc4,
+        )),
+    }
+    Ok(())
+}
