@@ -157,7 +157,7 @@ pub async fn register_targets(
     let existing = store.targets().await?;
     for app in apps {
         let target = app.target();
-        if existing.iter().any(|t| *t == target) {
+        if existing.contains(&target) {
             continue;
         }
         let ev = AuditEvent::new(Actor::System, Action::TargetAdd, target.name.to_string())
@@ -211,47 +211,56 @@ fn check_port(after: &str) -> Result<(), ()> {
     }
 }
 
-/// Sends app requests to [`serve`]; gives every other request back.
-pub(crate) fn dispatch(state: &AppState, request: Request) -> Result<BoxResponse, Request> {
-    let Some(apps) = state.apps.as_ref() else {
-        return Err(request);
-    };
-    let host = match request_host(&request) {
-        Ok(h) => h,
-        Err(()) => {
-            return Ok(Box::pin(std::future::ready(
-                engine::page(StatusCode::BAD_REQUEST, "The Host header is not valid.")
-                    .map(Body::new),
-            )));
-        }
+/// Where an app request goes (see [`route`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Route {
+    /// The Host header is not a host name.
+    BadHost,
+    /// App number `index`; the first `cut` bytes of the path are its prefix.
+    App { index: usize, cut: usize },
+}
+
+/// Whether a request is for an app (or has a Host no app request may have).
+pub(crate) fn route(state: &AppState, request: &Request) -> Option<Route> {
+    let apps = state.apps.as_ref()?;
+    let Ok(host) = request_host(request) else {
+        return Some(Route::BadHost);
     };
     let path = request.uri().path();
-    let mut found = None;
-    for (i, u) in apps.upstreams.iter().enumerate() {
-        match &u.app.mount {
-            Mount::Host(h) => {
-                if host.as_deref() == Some(h.as_str()) {
-                    found = Some((i, 0));
-                    break;
-                }
-            }
-            Mount::Prefix(p) => {
-                let on_app_host = apps.upstreams.iter().any(
-                    |o| matches!(&o.app.mount, Mount::Host(h) if host.as_deref() == Some(h.as_str())),
-                );
-                if !on_app_host
-                    && path.starts_with(p.as_str())
-                    && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
-                {
-                    found = Some((i, p.len()));
-                }
-            }
-        }
+    let on_app_host = |h: &String| host.as_deref() == Some(h.as_str());
+    if let Some(index) = apps
+        .upstreams
+        .iter()
+        .position(|u| matches!(&u.app.mount, Mount::Host(h) if on_app_host(h)))
+    {
+        return Some(Route::App { index, cut: 0 });
     }
-    let Some((index, cut)) = found else {
-        return Err(request);
-    };
-    Ok(Box::pin(serve(state.clone(), index, cut, request)))
+    apps.upstreams
+        .iter()
+        .enumerate()
+        .find_map(|(index, u)| match &u.app.mount {
+            Mount::Prefix(p)
+                if path.starts_with(p.as_str())
+                    && matches!(path.as_bytes().get(p.len()), None | Some(b'/')) =>
+            {
+                Some(Route::App {
+                    index,
+                    cut: p.len(),
+                })
+            }
+            _ => None,
+        })
+}
+
+/// Serves a request [`route`] sent to an app.
+pub(crate) fn serve_route(state: &AppState, route: Route, request: Request) -> BoxResponse {
+    match route {
+        Route::BadHost => Box::pin(std::future::ready(page(
+            StatusCode::BAD_REQUEST,
+            "The Host header is not valid.",
+        ))),
+        Route::App { index, cut } => Box::pin(serve(state.clone(), index, cut, request)),
+    }
 }
 
 fn page(status: StatusCode, text: &str) -> Response {
@@ -892,54 +901,6 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn req(host: &str) -> Request {
-        axum::http::Request::builder()
-            .uri("/x")
-            .header(header::HOST, host)
-            .body(Body::empty())
-            .unwrap()
-    }
-
-    #[test]
-    fn hosts_are_parsed_or_refused() {
-        assert_eq!(
-            request_host(&req("App.Test:8443")).unwrap().as_deref(),
-            Some("app.test")
-        );
-        assert_eq!(
-            request_host(&req("app.test")).unwrap().as_deref(),
-            Some("app.test")
-        );
-        assert_eq!(
-            request_host(&req("[::1]:8443")).unwrap().as_deref(),
-            Some("[::1]")
-        );
-        for bad in [
-            "app.test:x",
-            "a b",
-            "app.test/evil",
-            "user@app.test",
-            "app.test:",
-            "[zz]:1",
-            "..",
-        ] {
-            assert!(request_host(&req(bad)).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn the_chart_has_one_bar_per_app() {
-        let svg = bar_chart(&[("grafana", 10), ("<x>", 5)]);
-        assert_eq!(svg.matches("<rect").count(), 2);
-        assert!(svg.contains("&lt;x&gt;"));
-    }
-}
-
 /// Whether an address is only reachable from inside: loopback, private (RFC 1918, ULA),
 /// link-local or CGNAT.
 fn internal_address(ip: std::net::IpAddr) -> bool {
@@ -1085,4 +1046,71 @@ pub(crate) async fn evidence(
         )),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn req(host: &str) -> Request {
+        axum::http::Request::builder()
+            .uri("/x")
+            .header(header::HOST, host)
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    #[test]
+    fn hosts_are_parsed_or_refused() {
+        assert_eq!(
+            request_host(&req("App.Test:8443")).unwrap().as_deref(),
+            Some("app.test")
+        );
+        assert_eq!(
+            request_host(&req("app.test")).unwrap().as_deref(),
+            Some("app.test")
+        );
+        assert_eq!(
+            request_host(&req("[::1]:8443")).unwrap().as_deref(),
+            Some("[::1]")
+        );
+        for bad in [
+            "app.test:x",
+            "a b",
+            "app.test/evil",
+            "user@app.test",
+            "app.test:",
+            "[zz]:1",
+            "..",
+        ] {
+            assert!(request_host(&req(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_chart_has_one_bar_per_app() {
+        let svg = bar_chart(&[("grafana", 10), ("<x>", 5)]);
+        assert_eq!(svg.matches("<rect").count(), 2);
+        assert!(svg.contains("&lt;x&gt;"));
+    }
+
+    #[test]
+    fn internal_addresses_are_told_apart_from_public_ones() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(internal_address(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "100.128.0.1", "2001:db8::1", "172.32.0.1"] {
+            assert!(!internal_address(ip.parse().unwrap()), "{ip}");
+        }
+    }
 }

@@ -73,9 +73,11 @@ where
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if csrf_allows(&request) {
-            match crate::apps::dispatch(&self.state, request) {
-                Ok(proxied) => Guarded::Proxied { proxied },
-                Err(request) => Guarded::Inner {
+            match crate::apps::route(&self.state, &request) {
+                Some(route) => Guarded::Proxied {
+                    proxied: crate::apps::serve_route(&self.state, route, request),
+                },
+                None => Guarded::Inner {
                     inner: self.inner.call(request),
                 },
             }
