@@ -432,6 +432,57 @@ fn full(text: String) -> ProxyBody {
         .boxed_unsync()
 }
 
+/// Completes when the person's access ends (grant removed or expired, session revoked):
+/// a tunnel (WebSocket) open at that moment is cut.
+pub type Ended = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// A tunnel half that counts the bytes read from it.
+    struct Counted<T> {
+        #[pin]
+        inner: T,
+        tracker: Arc<Tracker>,
+        direction: Direction,
+    }
+}
+
+impl<T: tokio::io::AsyncRead> tokio::io::AsyncRead for Counted<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let polled = this.inner.poll_read(cx, buf);
+        let n = buf.filled().len().saturating_sub(before) as u64;
+        let counter = match this.direction {
+            Direction::In => &this.tracker.bytes_in,
+            Direction::Out => &this.tracker.bytes_out,
+        };
+        counter.fetch_add(n, Ordering::Relaxed);
+        polled
+    }
+}
+
+impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for Counted<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.project().inner.poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}
+
 /// Forwards `request` to the app. `rest` is the path and query to ask the upstream for
 /// (the prefix already taken off, checked with [`safe_path`]). The tracker records the
 /// status and the bytes, and reports when the request is over.
@@ -441,6 +492,7 @@ pub async fn forward<B>(
     rest: &str,
     who: &Forward,
     tracker: Arc<Tracker>,
+    ended: Option<Ended>,
 ) -> Response<ProxyBody>
 where
     B: Body<Data = Bytes> + Send + 'static,
@@ -580,11 +632,28 @@ where
         tokio::spawn(async move {
             let (c, s) = tokio::join!(client_upgrade, server_upgrade);
             if let (Ok(c), Ok(s)) = (c, s) {
-                let mut c = TokioIo::new(c);
-                let mut s = TokioIo::new(s);
-                if let Ok((up, down)) = tokio::io::copy_bidirectional(&mut c, &mut s).await {
-                    t.bytes_in.fetch_add(up, Ordering::Relaxed);
-                    t.bytes_out.fetch_add(down, Ordering::Relaxed);
+                let mut c = Counted {
+                    inner: TokioIo::new(c),
+                    tracker: t.clone(),
+                    direction: Direction::In,
+                };
+                let mut s = Counted {
+                    inner: TokioIo::new(s),
+                    tracker: t,
+                    direction: Direction::Out,
+                };
+                let relay = tokio::io::copy_bidirectional(&mut c, &mut s);
+                match ended {
+                    // Access ended (grant removed, session revoked): the tunnel is cut.
+                    Some(ended) => {
+                        tokio::select! {
+                            _ = relay => {}
+                            () = ended => {}
+                        }
+                    }
+                    None => {
+                        let _ = relay.await;
+                    }
                 }
             }
         });

@@ -362,9 +362,120 @@ async fn serve(state: AppState, index: usize, cut: usize, request: Request) -> R
         public_host,
         strip_authorization: ident.via == "token",
     };
-    engine::forward(upstream, request, &rest, &forward, tracker)
+    let ended = engine::wants_upgrade(&request).then(|| {
+        let ended: engine::Ended = Box::pin(watch_access(
+            state.clone(),
+            index,
+            ident.key.clone(),
+            forward.username.clone(),
+            source,
+        ));
+        ended
+    });
+    engine::forward(upstream, request, &rest, &forward, tracker, ended)
         .await
         .map(Body::new)
+}
+
+/// How often an open tunnel's access is decided again.
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// Completes when the credential behind an open tunnel stops granting the app: session
+/// revoked or expired, token revoked, account disabled, grant removed or expired (checked
+/// every [`RECHECK`]; a store error counts as an end: fail closed). Audited once.
+async fn watch_access(
+    state: AppState,
+    index: usize,
+    key: String,
+    username: String,
+    source: Option<std::net::IpAddr>,
+) {
+    let Some(app) = state
+        .apps
+        .as_ref()
+        .and_then(|a| a.upstreams.get(index))
+        .map(|u| u.app.clone())
+    else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(RECHECK).await;
+        match still_allowed(&state, &app, &key, &username).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(reason)) => {
+                let _ = deny(
+                    &state,
+                    &username,
+                    &app,
+                    source,
+                    &format!("connection cut: {reason}"),
+                )
+                .await;
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot decide an open app connection again; it is cut");
+                return;
+            }
+        }
+    }
+}
+
+async fn still_allowed(
+    state: &AppState,
+    app: &App,
+    key: &str,
+    username: &str,
+) -> Result<Result<(), String>, rampart_store::StoreError> {
+    let now = jiff::Timestamp::now();
+    let active = if let Some(hash) = key.strip_prefix("t:") {
+        match state
+            .store
+            .app_token_holder(app.name.as_str(), hash)
+            .await?
+        {
+            Some(_) => true,
+            None => return Ok(Err("the app token was revoked".into())),
+        }
+    } else {
+        let hash = key.strip_prefix("s:").unwrap_or(key);
+        let Some(session) = state.store.session(hash).await? else {
+            return Ok(Err("the session ended".into()));
+        };
+        if session.revoked
+            || !state.policy.sessions().is_live(
+                session.stage,
+                session.created_s,
+                session.last_seen_s,
+                now.as_second(),
+            )
+        {
+            return Ok(Err("the session ended".into()));
+        }
+        match state.store.account_by_id(&session.account_id).await? {
+            Some(a) => a.active,
+            None => false,
+        }
+    };
+    let pairs = crate::ops::bindings_with_roles(&state.store, username).await?;
+    let refs: Vec<(Binding, &Role)> = pairs.iter().map(|(b, r)| (b.clone(), r)).collect();
+    let who = Principal {
+        name: username.to_owned(),
+        active,
+        mfa_satisfied: true,
+    };
+    let target = app.target();
+    Ok(authorize(
+        &who,
+        &refs,
+        rampart_access::Request::Target {
+            target: &target,
+            login: "*",
+        },
+        now,
+    )
+    .map(|_| ())
+    .map_err(|d| d.to_string()))
 }
 
 struct Ident {
