@@ -731,6 +731,22 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn no_accepted_path_climbs_out_of_its_prefix(raw in "[/a-z.%2eEfF5cC\\\\]{0,40}") {
+            if safe_path(&raw) {
+                let decoded = crate::percent_decoded(&raw);
+                proptest::prop_assert!(!decoded.split(['/', '\\']).any(|s| s == ".." || s == "."));
+            }
+        }
+
+        #[test]
+        fn any_text_is_judged_without_panic(raw in "\\PC{0,200}") {
+            let _ = safe_path(&raw);
+            let _ = crate::percent_decoded(&raw);
+        }
+    }
+
     #[test]
     fn hop_by_hop_and_identity_headers_go() {
         let mut h = HeaderMap::new();
