@@ -140,6 +140,10 @@ actions! {
     DbChange = "db.change", "A database write, DDL or privilege statement ran (LOG-4; normalized text: no values).";
     DbAuditResumed = "db.audit.resumed", "The audit log took the PostgreSQL gateway's writes again after refusing them (statements were refused meanwhile).";
     DbCancel = "db.cancel", "A cancel request for a running statement was forwarded (or refused).";
+    AppRequest = "app.request", "A request to an app behind the front door was proxied (method, path with the query scrubbed, status, bytes, duration).";
+    AppTokenCreate = "app.token.create", "A bearer token for an app was issued to a service account.";
+    AppTokenRevoke = "app.token.revoke", "The bearer tokens of an app were revoked.";
+    AppKeyCreate = "app.key.create", "The key that signs identity assertions for apps was created (sealed at rest).";
 }
 
 /// One thing that happened, before it is sealed into the chain.

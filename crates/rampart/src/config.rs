@@ -34,6 +34,8 @@ pub struct Config {
     pub ssh: rampart_ssh::SshConfig,
     /// The PostgreSQL gateway.
     pub postgres: rampart_postgres::PostgresConfig,
+    /// Internal tools behind the front door (`[[apps]]`).
+    pub apps: Vec<rampart_proxy::AppConfig>,
 }
 
 /// A configuration that cannot be used: one sentence naming the key, the value and what
@@ -225,6 +227,33 @@ client_auth = "scram-sha-256"
 upstream_tls = "prefer"
 # PEM file of the CA that signs the database servers' certificates (required with upstream_tls = "verify").
 # upstream_ca_file = "/etc/rampart/db-ca.pem"
+
+# [[apps]]
+# Internal tools behind the front door (ACC-1, ACC-4, ENC-2): one [[apps]] table each. A request reaches the tool only with a rampart session whose MFA is done (or an app token of a service account: `rampart apps token create APP --account SVC`, sent as Authorization: Bearer) and a grant on the app's http target (login "*"). The tool receives X-Rampart-User, X-Rampart-Email and X-Rampart-Assertion (an Ed25519 JWT valid 60 s; key at /.well-known/jwks.json), never rampart's cookie.
+# Unique name; grants name it as an http target (registered at startup).
+# name = "grafana"
+# Its own host name on the front door (DNS and the certificate must cover it), matched by SNI/Host. Set host or prefix, not both.
+# host = "grafana.example.com"
+# Or a path prefix on the main host; the prefix is taken off before the request is forwarded.
+# prefix = "/grafana"
+# URL of the tool: http:// (loopback or a private network) or https://.
+# upstream = "http://127.0.0.1:3000"
+# PEM CA that signs an https upstream's certificate (default: the system's roots).
+# ca_file = "/etc/rampart/grafana-ca.pem"
+# PEM client certificate chain presented to an https upstream.
+# client_cert_file = "/etc/rampart/grafana-client.pem"
+# PEM private key of client_cert_file.
+# client_key_file = "/etc/rampart/grafana-client.key"
+# Environment of the tool; grants may be limited to one. Default production.
+# environment = "production"
+# Seconds allowed to connect to the upstream (1 to 60); it failing gives 502. Default 5.
+# connect_timeout_seconds = 5
+# Seconds the upstream may take to send its response headers (1 to 3600); longer gives 504. Default 60.
+# response_timeout_seconds = 60
+# Largest request body forwarded, in MiB (1 to 65536); larger gives 413. Bodies stream, never held whole. Default 1024.
+# max_request_body_mib = 1024
+# Largest response body relayed, in MiB (1 to 1048576); a longer one is cut off. Default 16384.
+# max_response_body_mib = 16384
 "#;
 
 impl Config {
@@ -244,6 +273,11 @@ impl Config {
         config.network.inventory = config.network.inventory.map(|p| base.join(p));
         config.logs.dir = config.logs.dir.map(|p| base.join(p));
         config.postgres.upstream_ca_file = config.postgres.upstream_ca_file.map(|p| base.join(p));
+        for app in &mut config.apps {
+            app.ca_file = app.ca_file.take().map(|p| base.join(p));
+            app.client_cert_file = app.client_cert_file.take().map(|p| base.join(p));
+            app.client_key_file = app.client_key_file.take().map(|p| base.join(p));
+        }
         config.logs.alerts.webhook_secret_file =
             config.logs.alerts.webhook_secret_file.map(|p| base.join(p));
         for source in &mut config.backup.sources {
@@ -322,6 +356,8 @@ impl Config {
             listeners.push(("postgres.listen", pg));
         }
         self.postgres.validate().map_err(ConfigError)?;
+        rampart_proxy::config::validate(&self.apps, &self.web.public_host)
+            .map_err(|e| ConfigError(e.0))?;
         for (i, (a, x)) in listeners.iter().enumerate() {
             for (b, y) in listeners.iter().skip(i + 1) {
                 if x == y {
@@ -454,7 +490,14 @@ pub fn reference() -> String {
     let mut section = String::new();
     for line in TEMPLATE.lines() {
         let line = line.trim();
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+        if let Some(name) = line.strip_prefix("# [[").and_then(|l| l.strip_suffix("]]")) {
+            flush_note(&mut out, &mut comment);
+            section = name.to_owned();
+            out.push_str(&format!(
+                "\n## `[[{section}]]` (one table per entry)\n\n| key | default | meaning |\n|---|---|---|\n"
+            ));
+            comment.clear();
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             flush_note(&mut out, &mut comment);
             section = name.to_owned();
             out.push_str(&format!(

@@ -94,6 +94,9 @@ enum Command {
     /// Application logs: source tokens, ingest, search, tail (LOG-1, LOG-2, LOG-5).
     #[command(subcommand)]
     Logs(cmd::logs::LogsCommand),
+    /// Internal tools behind the front door: list them, issue app tokens for API clients.
+    #[command(subcommand)]
+    Apps(cmd::apps::AppsCommand),
     /// Database backups: run, list, plan, prune, pin, restore, verify, keygen (BAK-1..5).
     #[command(subcommand)]
     Backup(cmd::backup::BackupCommand),
@@ -203,6 +206,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 Command::Audit(c) => cmd::audit::run(&ctx, c).await,
                 Command::Report(args) => cmd::report::run(&ctx, args).await,
                 Command::Logs(c) => cmd::logs::run(&ctx, c).await,
+                Command::Apps(c) => cmd::apps::run(&ctx, c).await,
                 Command::Backup(c) => cmd::backup::run(&ctx, c).await,
                 Command::Ssh(c) => cmd::ssh::run(&ctx, c).await,
                 Command::Sessions(c) => cmd::ssh::run_sessions(&ctx, c).await,

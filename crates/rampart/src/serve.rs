@@ -17,6 +17,39 @@ use rampart_web::{AppState, Inner, Metrics, tls};
 use crate::config::{Config, DataDir};
 use crate::{Exit, exit_usage};
 
+/// How long a request to an app waits for the audit log to take writes before it gets 503.
+const APPS_AUDIT_WAIT: Duration = Duration::from_secs(5);
+
+/// Validates `[[apps]]`, registers them as `http` targets, builds their clients, opens the
+/// signing key and starts the request audit writer.
+async fn start_apps(
+    config: &Config,
+    store: &Arc<Store>,
+    master: &MasterKey,
+) -> Result<(
+    Option<Arc<rampart_web::apps::Apps>>,
+    Option<tokio::task::JoinHandle<()>>,
+)> {
+    if config.apps.is_empty() {
+        return Ok((None, None));
+    }
+    let apps = rampart_proxy::config::validate(&config.apps, &config.web.public_host)
+        .map_err(|e| exit_usage(e.0))?;
+    rampart_web::apps::register_targets(store, &apps)
+        .await
+        .context("cannot register the apps as targets")?;
+    let (apps, task) = rampart_web::apps::Apps::start(
+        apps,
+        store.clone(),
+        master,
+        &config.web.public_origin(),
+        APPS_AUDIT_WAIT,
+    )
+    .await
+    .map_err(exit_usage)?;
+    Ok((Some(Arc::new(apps)), Some(task)))
+}
+
 /// How long in-flight requests get after a stop signal.
 const DRAIN: Duration = Duration::from_secs(20);
 
@@ -66,6 +99,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
 
     let master = Arc::new(master);
     let master_for_recordings = master.clone();
+    let (apps, apps_audit) = start_apps(&config, &store, &master).await?;
     let state = AppState::new(Inner {
         store: store.clone(),
         master,
@@ -88,6 +122,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         },
         ssh: Some(ssh_hooks(dir, &master_for_recordings)),
         db_gateway: config.postgres.listen,
+        apps,
     });
 
     store
@@ -232,6 +267,16 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     watcher.abort();
+    if let Some(apps) = &state.apps {
+        // Let the request audit writer drain what the finished requests queued.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !apps.audit.is_idle() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    if let Some(task) = apps_audit {
+        task.abort();
+    }
     if let Some(task) = gateway {
         task.abort();
     }

@@ -18,6 +18,7 @@
 
 mod access_requests;
 mod accounts;
+mod apps;
 mod audit;
 mod backups;
 mod db_gateway;
@@ -30,6 +31,7 @@ mod ssh;
 
 pub use access_requests::{AccessRequest, Approval, DecisionError, RequestStatus};
 pub use accounts::{Account, NewAccount};
+pub use apps::{AppRequestCount, AppToken};
 pub use audit::AuditQuery;
 pub use backups::BackupRow;
 pub use db_gateway::{DbCredential, DbToken, NewDbToken};

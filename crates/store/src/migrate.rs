@@ -191,6 +191,20 @@ const V6_LAST_MFA: &str = "ALTER TABLE accounts ADD COLUMN last_mfa_us BIGINT";
 /// The SSH bastion: public keys registered to accounts (one key, one account: the
 /// fingerprint is the key), target host keys pinned on first use, and one row per SSH
 /// session (live while `ended_us` is null; `kill_us` asks the node serving it to end it).
+/// Service-account tokens for apps behind the front door (only their SHA-256 is stored).
+const V9_APPS: &str = "
+CREATE TABLE app_tokens (
+    id TEXT PRIMARY KEY,
+    app TEXT NOT NULL,
+    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_us BIGINT NOT NULL,
+    revoked_us BIGINT
+);
+CREATE INDEX app_tokens_app ON app_tokens(app);
+CREATE INDEX audit_action_time ON audit_log(action, time_us)
+";
+
 const V8_SSH: &str = "
 CREATE TABLE ssh_keys (
     fingerprint TEXT PRIMARY KEY,
@@ -305,6 +319,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "ssh bastion",
         sqlite: V8_SSH,
         postgres: V8_SSH,
+    },
+    Migration {
+        version: 9,
+        name: "apps",
+        sqlite: V9_APPS,
+        postgres: V9_APPS,
     },
 ];
 

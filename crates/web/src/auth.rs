@@ -8,7 +8,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -89,14 +89,24 @@ impl FromRequestParts<AppState> for Partial {
 }
 
 async fn live_session(parts: &Parts, state: &AppState) -> Result<(Account, SessionRow), Response> {
-    let token = cookie(&parts.headers).ok_or_else(|| ToLogin.into_response())?;
+    session_for(state, &parts.headers)
+        .await?
+        .ok_or_else(|| ToLogin.into_response())
+}
+
+/// The live session named by the request's cookie and its active account; `None` when
+/// there is no cookie, or the session is unknown, revoked, expired or its account disabled.
+pub(crate) async fn session_for(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(Account, SessionRow)>, Response> {
+    let Some(token) = cookie(headers) else {
+        return Ok(None);
+    };
     let hash = token_hash(&token);
-    let session = state
-        .store
-        .session(&hash)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| ToLogin.into_response())?;
+    let Some(session) = state.store.session(&hash).await.map_err(internal)? else {
+        return Ok(None);
+    };
     let now = jiff::Timestamp::now().as_second();
     if session.revoked
         || !state.policy.sessions().is_live(
@@ -106,16 +116,18 @@ async fn live_session(parts: &Parts, state: &AppState) -> Result<(Account, Sessi
             now,
         )
     {
-        return Err(ToLogin.into_response());
+        return Ok(None);
     }
-    let account = state
+    let Some(account) = state
         .store
         .account_by_id(&session.account_id)
         .await
         .map_err(internal)?
-        .ok_or_else(|| ToLogin.into_response())?;
+    else {
+        return Ok(None);
+    };
     if !account.active {
-        return Err(ToLogin.into_response());
+        return Ok(None);
     }
     if now - session.last_seen_s >= 30 {
         // Coarse touches keep writes down; idle timeouts are in minutes.
@@ -125,7 +137,7 @@ async fn live_session(parts: &Parts, state: &AppState) -> Result<(Account, Sessi
             .await
             .map_err(internal)?;
     }
-    Ok((account, session))
+    Ok(Some((account, session)))
 }
 
 pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
@@ -140,7 +152,7 @@ pub(crate) fn client_ip(parts: &Parts) -> Option<IpAddr> {
         .map(|ConnectInfo(addr)| addr.ip())
 }
 
-fn cookie(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn cookie(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -158,6 +170,60 @@ fn set_cookie(token: &str) -> (header::HeaderName, HeaderValue) {
         header::SET_COOKIE,
         HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("")),
     )
+}
+
+/// Where to send the browser after a complete login (an app the person was on), kept in a
+/// short-lived cookie from the login page on; only paths `apps::acceptable_next` allows.
+const NEXT_COOKIE: &str = "__Host-rampart-next";
+
+fn next_cookie(next: &str) -> Option<(header::HeaderName, HeaderValue)> {
+    let value = format!(
+        "{NEXT_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=900",
+        serde_urlencoded::to_string([("n", next)])
+            .ok()?
+            .strip_prefix("n=")?
+    );
+    Some((header::SET_COOKIE, HeaderValue::from_str(&value).ok()?))
+}
+
+fn clear_next_cookie() -> (header::HeaderName, HeaderValue) {
+    (
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "__Host-rampart-next=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0",
+        ),
+    )
+}
+
+/// The accepted `next` of this login, if any.
+fn login_next(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    let raw = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == NEXT_COOKIE)
+        .map(|(_, v)| v.to_owned())?;
+    let decoded: Vec<(String, String)> = serde_urlencoded::from_str(&format!("n={raw}")).ok()?;
+    let next = decoded.into_iter().next()?.1;
+    crate::apps::acceptable_next(state, &next).then_some(next)
+}
+
+/// The redirect after a complete login: back to the app the person came from, or `/`.
+fn after_login(
+    state: &AppState,
+    headers: &HeaderMap,
+    cookie: (header::HeaderName, HeaderValue),
+) -> Response {
+    match login_next(state, headers) {
+        Some(next) => (
+            axum::response::AppendHeaders([cookie, clear_next_cookie()]),
+            Redirect::to(&next),
+        )
+            .into_response(),
+        None => ([cookie], Redirect::to("/")).into_response(),
+    }
 }
 
 fn clear_cookie() -> (header::HeaderName, HeaderValue) {
@@ -179,8 +245,21 @@ fn login_form(status: StatusCode, flash: &str) -> Response {
     )
 }
 
-async fn login_page() -> Response {
-    login_form(StatusCode::OK, "")
+#[derive(Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+}
+
+async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+    let form = login_form(StatusCode::OK, "");
+    match q
+        .next
+        .filter(|n| crate::apps::acceptable_next(&state, n))
+        .and_then(|n| next_cookie(&n))
+    {
+        Some(cookie) => ([cookie], form).into_response(),
+        None => form,
+    }
 }
 
 #[derive(Deserialize)]
@@ -288,7 +367,7 @@ async fn login(
     )
     .source(source)
     .detail("next", stage.as_str());
-    start_session(&state, &account, stage, source, ev).await
+    start_session(&state, &parts.headers, &account, stage, source, ev).await
 }
 
 /// Records a failed credential check against every throttle key, locking where due.
@@ -343,6 +422,7 @@ async fn failed_check(
 
 async fn start_session(
     state: &AppState,
+    headers: &HeaderMap,
     account: &Account,
     stage: Stage,
     source: Option<IpAddr>,
@@ -373,7 +453,7 @@ async fn start_session(
     let next = match stage {
         Stage::PasswordOk => "/login/mfa",
         Stage::MustEnroll => "/mfa/enroll",
-        Stage::Complete => "/",
+        Stage::Complete => return after_login(state, headers, set_cookie(&token)),
     };
     ([set_cookie(&token)], Redirect::to(next)).into_response()
 }
@@ -527,7 +607,7 @@ async fn mfa(
         .source(source)
         .detail("method", method);
     match complete(&state, &partial, source, method, ev).await {
-        Ok(token) => ([set_cookie(&token)], Redirect::to("/")).into_response(),
+        Ok(token) => after_login(&state, &parts.headers, set_cookie(&token)),
         Err(response) => response,
     }
 }
@@ -642,7 +722,7 @@ async fn enroll(
     .source(source)
     .detail("via", "enrollment")
     .detail("next", stage.as_str());
-    start_session(&state, &account, stage, source, ev).await
+    start_session(&state, &parts.headers, &account, stage, source, ev).await
 }
 
 async fn mfa_enroll_page(State(state): State<AppState>, partial: Partial) -> Response {

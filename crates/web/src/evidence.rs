@@ -63,6 +63,10 @@ pub async fn collect(store: &Store, policy: &PolicyConfig, extra: Vec<Finding>) 
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the PostgreSQL gateway's ACC-5 evidence"),
     }
+    // Apps behind the front door add to ACC-1 (who used each) and ACC-4 (internal upstreams).
+    if let Err(e) = crate::apps::evidence(store, &mut findings).await {
+        tracing::warn!(error = %e, "cannot read the apps' ACC-1/ACC-4 evidence");
+    }
     Report::assemble(jiff::Timestamp::now(), findings)
 }
 

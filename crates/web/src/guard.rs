@@ -73,8 +73,13 @@ where
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if csrf_allows(&request) {
-            Guarded::Inner {
-                inner: self.inner.call(request),
+            match crate::apps::route(&self.state, &request) {
+                Some(route) => Guarded::Proxied {
+                    proxied: crate::apps::serve_route(&self.state, route, request),
+                },
+                None => Guarded::Inner {
+                    inner: self.inner.call(request),
+                },
             }
         } else {
             Guarded::Refused {
@@ -90,6 +95,7 @@ pin_project_lite::pin_project! {
     pub(crate) enum Guarded<F> {
         Inner { #[pin] inner: F },
         Refused { refusal: std::pin::Pin<Box<dyn Future<Output = Response> + Send>> },
+        Proxied { proxied: std::pin::Pin<Box<dyn Future<Output = Response> + Send>> },
     }
 }
 
@@ -111,6 +117,18 @@ where
             },
             GuardedProj::Refused { refusal } => match refusal.as_mut().poll(cx) {
                 std::task::Poll::Ready(response) => response,
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+            },
+            GuardedProj::Proxied { proxied } => match proxied.as_mut().poll(cx) {
+                // An app's page keeps its own policy (CSP, framing, caching); HSTS is
+                // always added: the app is reached over rampart's HTTPS only.
+                std::task::Poll::Ready(mut response) => {
+                    response.headers_mut().insert(
+                        header::STRICT_TRANSPORT_SECURITY,
+                        HeaderValue::from_static(HSTS),
+                    );
+                    return std::task::Poll::Ready(Ok(response));
+                }
                 std::task::Poll::Pending => return std::task::Poll::Pending,
             },
         };

@@ -10,6 +10,7 @@
 mod access;
 pub mod acme;
 mod admin;
+pub mod apps;
 mod auth;
 pub mod backups;
 mod databases;
@@ -133,6 +134,8 @@ pub struct Inner {
     pub ssh: Option<ssh::SshHooks>,
     /// The PostgreSQL gateway's listener, when it is on (for the connection strings shown).
     pub db_gateway: Option<std::net::SocketAddr>,
+    /// Apps behind the front door (`[[apps]]`), when any are configured.
+    pub apps: Option<Arc<apps::Apps>>,
 }
 
 impl AppState {
@@ -172,6 +175,7 @@ pub fn https_router(state: AppState) -> Router {
         .merge(logs::page_routes())
         .merge(backups::routes())
         .merge(ssh::routes())
+        .merge(apps::routes())
         .layer(DefaultBodyLimit::max(limit))
         // Answers 413 before any handler runs when Content-Length is too large.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))

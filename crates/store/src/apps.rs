@@ -1,0 +1,190 @@
+//! Apps behind the front door: service-account tokens (only their SHA-256 is stored), the
+//! signing key's one-time creation, and request counts read from the audit log.
+
+use rampart_audit::AuditEvent;
+use rampart_identity::AccountKind;
+use sqlx::Row;
+
+use crate::{Store, StoreError, now_us};
+
+/// A token as listed (never its value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppToken {
+    /// Token id (UUID v7).
+    pub id: String,
+    /// The app it opens.
+    pub app: String,
+    /// The service account holding it.
+    pub account: String,
+    /// Issued (µs).
+    pub created_us: i64,
+    /// Revoked (µs), if it was.
+    pub revoked_us: Option<i64>,
+}
+
+/// Requests to an app by one actor since some time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRequestCount {
+    /// The app.
+    pub app: String,
+    /// The actor as stored (`user:alice`).
+    pub actor: String,
+    /// How many.
+    pub requests: i64,
+}
+
+impl Store {
+    /// Stores a new token's hash for `app`, held by the active service account `account`,
+    /// with its audit record in the same transaction.
+    pub async fn create_app_token(
+        &self,
+        app: &str,
+        account: &str,
+        token_hash: &str,
+        event: AuditEvent,
+    ) -> Result<AppToken, StoreError> {
+        let mut w = self.write().await?;
+        let row = sqlx::query("SELECT id, kind, active FROM accounts WHERE username = $1")
+            .bind(account)
+            .fetch_optional(w.conn()?)
+            .await?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound(format!("service account {account}")));
+        };
+        let kind: String = row.try_get("kind")?;
+        let active: i64 = row.try_get("active")?;
+        if kind != AccountKind::Service.as_str() || active == 0 {
+            return Err(StoreError::NotFound(format!(
+                "active service account {account}"
+            )));
+        }
+        let account_id: String = row.try_get("id")?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let created_us = now_us();
+        sqlx::query(
+            "INSERT INTO app_tokens (id, app, account_id, token_hash, created_us, revoked_us) VALUES ($1, $2, $3, $4, $5, NULL)",
+        )
+        .bind(&id)
+        .bind(app)
+        .bind(&account_id)
+        .bind(token_hash)
+        .bind(created_us)
+        .execute(w.conn()?)
+        .await?;
+        w.audit(&[event]).await?;
+        w.commit().await?;
+        Ok(AppToken {
+            id,
+            app: app.to_owned(),
+            account: account.to_owned(),
+            created_us,
+            revoked_us: None,
+        })
+    }
+
+    /// Revokes every live token of `app`, audited in the same transaction.
+    pub async fn revoke_app_tokens(&self, app: &str, event: AuditEvent) -> Result<u64, StoreError> {
+        let mut w = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE app_tokens SET revoked_us = $1 WHERE app = $2 AND revoked_us IS NULL",
+        )
+        .bind(now_us())
+        .bind(app)
+        .execute(w.conn()?)
+        .await?;
+        w.audit(&[event]).await?;
+        w.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The holder (user name, email) of a live token for `app` held by an active service
+    /// account; `None` for an unknown, revoked or other app's token.
+    pub async fn app_token_holder(
+        &self,
+        app: &str,
+        token_hash: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.username, a.email FROM app_tokens t JOIN accounts a ON a.id = t.account_id WHERE t.token_hash = $1 AND t.app = $2 AND t.revoked_us IS NULL AND a.active = 1",
+        )
+        .bind(token_hash)
+        .bind(app)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| Ok((r.try_get("username")?, r.try_get("email")?)))
+            .transpose()
+    }
+
+    /// Every app token, newest first.
+    pub async fn app_tokens(&self) -> Result<Vec<AppToken>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.app, a.username, t.created_us, t.revoked_us FROM app_tokens t JOIN accounts a ON a.id = t.account_id ORDER BY t.created_us DESC",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AppToken {
+                    id: r.try_get("id")?,
+                    app: r.try_get("app")?,
+                    account: r.try_get("username")?,
+                    created_us: r.try_get("created_us")?,
+                    revoked_us: r.try_get("revoked_us")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Sets `key` in `meta` only if it is absent (audited when it was set); returns the
+    /// value stored afterwards (ours, or the one another node wrote first).
+    pub async fn meta_set_once(
+        &self,
+        key: &str,
+        value: &str,
+        event: AuditEvent,
+    ) -> Result<String, StoreError> {
+        let mut w = self.write().await?;
+        let existing = sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(w.conn()?)
+            .await?;
+        if let Some(row) = existing {
+            let v: String = row.try_get("value")?;
+            w.commit().await?;
+            return Ok(v);
+        }
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
+            .bind(key)
+            .bind(value)
+            .execute(w.conn()?)
+            .await?;
+        w.audit(&[event]).await?;
+        w.commit().await?;
+        Ok(value.to_owned())
+    }
+
+    /// Requests (`action`, e.g. `app.request`) per app (the record's subject) and actor
+    /// since `since_us`, most first.
+    pub async fn app_request_counts(
+        &self,
+        action: &str,
+        since_us: i64,
+    ) -> Result<Vec<AppRequestCount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT subject, actor, COUNT(*) AS n FROM audit_log WHERE action = $1 AND time_us >= $2 GROUP BY subject, actor ORDER BY n DESC, subject, actor LIMIT 1000",
+        )
+        .bind(action)
+        .bind(since_us)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AppRequestCount {
+                    app: r.try_get("subject")?,
+                    actor: r.try_get("actor")?,
+                    requests: r.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+}
