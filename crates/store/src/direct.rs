@@ -1,5 +1,6 @@
-//! The audit append's direct path on SQLite: one `INSERT` run on the group committer's own
-//! thread through the SQLite library itself.
+//! The audit append's direct path on SQLite: a group's `INSERT` (or, for a large group, one
+//! transaction of them) run on the group committer's own thread through the SQLite
+//! library itself.
 //!
 //! sqlx runs every SQLite statement on a worker thread of its own; each commit then costs
 //! two thread wake-ups (there and back). On a loaded machine each wake-up waits for a CPU
@@ -48,9 +49,36 @@ impl Direct {
         Ok(Self { conn })
     }
 
-    /// Inserts sealed records (at most [`ROWS_PER_INSERT`]) in one autocommit statement:
-    /// all of them or none.
+    /// Inserts sealed records, all of them or none: one autocommit statement, or for more
+    /// than [`ROWS_PER_INSERT`] one transaction of such statements.
     pub(crate) fn insert(&mut self, rows: &[AuditRecord]) -> Result<(), StoreError> {
+        if rows.len() <= ROWS_PER_INSERT {
+            return self.insert_one(rows);
+        }
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(direct_error)?;
+        let inserted = rows
+            .chunks(ROWS_PER_INSERT)
+            .try_for_each(|chunk| self.insert_one(chunk));
+        let ended = match inserted {
+            Ok(()) => self.conn.execute_batch("COMMIT"),
+            Err(_) => self.conn.execute_batch("ROLLBACK"),
+        };
+        match (inserted, ended) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(e), _) => Err(e),
+            (Ok(()), Err(e)) => {
+                // A failed COMMIT may leave the transaction open: end it before the
+                // group goes the other way.
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(direct_error(e))
+            }
+        }
+    }
+
+    /// One multi-row `INSERT` of at most [`ROWS_PER_INSERT`] records.
+    fn insert_one(&mut self, rows: &[AuditRecord]) -> Result<(), StoreError> {
         let sql = insert_sql(true, rows.len()).ok_or_else(|| {
             StoreError::Task(format!(
                 "{} audit records in one statement (at most {ROWS_PER_INSERT})",

@@ -340,6 +340,15 @@ async fn begin(
     Ok(w)
 }
 
+/// Runs `f`, which blocks, on this thread: through `block_in_place` on a multi-thread
+/// runtime, directly elsewhere (a current-thread runtime has no other worker to move to).
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// The file of SQLite's main database, or none when it lives in memory.
 async fn sqlite_file(pool: &AnyPool) -> Result<Option<std::path::PathBuf>, StoreError> {
     use sqlx::Row;
@@ -427,8 +436,9 @@ async fn group_commit(
 }
 
 /// Seals and commits one group of records. On SQLite, when the head is known from the
-/// previous commit and the group fits one statement, that single `INSERT` is the
-/// transaction (autocommit: one round trip instead of four). If it fails for any reason
+/// previous commit, the direct path inserts the group (one `INSERT`, or one transaction of
+/// them when larger); without it, a group that fits one statement is that single
+/// `INSERT` through sqlx (autocommit: one round trip instead of four). If it fails for any reason
 /// (typically another process appended, so `seq` collides), nothing was written and the
 /// group goes the general way: `BEGIN IMMEDIATE`, read the head, seal again, insert,
 /// commit.
@@ -437,7 +447,7 @@ async fn commit_group(
     writer: &Arc<tokio::sync::Mutex<Writer>>,
     records: &mut [AuditRecord],
 ) -> Result<(), StoreError> {
-    if engine == Engine::Sqlite && records.len() <= audit::ROWS_PER_INSERT {
+    if engine == Engine::Sqlite {
         let mut guard = writer.lock().await;
         if let Some(mut head) = guard.head.take() {
             let now = now_us();
@@ -445,21 +455,31 @@ async fn commit_group(
                 head.seal_record(r, now);
             }
             let inserted = match guard.direct() {
-                Some(direct) => direct.insert(records),
-                None => match guard.ready().await {
-                    Ok(conn) => audit::insert(conn, records).await,
-                    Err(e) => Err(e),
-                },
+                // A small group takes tens of microseconds: run inline. A large one (a
+                // backlog) may take milliseconds: tell the runtime, which moves this
+                // worker's other tasks elsewhere meanwhile.
+                Some(direct) if records.len() <= audit::ROWS_PER_INSERT => {
+                    Some(direct.insert(records))
+                }
+                Some(direct) => Some(blocking(|| direct.insert(records))),
+                None if records.len() <= audit::ROWS_PER_INSERT => {
+                    Some(match guard.ready().await {
+                        Ok(conn) => audit::insert(conn, records).await,
+                        Err(e) => Err(e),
+                    })
+                }
+                None => None,
             };
             match inserted {
-                Ok(()) => {
+                Some(Ok(())) => {
                     guard.head = Some(head);
                     if guard.direct.is_some() {
                         guard.direct_commits += 1;
                     }
                     return Ok(());
                 }
-                Err(e) => tracing::debug!(error = %e, "audit fast append fell back"),
+                Some(Err(e)) => tracing::debug!(error = %e, "audit fast append fell back"),
+                None => {}
             }
         }
     }
