@@ -102,6 +102,12 @@ request_max_hours = 8
 request_approvals = 1
 # Hours a request waits for approvals before it lapses (1 to 168).
 request_pending_hours = 24
+# Days between access review campaigns over every grant that reaches the gateway (1 to 365, ACC-7).
+review_interval_days = 30
+# Days a campaign stays open for keep/revoke decisions (1 to 90).
+review_days = 7
+# A grant still undecided at the deadline: "revoke" removes it, "flag" keeps it and marks it in the campaign and the report.
+review_missed = "revoke"
 
 [network]
 # Directory of inventory files to check (AWS CLI describe-* JSON, `terraform show -json` plans, rampart TOML). Re-checked when a file changes. Absent: the network controls are not checked.

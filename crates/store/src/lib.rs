@@ -24,6 +24,7 @@ mod db_gateway;
 mod log_tokens;
 mod migrate;
 mod policy;
+pub mod reviews;
 mod sessions;
 mod ssh;
 
