@@ -8,6 +8,7 @@ pub mod logs;
 pub mod net;
 pub mod report;
 pub mod requests;
+pub mod review;
 pub mod scrub;
 pub mod ssh;
 pub mod user;

@@ -198,6 +198,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         store.clone(),
         signing,
         config.policy.sessions(),
+        config.policy.clone(),
     ));
 
     tracing::info!(https = %config.web.https_listen, http = %config.web.http_listen, origin = %config.web.public_origin(), "rampart is serving");
@@ -397,12 +398,13 @@ pub(crate) fn read_key(path: &std::path::Path) -> Result<Vec<u8>> {
 
 /// Signs a checkpoint of the audit head every ten minutes and purges dead sessions.
 /// Every minute, ends (and audits) the sessions that timed out and the access requests
-/// that lapsed; every ten minutes, signs
+/// that lapsed, and runs the access review schedule; every ten minutes, signs
 /// an audit checkpoint and purges sessions past their absolute lifetime.
 async fn housekeeping(
     store: Arc<Store>,
     signing: SigningKey,
     sessions: rampart_identity::session::SessionPolicy,
+    policy: rampart_identity::policy::PolicyConfig,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     for minute in 0u64.. {
@@ -432,6 +434,24 @@ async fn housekeeping(
             Ok(0) => {}
             Ok(n) => tracing::info!(requests = n, "access requests lapsed"),
             Err(e) => tracing::warn!(error = %e, "could not expire access requests"),
+        }
+        // Access reviews (ACC-7): close campaigns past their deadline, open the next one.
+        match rampart_web::reviews::scheduled(
+            &store,
+            &policy,
+            jiff::Timestamp::now().as_microsecond(),
+        )
+        .await
+        {
+            Ok((decided, opened)) => {
+                if decided > 0 {
+                    tracing::info!(items = decided, "access review items missed their deadline");
+                }
+                if let Some(c) = opened {
+                    tracing::info!(campaign = %c.id, "opened an access review campaign");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not run the access review schedule"),
         }
         if minute % 10 != 0 {
             continue;

@@ -192,9 +192,9 @@ impl Store {
             .iter()
             .filter(|b| live(b) && active.contains_key(b.account.as_str()))
             .filter(|b| {
-                roles.iter().any(|r| {
-                    r.name == b.role && r.permissions.contains(&Permission::ReviewAccess)
-                })
+                roles
+                    .iter()
+                    .any(|r| r.name == b.role && r.permissions.contains(&Permission::ReviewAccess))
             })
             .map(|b| b.account.as_str())
             .collect();
@@ -488,12 +488,11 @@ impl Store {
             let c = campaign(row)?;
             let mut w = self.write().await?;
             // Re-read inside the transaction: another node may have closed it.
-            let still = sqlx::query(
-                "SELECT id FROM review_campaigns WHERE id = $1 AND state = 'open'",
-            )
-            .bind(&c.id)
-            .fetch_optional(w.conn()?)
-            .await?;
+            let still =
+                sqlx::query("SELECT id FROM review_campaigns WHERE id = $1 AND state = 'open'")
+                    .bind(&c.id)
+                    .fetch_optional(w.conn()?)
+                    .await?;
             if still.is_none() {
                 continue;
             }

@@ -70,8 +70,7 @@ async fn suite(store: &Store) {
             .create_account(
                 &crate::NewAccount {
                     username: rampart_identity::Username::parse(name).unwrap(),
-                    email: rampart_identity::Email::parse(&format!("{name}@example.com"))
-                        .unwrap(),
+                    email: rampart_identity::Email::parse(&format!("{name}@example.com")).unwrap(),
                     display_name: name.into(),
                     kind: rampart_identity::AccountKind::Person,
                     owner: None,
@@ -101,12 +100,8 @@ async fn suite(store: &Store) {
     // bob used ops two days ago on web-1 (and a role whose name only looks like it, once).
     store
         .append_audit(&[
-            AuditEvent::new(
-                Actor::User("bob".into()),
-                Action::SshSessionStart,
-                "web-1",
-            )
-            .detail("role", "ops"),
+            AuditEvent::new(Actor::User("bob".into()), Action::SshSessionStart, "web-1")
+                .detail("role", "ops"),
             AuditEvent::new(
                 Actor::User("carol".into()),
                 Action::SshSessionStart,

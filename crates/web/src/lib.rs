@@ -20,6 +20,7 @@ pub mod network;
 pub mod ops;
 mod pages;
 pub mod probe;
+pub mod reviews;
 pub mod ssh;
 pub mod tls;
 
@@ -168,6 +169,7 @@ pub fn https_router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(access::routes())
+        .merge(reviews::routes())
         .merge(databases::routes())
         .merge(logs::page_routes())
         .merge(backups::routes())

@@ -1,0 +1,530 @@
+//! `/reviews`: access review campaigns (ACC-7). Every `policy.review_interval_days` the
+//! schedule ([`scheduled`], called every minute by `rampart serve`) opens a campaign over
+//! every grant that reaches a target; each item's reviewer (the account's owner, else a
+//! holder of `access.review`) keeps or revokes it with a reason. At the deadline, open
+//! items are revoked or flagged (`policy.review_missed`). Grants unused for 30 days are
+//! marked as candidates for removal (ACC-3). A campaign is exported as evidence at
+//! `/reviews/<id>.csv`.
+//!
+//! What a revocation does to live sessions: the binding is deleted at once. The SSH
+//! bastion re-checks the access decision of every live session every five seconds, so an
+//! SSH session relying on the grant ends within about five seconds. The PostgreSQL gateway
+//! checks the grant when a session starts and ends it at the grant's own expiry; a live
+//! database session under a revoked grant runs on until it ends or the grant's expiry, and
+//! no new one starts.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use rampart_access::Permission;
+use rampart_audit::{Action, Actor, AuditEvent};
+use rampart_identity::policy::PolicyConfig;
+use rampart_store::reviews::{Campaign, DAY_US, Decision, NewCampaign, ReviewItem};
+use rampart_store::{Store, StoreError};
+use serde::Deserialize;
+
+use crate::admin::{nav, require};
+use crate::auth::{Viewer, internal};
+use crate::pages::{message, render};
+use crate::{AppState, ops, scrubbed};
+
+/// Longest decision reason kept, in characters.
+pub const MAX_REASON: usize = 500;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/reviews", get(list).post(start_page))
+        .route("/reviews/{file}", get(show))
+        .route("/reviews/items/{id}", post(decide_page))
+}
+
+/// Opens a campaign now, with a deadline `days` days away (0: it closes at the next
+/// sweep), over the grants used in the last `policy.review_interval_days`.
+pub async fn start(
+    store: &Store,
+    policy: &PolicyConfig,
+    actor: Actor,
+    now_us: i64,
+    days: i64,
+) -> Result<Option<Campaign>, StoreError> {
+    store
+        .start_review(
+            NewCampaign {
+                now_us,
+                deadline_us: now_us.saturating_add(days.saturating_mul(DAY_US)),
+                missed: policy.review_missed,
+                period_us: policy.review_interval_days.get().saturating_mul(DAY_US),
+                unless_since_us: None,
+            },
+            actor,
+        )
+        .await
+}
+
+/// The minute sweep: closes campaigns past their deadline, then opens one when none
+/// started in the last `policy.review_interval_days` (and some grant reaches a target).
+pub async fn scheduled(
+    store: &Store,
+    policy: &PolicyConfig,
+    now_us: i64,
+) -> Result<(usize, Option<Campaign>), StoreError> {
+    let decided = store.sweep_reviews(now_us).await?;
+    let interval = policy.review_interval_days.get().saturating_mul(DAY_US);
+    let opened = store
+        .start_review(
+            NewCampaign {
+                now_us,
+                deadline_us: now_us.saturating_add(policy.review_days.get().saturating_mul(DAY_US)),
+                missed: policy.review_missed,
+                period_us: interval,
+                unless_since_us: Some(now_us.saturating_sub(interval)),
+            },
+            Actor::System,
+        )
+        .await?;
+    Ok((decided, opened))
+}
+
+/// A time as `YYYY-MM-DD HH:MM UTC`, or `-`.
+pub fn when(us: Option<i64>) -> String {
+    us.and_then(|us| jiff::Timestamp::from_microsecond(us).ok())
+        .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// One CSV cell: quoted when needed, and defused when a spreadsheet would read it as a
+/// formula.
+fn cell(text: &str) -> String {
+    let text = if text.len() > 1 && text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+/// The campaign as CSV evidence: one line per grant with the facts and the decision.
+pub fn csv(c: &Campaign, items: &[ReviewItem]) -> String {
+    let mut out = String::from(
+        "campaign,started,deadline,state,account,role,granted,granted_by,expires,reviewer,last_use,sessions_in_period,targets_in_period,unused_30_days,decision,reason,decided_by,decided\n",
+    );
+    for i in items {
+        let line = [
+            c.id.clone(),
+            when(Some(c.started_us)),
+            when(Some(c.deadline_us)),
+            if c.open { "open" } else { "closed" }.to_owned(),
+            i.account.clone(),
+            i.role.clone(),
+            when(Some(i.granted_us)),
+            i.granted_by.clone(),
+            when(i.expires_us),
+            i.reviewer.clone(),
+            when(i.last_use_us),
+            i.sessions.to_string(),
+            i.targets.clone(),
+            if i.unused(c.started_us) { "yes" } else { "no" }.to_owned(),
+            i.decision.as_str().to_owned(),
+            i.reason.clone(),
+            i.decided_by.clone(),
+            when(i.decided_us),
+        ]
+        .iter()
+        .map(|f| cell(f))
+        .collect::<Vec<_>>()
+        .join(",");
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Counts of a campaign's decisions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Items covered.
+    pub total: usize,
+    /// Kept by a reviewer.
+    pub kept: usize,
+    /// Revoked by a reviewer.
+    pub revoked: usize,
+    /// Revoked at the deadline ("missed review").
+    pub missed: usize,
+    /// Flagged at the deadline.
+    pub flagged: usize,
+    /// Still open.
+    pub open: usize,
+    /// Grants unused for 30 days (ACC-3).
+    pub unused: usize,
+}
+
+/// Counts the decisions of a campaign's items.
+pub fn outcome(c: &Campaign, items: &[ReviewItem]) -> Outcome {
+    let mut o = Outcome {
+        total: items.len(),
+        ..Outcome::default()
+    };
+    for i in items {
+        match i.decision {
+            Decision::Open => o.open += 1,
+            Decision::Keep => o.kept += 1,
+            Decision::Revoke if i.reason == rampart_store::reviews::MISSED_REASON => {
+                o.missed += 1;
+            }
+            Decision::Revoke => o.revoked += 1,
+            Decision::Flagged => o.flagged += 1,
+        }
+        if i.unused(c.started_us) {
+            o.unused += 1;
+        }
+    }
+    o
+}
+
+pub(crate) struct CampaignRow {
+    pub id: String,
+    pub started: String,
+    pub deadline: String,
+    pub state: &'static str,
+    pub started_by: String,
+    pub outcome: Outcome,
+}
+
+pub(crate) struct ItemRow {
+    pub id: String,
+    pub account: String,
+    pub role: String,
+    pub granted: String,
+    pub granted_by: String,
+    pub expires: String,
+    pub reviewer: String,
+    pub last_use: String,
+    pub sessions: i64,
+    pub targets: String,
+    pub unused: bool,
+    pub decision: &'static str,
+    pub reason: String,
+    pub decided_by: String,
+    pub decided: String,
+    pub can_decide: bool,
+    pub campaign: String,
+}
+
+#[derive(Template)]
+#[template(path = "reviews.html")]
+pub(crate) struct ReviewsPage {
+    pub nav: Option<String>,
+    pub flash: Option<String>,
+    pub may_start: bool,
+    pub days: i64,
+    pub interval: i64,
+    pub campaigns: Vec<CampaignRow>,
+    pub mine: Vec<ItemRow>,
+}
+
+#[derive(Template)]
+#[template(path = "review.html")]
+pub(crate) struct ReviewPage {
+    pub nav: Option<String>,
+    pub flash: Option<String>,
+    pub campaign: CampaignRow,
+    pub missed: &'static str,
+    pub items: Vec<ItemRow>,
+}
+
+fn campaign_row(c: &Campaign, items: &[ReviewItem]) -> CampaignRow {
+    CampaignRow {
+        id: c.id.clone(),
+        started: when(Some(c.started_us)),
+        deadline: when(Some(c.deadline_us)),
+        state: if c.open { "open" } else { "closed" },
+        started_by: c.started_by.clone(),
+        outcome: outcome(c, items),
+    }
+}
+
+fn item_row(c: &Campaign, i: &ReviewItem, me: &str, reviews_all: bool, now: i64) -> ItemRow {
+    ItemRow {
+        id: i.id.clone(),
+        account: i.account.clone(),
+        role: i.role.clone(),
+        granted: when(Some(i.granted_us).filter(|t| *t > 0)),
+        granted_by: i.granted_by.clone(),
+        expires: i
+            .expires_us
+            .map_or_else(|| "never".to_owned(), |t| when(Some(t))),
+        reviewer: if i.reviewer.is_empty() {
+            "nobody (an operator on the CLI)".into()
+        } else {
+            i.reviewer.clone()
+        },
+        last_use: i
+            .last_use_us
+            .map_or_else(|| "never".to_owned(), |t| when(Some(t))),
+        sessions: i.sessions,
+        targets: i.targets.replace(',', ", "),
+        unused: i.unused(c.started_us),
+        decision: i.decision.as_str(),
+        reason: i.reason.clone(),
+        decided_by: i.decided_by.clone(),
+        decided: when(i.decided_us),
+        can_decide: c.open
+            && c.deadline_us > now
+            && i.decision == Decision::Open
+            && i.account != me
+            && (reviews_all || i.reviewer == me),
+        campaign: c.id.clone(),
+    }
+}
+
+async fn holds(state: &AppState, viewer: &Viewer, p: Permission) -> Result<bool, StoreError> {
+    Ok(ops::check_permission(&state.store, &viewer.account, p)
+        .await?
+        .is_ok())
+}
+
+async fn list(State(state): State<AppState>, viewer: Viewer) -> Response {
+    let me = viewer.account.username.to_string();
+    let (reviews_all, audit) = match tokio::try_join!(
+        holds(&state, &viewer, Permission::ReviewAccess),
+        holds(&state, &viewer, Permission::ViewAudit)
+    ) {
+        Ok(v) => v,
+        Err(e) => return internal(e),
+    };
+    let campaigns = match state.store.review_campaigns().await {
+        Ok(c) => c,
+        Err(e) => return internal(e),
+    };
+    let now = jiff::Timestamp::now().as_microsecond();
+    let mut rows = Vec::new();
+    let mut mine = Vec::new();
+    for c in &campaigns {
+        let items = match state.store.review_items(&c.id).await {
+            Ok(i) => i,
+            Err(e) => return internal(e),
+        };
+        if c.open {
+            mine.extend(
+                items
+                    .iter()
+                    .filter(|i| i.reviewer == me && i.decision == Decision::Open)
+                    .map(|i| item_row(c, i, &me, reviews_all, now)),
+            );
+        }
+        if reviews_all || audit {
+            rows.push(campaign_row(c, &items));
+        }
+    }
+    render(
+        StatusCode::OK,
+        &ReviewsPage {
+            nav: nav(&viewer),
+            flash: None,
+            may_start: reviews_all,
+            days: state.policy.review_days.get(),
+            interval: state.policy.review_interval_days.get(),
+            campaigns: rows,
+            mine,
+        },
+    )
+}
+
+async fn start_page(State(state): State<AppState>, viewer: Viewer) -> Response {
+    if let Err(r) = require(&state, &viewer, Permission::ReviewAccess).await {
+        return r;
+    }
+    let actor = Actor::User(viewer.account.username.to_string());
+    let now = jiff::Timestamp::now().as_microsecond();
+    match start(
+        &state.store,
+        &state.policy,
+        actor,
+        now,
+        state.policy.review_days.get(),
+    )
+    .await
+    {
+        Ok(Some(c)) => Redirect::to(&format!("/reviews/{}", c.id)).into_response(),
+        Ok(None) => Redirect::to("/reviews").into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+fn not_found(viewer: &Viewer) -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        nav(viewer),
+        "No such campaign",
+        "There is no review campaign with that id.",
+        Some("/reviews"),
+    )
+}
+
+async fn show(State(state): State<AppState>, viewer: Viewer, Path(file): Path<String>) -> Response {
+    let (id, as_csv) = match file.strip_suffix(".csv") {
+        Some(id) => (id.to_owned(), true),
+        None => (file, false),
+    };
+    let me = viewer.account.username.to_string();
+    let (reviews_all, audit) = match tokio::try_join!(
+        holds(&state, &viewer, Permission::ReviewAccess),
+        holds(&state, &viewer, Permission::ViewAudit)
+    ) {
+        Ok(v) => v,
+        Err(e) => return internal(e),
+    };
+    let c = match state.store.review_campaign(&id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return not_found(&viewer),
+        Err(e) => return internal(e),
+    };
+    let items = match state.store.review_items(&c.id).await {
+        Ok(i) => i,
+        Err(e) => return internal(e),
+    };
+    let whole = reviews_all || audit;
+    if as_csv {
+        if !whole {
+            return require(&state, &viewer, Permission::ReviewAccess)
+                .await
+                .err()
+                .unwrap_or_else(|| not_found(&viewer));
+        }
+        let ev = AuditEvent::new(
+            Actor::User(me.clone()),
+            Action::AuditExport,
+            format!("review {}", c.id),
+        )
+        .source(viewer.source)
+        .detail("format", "csv");
+        if let Err(e) = state.store.append_audit(&[ev]).await {
+            return internal(e);
+        }
+        let name = format!("attachment; filename=\"review-{}.csv\"", c.id);
+        return (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (header::CONTENT_DISPOSITION, name),
+            ],
+            csv(&c, &items),
+        )
+            .into_response();
+    }
+    let shown: Vec<&ReviewItem> = items.iter().filter(|i| whole || i.reviewer == me).collect();
+    if shown.is_empty() && !whole {
+        return require(&state, &viewer, Permission::ReviewAccess)
+            .await
+            .err()
+            .unwrap_or_else(|| not_found(&viewer));
+    }
+    let now = jiff::Timestamp::now().as_microsecond();
+    render(
+        StatusCode::OK,
+        &ReviewPage {
+            nav: nav(&viewer),
+            flash: None,
+            campaign: campaign_row(&c, &items),
+            missed: c.missed.as_str(),
+            items: shown
+                .into_iter()
+                .map(|i| item_row(&c, i, &me, reviews_all, now))
+                .collect(),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct DecideForm {
+    decision: String,
+    reason: String,
+}
+
+fn refused(viewer: &Viewer, text: &str) -> Response {
+    message(
+        StatusCode::BAD_REQUEST,
+        nav(viewer),
+        "Not decided",
+        text,
+        Some("/reviews"),
+    )
+}
+
+async fn decide_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    form: Result<Form<DecideForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(f)) = form else {
+        return refused(&viewer, "The form was incomplete.");
+    };
+    let keep = match f.decision.as_str() {
+        "keep" => true,
+        "revoke" => false,
+        _ => return refused(&viewer, "Choose keep or revoke."),
+    };
+    let reason = f.reason.trim();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON {
+        return refused(
+            &viewer,
+            &format!("Give a reason of 1 to {MAX_REASON} characters."),
+        );
+    }
+    let reviews_all = match holds(&state, &viewer, Permission::ReviewAccess).await {
+        Ok(v) => v,
+        Err(e) => return internal(e),
+    };
+    let me = viewer.account.username.to_string();
+    let now = jiff::Timestamp::now().as_microsecond();
+    let item = match state.store.review_item(&id).await {
+        Ok(i) => i,
+        Err(e) => return internal(e),
+    };
+    match state
+        .store
+        .decide_review(
+            &id,
+            keep,
+            &scrubbed(reason),
+            &me,
+            reviews_all,
+            Actor::User(me.clone()),
+            now,
+        )
+        .await
+    {
+        Ok(Ok(_)) => {
+            let back = item.map_or_else(
+                || "/reviews".to_owned(),
+                |i| format!("/reviews/{}", i.campaign),
+            );
+            Redirect::to(&back).into_response()
+        }
+        Ok(Err(e)) => refused(&viewer, &format!("{e}.")),
+        Err(e) => internal(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn csv_cells_are_quoted_and_formulas_defused() {
+        assert_eq!(cell("plain"), "plain");
+        assert_eq!(cell("a,b"), "\"a,b\"");
+        assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(cell("-"), "-");
+        assert_eq!(cell("-1+2"), "'-1+2");
+    }
+}
