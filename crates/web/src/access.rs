@@ -187,12 +187,26 @@ async fn create(
     }
 }
 
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ApproveForm {
+    code: String,
+}
+
 async fn approve(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
+    form: Result<Form<ApproveForm>, FormRejection>,
 ) -> Response {
     if let Err(r) = require(&state, &viewer, Permission::ApproveAccess).await {
+        return r;
+    }
+    let code = form.map(|Form(f)| f.code).unwrap_or_default();
+    if let Err(r) =
+        crate::sensitive::require_recent_mfa(&state, &viewer, &code, "access.approve", "/access")
+            .await
+    {
         return r;
     }
     let me = viewer.account.username.to_string();

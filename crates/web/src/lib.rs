@@ -21,6 +21,7 @@ pub mod ops;
 mod pages;
 pub mod probe;
 pub mod reviews;
+mod sensitive;
 pub mod ssh;
 pub mod tls;
 

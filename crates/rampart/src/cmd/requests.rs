@@ -1,6 +1,7 @@
 //! `rampart access …`: access requests from the command line (EXT-1). The operator files
-//! requests on someone's behalf and decides them as `cli:<user>`, which is never the
-//! requester.
+//! requests on someone's behalf and denies them as `cli:<user>`, which is never the
+//! requester; approving names the approver (`--as`), who must hold access.approve and
+//! have passed a second-factor check within the last 5 minutes (ACC-2).
 
 use anyhow::Result;
 use rampart_store::{AccessRequest, Approval, RequestStatus};
@@ -32,9 +33,13 @@ pub enum AccessCommand {
         reason: String,
     },
     /// Approve a pending request; the approval that completes policy.request_approvals grants the role.
+    /// Needs a person holding access.approve with a second-factor check in the last 5 minutes (ACC-2).
     Approve {
         /// The request's id (`rampart access list`).
         id: String,
+        /// The approver.
+        #[command(flatten)]
+        person: super::backup::Person,
     },
     /// Deny a pending request.
     Deny {
@@ -132,12 +137,18 @@ pub async fn run(ctx: &Ctx, command: AccessCommand) -> Result<Exit> {
                 .map_err(|e| exit_usage(e.to_string()))?;
             println!("{}", request.id);
         }
-        AccessCommand::Approve { id } => {
-            let actor = ctx.actor();
+        AccessCommand::Approve { id, person } => {
+            let actor =
+                super::backup::person_may(ctx, &person, rampart_access::Permission::ApproveAccess)
+                    .await?;
+            let approver = match &actor {
+                rampart_audit::Actor::User(name) => name.clone(),
+                other => other.to_string(),
+            };
             let needed = usize::try_from(policy.request_approvals.get()).unwrap_or(1);
             match ctx
                 .store
-                .approve_access_request(&id, &actor.to_string(), actor, needed, now)
+                .approve_access_request(&id, &approver, actor, needed, now)
                 .await?
             {
                 Ok(Approval::Counted) => println!("approval counted; more are needed"),
