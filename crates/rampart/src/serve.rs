@@ -88,6 +88,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         },
         ssh: Some(ssh_hooks(dir, &master_for_recordings)),
         db_gateway: config.postgres.listen,
+        access_webhook: alerts_webhook(&config)?,
     });
 
     store
@@ -199,6 +200,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         signing,
         config.policy.sessions(),
         config.policy.clone(),
+        alerts_webhook(&config)?,
     ));
 
     tracing::info!(https = %config.web.https_listen, http = %config.web.http_listen, origin = %config.web.public_origin(), "rampart is serving");
@@ -357,18 +359,7 @@ fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener> {
 /// when one is set, as `{"rule": "backup", "kind": "backup_failed", "source", "status",
 /// "at", "error"}`.
 fn backup_alerts(config: &crate::config::Config) -> Result<rampart_backup::schedule::Notify> {
-    let alerts = &config.logs.alerts;
-    let webhook = match (&alerts.webhook_url, &alerts.webhook_secret_file) {
-        (Some(url), Some(file)) => {
-            let key =
-                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            Some(Arc::new(rampart_web::logs::alerts::Webhook {
-                url: url.clone(),
-                key: rampart_core::Secret::new(key.trim_ascii().to_vec()),
-            }))
-        }
-        _ => None,
-    };
+    let webhook = alerts_webhook(config)?;
     Ok(Arc::new(move |alert: rampart_backup::schedule::Alert| {
         let Some(webhook) = webhook.clone() else {
             return;
@@ -383,8 +374,59 @@ fn backup_alerts(config: &crate::config::Config) -> Result<rampart_backup::sched
         })
         .to_string()
         .into_bytes();
-        tokio::spawn(async move { rampart_web::logs::alerts::notify(&webhook, body).await });
+        tokio::spawn(async move {
+            let _ = rampart_web::logs::alerts::notify(&webhook, body).await;
+        });
     }))
+}
+
+/// Sends the expiry notices of the requests that lapsed in the sweep at `at_us` (those
+/// expired whose deadline is within the minute before it).
+async fn notify_expired(
+    store: &Arc<Store>,
+    webhook: Option<&Arc<rampart_web::logs::alerts::Webhook>>,
+    at_us: i64,
+) {
+    use rampart_web::access_hooks::{Event, spawn};
+    let Some(webhook) = webhook else {
+        return;
+    };
+    let Ok(requests) = store.access_requests(None).await else {
+        return;
+    };
+    for r in requests.into_iter().filter(|r| {
+        r.status == rampart_store::RequestStatus::Expired
+            && r.pending_until_us <= at_us
+            && r.pending_until_us > at_us - 61_000_000
+    }) {
+        spawn(
+            store.clone(),
+            Some(webhook.clone()),
+            Event::Expired,
+            r,
+            "expired",
+            "system",
+        );
+    }
+}
+
+/// The signed webhook of `[logs.alerts]`, when one is set (backup alerts and access
+/// request notices go there too).
+pub(crate) fn alerts_webhook(
+    config: &crate::config::Config,
+) -> Result<Option<Arc<rampart_web::logs::alerts::Webhook>>> {
+    let alerts = &config.logs.alerts;
+    Ok(match (&alerts.webhook_url, &alerts.webhook_secret_file) {
+        (Some(url), Some(file)) => {
+            let key =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            Some(Arc::new(rampart_web::logs::alerts::Webhook {
+                url: url.clone(),
+                key: rampart_core::Secret::new(key.trim_ascii().to_vec()),
+            }))
+        }
+        _ => None,
+    })
 }
 
 pub(crate) fn read_key(path: &std::path::Path) -> Result<Vec<u8>> {
@@ -405,6 +447,7 @@ async fn housekeeping(
     signing: SigningKey,
     sessions: rampart_identity::session::SessionPolicy,
     policy: rampart_identity::policy::PolicyConfig,
+    webhook: Option<Arc<rampart_web::logs::alerts::Webhook>>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     for minute in 0u64.. {
@@ -427,12 +470,13 @@ async fn housekeeping(
                 }
             }
         }
-        match store
-            .expire_access_requests(jiff::Timestamp::now().as_microsecond())
-            .await
-        {
+        let lapsing = jiff::Timestamp::now().as_microsecond();
+        match store.expire_access_requests(lapsing).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(requests = n, "access requests lapsed"),
+            Ok(n) => {
+                tracing::info!(requests = n, "access requests lapsed");
+                notify_expired(&store, webhook.as_ref(), lapsing).await;
+            }
             Err(e) => tracing::warn!(error = %e, "could not expire access requests"),
         }
         // Access reviews (ACC-7): close campaigns past their deadline, open the next one.

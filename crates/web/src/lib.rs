@@ -8,6 +8,7 @@
 //! step, session and admin change is audited in the same transaction as the change.
 
 mod access;
+pub mod access_hooks;
 pub mod acme;
 mod admin;
 mod auth;
@@ -135,6 +136,8 @@ pub struct Inner {
     pub ssh: Option<ssh::SshHooks>,
     /// The PostgreSQL gateway's listener, when it is on (for the connection strings shown).
     pub db_gateway: Option<std::net::SocketAddr>,
+    /// The signed webhook of `[logs.alerts]`, for access request notices, when one is set.
+    pub access_webhook: Option<Arc<logs::alerts::Webhook>>,
 }
 
 impl AppState {

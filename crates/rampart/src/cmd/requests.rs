@@ -5,6 +5,7 @@
 
 use anyhow::Result;
 use rampart_store::{AccessRequest, Approval, RequestStatus};
+use rampart_web::access_hooks::Event;
 
 use super::{Ctx, table};
 use crate::{Exit, exit_usage};
@@ -49,6 +50,27 @@ pub enum AccessCommand {
         #[arg(long)]
         reason: String,
     },
+}
+
+/// Sends the notice of request `id` as it now stands to the alerts webhook, waiting at
+/// most [`rampart_web::access_hooks::CLI_WAIT`] (an undelivered notice is audited).
+async fn notice(ctx: &Ctx, event: Event, id: &str, by: &str) -> Result<()> {
+    let Some(webhook) = crate::serve::alerts_webhook(&ctx.config)? else {
+        return Ok(());
+    };
+    if let Some(r) = ctx.store.access_request(id).await? {
+        rampart_web::access_hooks::deliver(
+            &ctx.store,
+            Some(&webhook),
+            event,
+            &r,
+            r.status.as_str(),
+            by,
+            rampart_web::access_hooks::CLI_WAIT,
+        )
+        .await;
+    }
+    Ok(())
 }
 
 /// Runs one access request command.
@@ -136,6 +158,7 @@ pub async fn run(ctx: &Ctx, command: AccessCommand) -> Result<Exit> {
                 .await
                 .map_err(|e| exit_usage(e.to_string()))?;
             println!("{}", request.id);
+            notice(ctx, Event::Filed, &request.id, &ctx.actor().to_string()).await?;
         }
         AccessCommand::Approve { id, person } => {
             let actor =
@@ -146,11 +169,14 @@ pub async fn run(ctx: &Ctx, command: AccessCommand) -> Result<Exit> {
                 other => other.to_string(),
             };
             let needed = usize::try_from(policy.request_approvals.get()).unwrap_or(1);
-            match ctx
+            let outcome = ctx
                 .store
                 .approve_access_request(&id, &approver, actor, needed, now)
-                .await?
-            {
+                .await?;
+            if outcome.is_ok() {
+                notice(ctx, Event::Approved, &id, &approver).await?;
+            }
+            match outcome {
                 Ok(Approval::Counted) => println!("approval counted; more are needed"),
                 Ok(Approval::Granted(until)) => println!(
                     "granted until {}",
@@ -178,6 +204,7 @@ pub async fn run(ctx: &Ctx, command: AccessCommand) -> Result<Exit> {
                 .await?
                 .map_err(|e| exit_usage(e.to_string()))?;
             println!("denied");
+            notice(ctx, Event::Denied, &id, &ctx.actor().to_string()).await?;
         }
     }
     Ok(Exit::Ok)
