@@ -25,13 +25,27 @@ fn item_of(show: &str, account: &str) -> String {
         .unwrap_or_else(|| panic!("no row for {account} in\n{show}"))
 }
 
+/// The status and text of one control in the report.
+fn control(r: &support::Rampart, id: &str) -> (String, String) {
+    let json: serde_json::Value =
+        serde_json::from_str(&cli_ok(r, &["report", "--format", "json"])).unwrap();
+    let c = json["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap()
+        .clone();
+    (c["status"].as_str().unwrap().to_owned(), c.to_string())
+}
+
 fn grants(r: &support::Rampart) -> String {
     cli_ok(r, &["grant", "list"])
 }
 
 #[test]
 fn a_review_left_open_past_its_deadline_revokes_the_grant() {
-    let r = start();
+    let mut r = start();
     let admin = r.curl();
     enroll(&admin, &r.admin_enroll_url);
     cli_ok(
@@ -45,6 +59,11 @@ fn a_review_left_open_past_its_deadline_revokes_the_grant() {
         );
         cli_ok(&r, &["grant", "add", who, "ops"]);
     }
+
+    // Grants reach a target and no review ever completed: ACC-7 fails.
+    let (status, text) = control(&r, "ACC-7");
+    assert_eq!(status, "fail", "{text}");
+    assert!(text.contains("no campaign has completed"), "{text}");
 
     // A campaign with the default deadline: admin (holding access.review) reviews both.
     let first = cli_ok(&r, &["review", "start"]).trim().to_owned();
@@ -127,4 +146,22 @@ fn a_review_left_open_past_its_deadline_revokes_the_grant() {
     let list = cli_ok(&r, &["review", "list"]);
     assert!(list.contains(&first) && list.contains(&second), "{list}");
     assert!(admin.get("/reviews").body.contains(&second));
+
+    // The report: a review completed now (ACC-7 passes, with its counts); a grant made 40
+    // days ago and never used is a candidate for removal (ACC-3 fails and names it).
+    let (status, text) = control(&r, "ACC-7");
+    assert_eq!(status, "pass", "{text}");
+    assert!(text.contains("2 revoked for a missed review"), "{text}");
+    let (status, text) = control(&r, "ACC-3");
+    assert_eq!(status, "pass", "{text}");
+    cli_ok(&r, &["user", "add", "dave", "--email", "dave@example.com"]);
+    cli_ok(&r, &["grant", "add", "dave", "ops"]);
+    r.stop();
+    support::sqlite(
+        &r.data_dir().join("rampart.db"),
+        "UPDATE bindings SET created_us = created_us - 3456000000000 WHERE account = 'dave';",
+    );
+    let (status, text) = control(&r, "ACC-3");
+    assert_eq!(status, "fail", "{text}");
+    assert!(text.contains("dave (ops, last used never)"), "{text}");
 }

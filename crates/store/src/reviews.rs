@@ -309,7 +309,7 @@ impl Store {
 
     /// When and by whom `account` was granted `role`: the binding's time, and the actor of
     /// the newest `grant.add` for the pair.
-    async fn granted(&self, account: &str, role: &str) -> Result<(i64, String), StoreError> {
+    pub async fn granted(&self, account: &str, role: &str) -> Result<(i64, String), StoreError> {
         let row = sqlx::query("SELECT created_us FROM bindings WHERE account = $1 AND role = $2")
             .bind(account)
             .bind(role)
@@ -333,9 +333,9 @@ impl Store {
         Ok((created, by))
     }
 
-    /// The last session under `account`'s `role` ever, and the sessions and targets since
-    /// `since_us`.
-    async fn usage(
+    /// The last SSH or database session under `account`'s `role` ever, and the sessions
+    /// and targets (comma-separated) since `since_us`, from the audit log.
+    pub async fn usage(
         &self,
         account: &str,
         role: &str,

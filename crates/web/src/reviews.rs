@@ -528,3 +528,169 @@ mod tests {
         assert_eq!(cell("-1+2"), "'-1+2");
     }
 }
+
+/// ACC-3 evidence: live grants per person, and grants that reach a target but were not used
+/// in the last 30 days although made before that (candidates for removal). Passes when
+/// there is no such grant.
+pub async fn acc3(store: &Store) -> Result<rampart_report::Finding, StoreError> {
+    use rampart_store::reviews::UNUSED_DAYS;
+    let now = jiff::Timestamp::now();
+    let now_us = now.as_microsecond();
+    let roles = store.roles().await?;
+    let live: Vec<_> = store
+        .bindings(None)
+        .await?
+        .into_iter()
+        .filter(|b| b.expires_at.is_none_or(|t| t > now))
+        .collect();
+    let mut per_account: std::collections::BTreeMap<&str, usize> = Default::default();
+    for b in &live {
+        *per_account.entry(b.account.as_str()).or_default() += 1;
+    }
+    let cutoff = now_us.saturating_sub(UNUSED_DAYS * DAY_US);
+    let mut unused = Vec::new();
+    for b in live.iter().filter(|b| {
+        roles
+            .iter()
+            .any(|r| r.name == b.role && !r.grants.is_empty())
+    }) {
+        let (granted_us, _) = store.granted(&b.account, b.role.as_str()).await?;
+        if granted_us > cutoff {
+            continue;
+        }
+        let (last, _, _) = store.usage(&b.account, b.role.as_str(), now_us).await?;
+        if last.is_none_or(|t| t < cutoff) {
+            unused.push(format!(
+                "{} ({}, last used {})",
+                b.account,
+                b.role,
+                last.map_or_else(|| "never".to_owned(), |t| when(Some(t)))
+            ));
+        }
+    }
+    let counts = per_account
+        .iter()
+        .map(|(a, n)| format!("{a}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut evidence = vec![format!(
+        "live grants per account: {}",
+        if counts.is_empty() { "none" } else { &counts }
+    )];
+    let pass = unused.is_empty();
+    evidence.push(if pass {
+        format!("no grant that reaches a target went unused for {UNUSED_DAYS} days")
+    } else {
+        format!(
+            "grants unused for {UNUSED_DAYS} days (candidates for removal): {}",
+            unused.join(", ")
+        )
+    });
+    Ok(rampart_report::Finding::new(
+        rampart_core::ControlId::Acc3,
+        pass,
+        if pass {
+            "Every grant that reaches a target is in use."
+        } else {
+            "Some grants that reach targets are unused: remove them."
+        },
+        evidence,
+    ))
+}
+
+/// ACC-7 evidence: the last completed review campaign (when, and what was decided) and the
+/// open one's progress. Fails when no campaign completed within `review_interval_days` +
+/// `review_days` (while some grant reaches a target), or when the last one flagged grants
+/// nobody reviewed.
+pub async fn acc7(
+    store: &Store,
+    policy: &PolicyConfig,
+) -> Result<rampart_report::Finding, StoreError> {
+    let now = jiff::Timestamp::now();
+    let now_us = now.as_microsecond();
+    let campaigns = store.review_campaigns().await?;
+    let roles = store.roles().await?;
+    let any_gateway_grant = store.bindings(None).await?.iter().any(|b| {
+        b.expires_at.is_none_or(|t| t > now)
+            && roles
+                .iter()
+                .any(|r| r.name == b.role && !r.grants.is_empty())
+    });
+    let within = policy
+        .review_interval_days
+        .get()
+        .saturating_add(policy.review_days.get())
+        .saturating_mul(DAY_US);
+    let mut evidence = Vec::new();
+    let last = campaigns
+        .iter()
+        .filter(|c| !c.open)
+        .max_by_key(|c| c.closed_us.unwrap_or(c.deadline_us));
+    let mut last_flagged = 0;
+    let recent = match last {
+        Some(c) => {
+            let o = outcome(c, &store.review_items(&c.id).await?);
+            last_flagged = o.flagged;
+            let closed = c.closed_us.unwrap_or(c.deadline_us);
+            evidence.push(format!(
+                "last completed campaign {} closed {}: {} grants, {} kept, {} revoked by a reviewer, {} revoked for a missed review, {} flagged unreviewed, {} unused for 30 days",
+                c.id,
+                when(Some(closed)),
+                o.total,
+                o.kept,
+                o.revoked,
+                o.missed,
+                o.flagged,
+                o.unused
+            ));
+            closed >= now_us.saturating_sub(within)
+        }
+        None => {
+            evidence.push("no campaign has completed".into());
+            false
+        }
+    };
+    for c in campaigns.iter().filter(|c| c.open) {
+        let o = outcome(c, &store.review_items(&c.id).await?);
+        evidence.push(format!(
+            "open campaign {}: {} of {} grants decided, deadline {}",
+            c.id,
+            o.total - o.open,
+            o.total,
+            when(Some(c.deadline_us))
+        ));
+    }
+    evidence.push(format!(
+        "a campaign every {} days, {} days to decide; grants undecided at the deadline: {}",
+        policy.review_interval_days.get(),
+        policy.review_days.get(),
+        policy.review_missed.as_str()
+    ));
+    let (pass, summary) = if !any_gateway_grant && last.is_none() {
+        (
+            true,
+            "No grant reaches a target: there is nothing to review yet.",
+        )
+    } else if !recent {
+        (
+            false,
+            "No access review completed within the review interval and its deadline.",
+        )
+    } else if last_flagged > 0 {
+        (
+            false,
+            "The last access review left grants unreviewed (flagged, not revoked).",
+        )
+    } else {
+        (
+            true,
+            "Gateway access was reviewed within the interval; missed reviews revoke.",
+        )
+    };
+    Ok(rampart_report::Finding::new(
+        rampart_core::ControlId::Acc7,
+        pass,
+        summary,
+        evidence,
+    ))
+}
