@@ -6,12 +6,11 @@
 //! marked as candidates for removal (ACC-3). A campaign is exported as evidence at
 //! `/reviews/<id>.csv`.
 //!
-//! What a revocation does to live sessions: the binding is deleted at once. The SSH
-//! bastion re-checks the access decision of every live session every five seconds, so an
-//! SSH session relying on the grant ends within about five seconds. The PostgreSQL gateway
-//! checks the grant when a session starts and ends it at the grant's own expiry; a live
-//! database session under a revoked grant runs on until it ends or the grant's expiry, and
-//! no new one starts.
+//! What a revocation does to live sessions: the binding is deleted at once, so no new
+//! session starts under it. The SSH bastion re-checks the access decision of every live
+//! session every five seconds, and the PostgreSQL gateway checks every five seconds that
+//! the grant a session rests on still exists (and the account is active): a live SSH or
+//! database session relying on a revoked grant ends within about five seconds.
 
 use askama::Template;
 use axum::Router;
