@@ -513,21 +513,6 @@ async fn decide_page(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::cell;
-
-    #[test]
-    fn csv_cells_are_quoted_and_formulas_defused() {
-        assert_eq!(cell("plain"), "plain");
-        assert_eq!(cell("a,b"), "\"a,b\"");
-        assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(cell("-"), "-");
-        assert_eq!(cell("-1+2"), "'-1+2");
-    }
-}
-
 /// ACC-3 evidence: live grants per person, and grants that reach a target but were not used
 /// in the last 30 days although made before that (candidates for removal). Passes when
 /// there is no such grant.
@@ -692,4 +677,19 @@ pub async fn acc7(
         summary,
         evidence,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn csv_cells_are_quoted_and_formulas_defused() {
+        assert_eq!(cell("plain"), "plain");
+        assert_eq!(cell("a,b"), "\"a,b\"");
+        assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(cell("-"), "-");
+        assert_eq!(cell("-1+2"), "'-1+2");
+    }
 }
