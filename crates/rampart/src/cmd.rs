@@ -1,6 +1,7 @@
 //! One module per group of subcommands, and what they share.
 
 pub mod access;
+pub mod anomaly;
 pub mod audit;
 pub mod backup;
 pub mod db;

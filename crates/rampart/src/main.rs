@@ -84,6 +84,9 @@ enum Command {
     /// Access review campaigns: keep or revoke every grant that reaches a target (ACC-7).
     #[command(subcommand)]
     Review(cmd::review::ReviewCommand),
+    /// Anomaly rules over the audit log: failed-login bursts, new addresses, first targets (ACC-7).
+    #[command(subcommand)]
+    Anomaly(cmd::anomaly::AnomalyCommand),
     /// Read, verify and export the audit log (LOG-3).
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
@@ -204,6 +207,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 Command::Grant(c) => cmd::access::run_grant(&ctx, c).await,
                 Command::Access(c) => cmd::requests::run(&ctx, c).await,
                 Command::Review(c) => cmd::review::run(&ctx, c).await,
+                Command::Anomaly(c) => cmd::anomaly::run(&ctx, c).await,
                 Command::Audit(c) => cmd::audit::run(&ctx, c).await,
                 Command::Report(args) => cmd::report::run(&ctx, args).await,
                 Command::Logs(c) => cmd::logs::run(&ctx, c).await,

@@ -380,6 +380,36 @@ fn backup_alerts(config: &crate::config::Config) -> Result<rampart_backup::sched
     }))
 }
 
+/// One step of the anomaly rules over the audit log (ACC-7); `None` after an error, so
+/// the next minute learns the history again.
+async fn watch_anomalies(
+    store: &Store,
+    watch: Option<rampart_web::anomalies::Watch>,
+) -> Option<rampart_web::anomalies::Watch> {
+    let mut watch = match watch {
+        Some(w) => w,
+        None => match rampart_web::anomalies::Watch::start(store).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start the anomaly rules");
+                return None;
+            }
+        },
+    };
+    match watch.step(store).await {
+        Ok(alerts) => {
+            for a in &alerts {
+                tracing::warn!(rule = a.rule.as_str(), subject = %a.subject, "{}", a.summary);
+            }
+            Some(watch)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not run the anomaly rules");
+            None
+        }
+    }
+}
+
 /// Sends the expiry notices of the requests that lapsed in the sweep at `at_us` (those
 /// expired whose deadline is within the minute before it).
 async fn notify_expired(
@@ -440,7 +470,7 @@ pub(crate) fn read_key(path: &std::path::Path) -> Result<Vec<u8>> {
 
 /// Signs a checkpoint of the audit head every ten minutes and purges dead sessions.
 /// Every minute, ends (and audits) the sessions that timed out and the access requests
-/// that lapsed, and runs the access review schedule; every ten minutes, signs
+/// that lapsed, runs the access review schedule and the anomaly rules; every ten minutes, signs
 /// an audit checkpoint and purges sessions past their absolute lifetime.
 async fn housekeeping(
     store: Arc<Store>,
@@ -450,8 +480,10 @@ async fn housekeeping(
     webhook: Option<Arc<rampart_web::logs::alerts::Webhook>>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut anomalies: Option<rampart_web::anomalies::Watch> = None;
     for minute in 0u64.. {
         tick.tick().await;
+        anomalies = watch_anomalies(&store, anomalies).await;
         let now = jiff::Timestamp::now().as_second();
         // A sweep ends at most 1,000 sessions; a full one is followed by another, so none
         // is purged below before its end is audited.

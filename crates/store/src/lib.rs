@@ -18,6 +18,7 @@
 
 mod access_requests;
 mod accounts;
+mod anomalies;
 mod audit;
 mod backups;
 mod db_gateway;

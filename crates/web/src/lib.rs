@@ -11,6 +11,7 @@ mod access;
 pub mod access_hooks;
 pub mod acme;
 mod admin;
+pub mod anomalies;
 mod auth;
 pub mod backups;
 mod databases;
@@ -174,6 +175,7 @@ pub fn https_router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(access::routes())
         .merge(reviews::routes())
+        .merge(anomalies::routes())
         .merge(databases::routes())
         .merge(logs::page_routes())
         .merge(backups::routes())
