@@ -380,11 +380,14 @@ fn backup_alerts(config: &crate::config::Config) -> Result<rampart_backup::sched
     }))
 }
 
-/// One step of the anomaly rules over the audit log (ACC-7); `None` after an error, so
-/// the next minute learns the history again.
+/// One step of the anomaly rules over the audit log (ACC-7), each alert also sent to the
+/// signed `[logs.alerts]` webhook (in the background) as `{"rule": "anomaly", "kind",
+/// "subject", "summary", "records", "at"}`; `None` after an error, so the next minute
+/// learns the history again.
 async fn watch_anomalies(
     store: &Store,
     watch: Option<rampart_web::anomalies::Watch>,
+    webhook: Option<&Arc<rampart_web::logs::alerts::Webhook>>,
 ) -> Option<rampart_web::anomalies::Watch> {
     let mut watch = match watch {
         Some(w) => w,
@@ -400,6 +403,25 @@ async fn watch_anomalies(
         Ok(alerts) => {
             for a in &alerts {
                 tracing::warn!(rule = a.rule.as_str(), subject = %a.subject, "{}", a.summary);
+                if let Some(webhook) = webhook.cloned() {
+                    let body = serde_json::json!({
+                        "rule": "anomaly",
+                        "kind": a.rule.as_str(),
+                        "subject": a.subject,
+                        "summary": a.summary,
+                        "records": a.seqs.iter().take(50).collect::<Vec<_>>(),
+                        "at": jiff::Timestamp::now().to_string(),
+                    })
+                    .to_string()
+                    .into_bytes();
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(
+                            rampart_web::access_hooks::SERVER_WAIT,
+                            rampart_web::logs::alerts::notify(&webhook, body),
+                        )
+                        .await;
+                    });
+                }
             }
             Some(watch)
         }
@@ -483,7 +505,7 @@ async fn housekeeping(
     let mut anomalies: Option<rampart_web::anomalies::Watch> = None;
     for minute in 0u64.. {
         tick.tick().await;
-        anomalies = watch_anomalies(&store, anomalies).await;
+        anomalies = watch_anomalies(&store, anomalies, webhook.as_ref()).await;
         let now = jiff::Timestamp::now().as_second();
         // A sweep ends at most 1,000 sessions; a full one is followed by another, so none
         // is purged below before its end is audited.
