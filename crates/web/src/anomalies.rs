@@ -74,12 +74,12 @@ impl Watch {
                 after = r.seq;
             }
         }
-        Ok(Self {
+        Self {
             detector,
             seen: Some(until),
         }
         .first_mark(store, mark.is_none())
-        .await?)
+        .await
     }
 
     async fn first_mark(self, store: &Store, first: bool) -> Result<Self, StoreError> {
