@@ -72,4 +72,25 @@ fn a_burst_of_failed_logins_raises_alerts_once() {
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("failed_logins_account"), "{}", page.body);
     assert!(page.body.contains("for account bob"), "{}", page.body);
+
+    // Acknowledged with a note (scrubbed), once; only alerts can be acknowledged.
+    let first: serde_json::Value = serde_json::from_str(alerts.lines().next().unwrap()).unwrap();
+    let seq = first["seq"].as_u64().unwrap();
+    let acked = admin.post(
+        &format!("/anomalies/{seq}/ack"),
+        &[("note", "bob's password manager; asked bob@example.com")],
+    );
+    assert_eq!(acked.status, 303, "{}", acked.body);
+    let page = admin.get("/anomalies").body;
+    assert!(
+        page.contains("user:admin: bob&#39;s password manager"),
+        "{page}"
+    );
+    assert!(!page.contains("bob@example.com"), "{page}");
+    let again = r.cli(&["anomaly", "ack", &seq.to_string(), "--note", "again"]);
+    assert_eq!(again.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already acknowledged"));
+    let not_alert = r.cli(&["anomaly", "ack", "1", "--note", "x"]);
+    assert_eq!(not_alert.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&not_alert.stderr).contains("not an anomaly alert"));
 }

@@ -6,10 +6,11 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::get;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use rampart_access::Permission;
 use rampart_audit::anomaly::{Alert, Detector, Thresholds};
 use rampart_audit::{Action, Actor, AuditEvent, Outcome};
@@ -18,7 +19,7 @@ use rampart_store::{AuditQuery, Store, StoreError};
 use crate::AppState;
 use crate::admin::{nav, require};
 use crate::auth::{Viewer, internal};
-use crate::pages::render;
+use crate::pages::{message, render};
 
 /// Records read per page.
 const PAGE: u32 = 5000;
@@ -129,7 +130,118 @@ impl Watch {
 }
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/anomalies", get(page))
+    Router::new()
+        .route("/anomalies", get(page))
+        .route("/anomalies/{seq}/ack", post(ack_page))
+}
+
+/// Longest acknowledgement note kept, in characters.
+pub const MAX_NOTE: usize = 500;
+
+/// Why an acknowledgement was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AckError {
+    /// No anomaly alert has that record number.
+    #[error("record {0} is not an anomaly alert")]
+    NotAlert(u64),
+    /// It was acknowledged already.
+    #[error("alert {0} was already acknowledged")]
+    Done(u64),
+    /// The note is empty or too long.
+    #[error("give a note of 1 to 500 characters")]
+    Note,
+}
+
+/// Acknowledges the alert at record `seq` with a note (scrubbed here), audited as
+/// `anomaly.ack`.
+pub async fn acknowledge(
+    store: &Store,
+    seq: u64,
+    note: &str,
+    actor: Actor,
+) -> Result<Result<(), AckError>, StoreError> {
+    let note = note.trim();
+    if note.is_empty() || note.chars().count() > MAX_NOTE {
+        return Ok(Err(AckError::Note));
+    }
+    let page = store.audit_page(seq.saturating_sub(1), 1).await?;
+    if !page
+        .first()
+        .is_some_and(|r| r.seq == seq && r.action == Action::AnomalyAlert.as_str())
+    {
+        return Ok(Err(AckError::NotAlert(seq)));
+    }
+    if acks(store).await?.contains_key(&seq) {
+        return Ok(Err(AckError::Done(seq)));
+    }
+    let ev = AuditEvent::new(actor, Action::AnomalyAck, seq.to_string())
+        .detail("note", crate::scrubbed(note));
+    store.append_audit(&[ev]).await?;
+    Ok(Ok(()))
+}
+
+/// The acknowledgements of the last 1,000: alert record number → (who, note).
+async fn acks(
+    store: &Store,
+) -> Result<std::collections::BTreeMap<u64, (String, String)>, StoreError> {
+    let records = store
+        .audit_search(&AuditQuery {
+            action_prefix: Some(Action::AnomalyAck.as_str().into()),
+            limit: 1000,
+            ..AuditQuery::default()
+        })
+        .await?;
+    Ok(records
+        .into_iter()
+        .filter_map(|r| {
+            let seq = r.subject.parse().ok()?;
+            let details: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&r.details).unwrap_or_default();
+            let note = details
+                .get("note")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            Some((seq, (r.actor, note)))
+        })
+        .collect())
+}
+
+#[derive(serde::Deserialize)]
+struct AckForm {
+    note: String,
+}
+
+async fn ack_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(seq): Path<u64>,
+    form: Result<Form<AckForm>, FormRejection>,
+) -> Response {
+    if let Err(r) = require(&state, &viewer, Permission::ViewAudit).await {
+        return r;
+    }
+    let Ok(Form(f)) = form else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            nav(&viewer),
+            "Not acknowledged",
+            "The form was incomplete.",
+            Some("/anomalies"),
+        );
+    };
+    let actor = Actor::User(viewer.account.username.to_string());
+    match acknowledge(&state.store, seq, &f.note, actor).await {
+        Ok(Ok(())) => Redirect::to("/anomalies").into_response(),
+        Ok(Err(e)) => message(
+            StatusCode::BAD_REQUEST,
+            nav(&viewer),
+            "Not acknowledged",
+            &format!("{e}."),
+            Some("/anomalies"),
+        ),
+        Err(e) => internal(e),
+    }
 }
 
 pub(crate) struct AlertRow {
@@ -139,6 +251,7 @@ pub(crate) struct AlertRow {
     pub subject: String,
     pub summary: String,
     pub records: String,
+    pub acked: Option<(String, String)>,
 }
 
 #[derive(Template)]
@@ -165,6 +278,10 @@ async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
         Ok(r) => r,
         Err(e) => return internal(e),
     };
+    let acked = match acks(&state.store).await {
+        Ok(a) => a,
+        Err(e) => return internal(e),
+    };
     let alerts = records
         .into_iter()
         .map(|r| {
@@ -183,6 +300,7 @@ async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
                 rule: field("rule"),
                 summary: field("summary"),
                 records: field("records").replace(',', ", "),
+                acked: acked.get(&r.seq).cloned(),
                 subject: r.subject,
             }
         })

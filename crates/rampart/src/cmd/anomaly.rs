@@ -11,6 +11,14 @@ pub enum AnomalyCommand {
     /// Run the rules over the audit records not read yet (`rampart serve` does this every
     /// minute) and print the alerts raised.
     Scan,
+    /// Acknowledge an alert with a note (`/anomalies` lists them with their record numbers).
+    Ack {
+        /// The alert's audit record number.
+        seq: u64,
+        /// What it was (scrubbed before it is stored).
+        #[arg(long)]
+        note: String,
+    },
 }
 
 /// Runs one anomaly command.
@@ -36,6 +44,12 @@ pub async fn run(ctx: &Ctx, command: AnomalyCommand) -> Result<Exit> {
                 .collect();
             println!("{}", table(&["rule", "about", "what", "records"], rows));
             eprintln!("rampart: {} alerts raised", alerts.len());
+        }
+        AnomalyCommand::Ack { seq, note } => {
+            rampart_web::anomalies::acknowledge(&ctx.store, seq, &note, ctx.actor())
+                .await?
+                .map_err(|e| crate::exit_usage(e.to_string()))?;
+            println!("acknowledged");
         }
     }
     Ok(Exit::Ok)
