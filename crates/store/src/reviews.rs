@@ -157,7 +157,7 @@ pub struct NewCampaign {
     pub missed: ReviewMissed,
     /// Length of the period whose sessions are counted (µs).
     pub period_us: i64,
-    /// For the schedule: open only if no campaign started at or after this time (µs).
+    /// For the schedule: open only if no campaign started after this time (µs).
     pub unless_since_us: Option<i64>,
 }
 
@@ -249,7 +249,7 @@ impl Store {
         }
         let mut w = self.write().await?;
         if let Some(since) = new.unless_since_us {
-            let recent = sqlx::query("SELECT id FROM review_campaigns WHERE started_us >= $1")
+            let recent = sqlx::query("SELECT id FROM review_campaigns WHERE started_us > $1")
                 .bind(since)
                 .fetch_optional(w.conn()?)
                 .await?;

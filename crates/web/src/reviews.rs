@@ -681,7 +681,77 @@ pub async fn acc7(
 
 #[cfg(test)]
 mod tests {
-    use super::cell;
+    #![allow(clippy::unwrap_used)]
+
+    use super::{DAY_US, cell, scheduled};
+    use rampart_access::{Binding, Role, RoleName, TargetGrant, TargetPattern};
+    use rampart_audit::{Action, Actor, AuditEvent};
+    use rampart_identity::policy::PolicyConfig;
+    use rampart_store::Store;
+
+    /// The schedule: nothing to review opens nothing; a campaign opens when none started
+    /// within the interval; at the deadline what is open is revoked.
+    #[tokio::test]
+    async fn the_schedule_opens_a_campaign_per_interval_and_closes_it_at_the_deadline() {
+        let dir = std::env::temp_dir().join(format!("rampart-reviews-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("r.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let policy = PolicyConfig::default();
+        let now = rampart_store::now_us();
+        assert_eq!(scheduled(&store, &policy, now).await.unwrap(), (0, None));
+
+        let ev = |a: Action| AuditEvent::new(Actor::System, a, "x");
+        let role = Role {
+            name: RoleName::parse("ops").unwrap(),
+            permissions: Default::default(),
+            grants: vec![TargetGrant {
+                target: TargetPattern::parse("web-*").unwrap(),
+                environment: None,
+                login: "deploy".into(),
+                forward: vec![],
+            }],
+        };
+        store.put_role(&role, ev(Action::RoleCreate)).await.unwrap();
+        let bind = || Binding {
+            account: "bob".into(),
+            role: role.name.clone(),
+            expires_at: None,
+        };
+        store
+            .bind_role(&bind(), ev(Action::GrantAdd))
+            .await
+            .unwrap();
+
+        let (_, opened) = scheduled(&store, &policy, now).await.unwrap();
+        let first = opened.unwrap();
+        assert_eq!(first.deadline_us, now + 7 * DAY_US);
+        assert_eq!(store.review_items(&first.id).await.unwrap().len(), 1);
+        // Within the interval: nothing new, nothing closed before the deadline.
+        assert_eq!(
+            scheduled(&store, &policy, now + DAY_US).await.unwrap(),
+            (0, None)
+        );
+        // At the deadline the open item is revoked; with no grant left, nothing opens.
+        assert_eq!(
+            scheduled(&store, &policy, now + 7 * DAY_US).await.unwrap(),
+            (1, None)
+        );
+        assert!(store.bindings(Some("bob")).await.unwrap().is_empty());
+        // A grant made later is covered by the next campaign, an interval after the first.
+        store
+            .bind_role(&bind(), ev(Action::GrantAdd))
+            .await
+            .unwrap();
+        assert_eq!(
+            scheduled(&store, &policy, now + 29 * DAY_US).await.unwrap(),
+            (0, None)
+        );
+        let (_, next) = scheduled(&store, &policy, now + 30 * DAY_US).await.unwrap();
+        assert!(next.is_some());
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn csv_cells_are_quoted_and_formulas_defused() {
