@@ -8,6 +8,11 @@
 //!   an address it never logged in from, when it has logged in before.
 //! - **First access to a target**: an SSH or database session of an account on a target it
 //!   never reached, when it has reached others before.
+//! - **Many targets**: sessions of one account to [`Thresholds::many_targets`] different
+//!   targets within [`Thresholds::burst_window_us`]. Fires once per window and account.
+//! - **MFA reset, then a new address**: the first login after an account's second factor
+//!   was reset comes from an address it never logged in from (an attacker resetting and
+//!   enrolling their own authenticator looks like this).
 //! - **Session by a disabled account**: any session start by an account whose last
 //!   `user.disable` is not followed by a `user.enable` (must never happen).
 //!
@@ -24,6 +29,8 @@ pub struct Thresholds {
     pub burst_failures: usize,
     /// The window, in microseconds.
     pub burst_window_us: i64,
+    /// Different targets in the window that make "many".
+    pub many_targets: usize,
 }
 
 impl Default for Thresholds {
@@ -31,6 +38,7 @@ impl Default for Thresholds {
         Self {
             burst_failures: 5,
             burst_window_us: 10 * 60 * 1_000_000,
+            many_targets: 5,
         }
     }
 }
@@ -48,6 +56,10 @@ pub enum Rule {
     FirstTarget,
     /// A session by a disabled account.
     DisabledSession,
+    /// Sessions to many targets in a short time.
+    ManyTargets,
+    /// The first login after an MFA reset, from a new address.
+    MfaResetNewAddress,
 }
 
 impl Rule {
@@ -59,6 +71,8 @@ impl Rule {
             Self::NewAddress => "new_address",
             Self::FirstTarget => "first_target",
             Self::DisabledSession => "disabled_session",
+            Self::ManyTargets => "many_targets",
+            Self::MfaResetNewAddress => "mfa_reset_new_address",
         }
     }
 }
@@ -91,6 +105,8 @@ pub struct Detector {
     addresses: BTreeMap<String, BTreeSet<String>>,
     targets: BTreeMap<String, BTreeSet<String>>,
     disabled: BTreeSet<String>,
+    recent_sessions: BTreeMap<String, VecDeque<(i64, u64, String)>>,
+    resets: BTreeMap<String, u64>,
 }
 
 fn user(actor: &str) -> Option<&str> {
@@ -117,6 +133,12 @@ impl Detector {
             "user.enable" if ok => {
                 self.disabled.remove(&r.subject);
             }
+            "mfa.reset" if ok => {
+                if !self.resets.contains_key(&r.subject) && self.resets.len() >= MAX_KEYS {
+                    self.resets.pop_first();
+                }
+                self.resets.insert(r.subject.clone(), r.seq);
+            }
             "login.password" | "login.mfa" | "ssh.login" if !ok => {
                 self.failure(r, Rule::FailedLoginsAccount, &r.subject, &mut alerts);
                 if !r.source.is_empty() {
@@ -130,6 +152,7 @@ impl Detector {
             "ssh.session.start" | "db.session.start" if ok => {
                 self.disabled_session(r, &mut alerts);
                 self.target(r, &mut alerts);
+                self.many(r, &mut alerts);
             }
             _ => {}
         }
@@ -208,9 +231,21 @@ impl Detector {
         if r.source.is_empty() {
             return;
         }
+        let reset = self.resets.remove(account);
         let seen = self.addresses.entry(account.to_owned()).or_default();
         if seen.contains(&r.source) {
             return;
+        }
+        if let Some(reset) = reset.filter(|_| !seen.is_empty()) {
+            alerts.push(Alert {
+                rule: Rule::MfaResetNewAddress,
+                subject: account.to_owned(),
+                summary: format!(
+                    "{account}'s second factor was reset, and its next login came from {}, never seen for it",
+                    r.source
+                ),
+                seqs: vec![reset, r.seq],
+            });
         }
         if !seen.is_empty() {
             alerts.push(Alert {
@@ -223,6 +258,55 @@ impl Detector {
         if seen.len() < MAX_SEEN {
             seen.insert(r.source.clone());
         }
+    }
+
+    fn many(&mut self, r: &AuditRecord, alerts: &mut Vec<Alert>) {
+        let Some(account) = user(&r.actor) else {
+            return;
+        };
+        let window = self.limits.burst_window_us;
+        if !self.recent_sessions.contains_key(account) && self.recent_sessions.len() >= MAX_KEYS {
+            self.recent_sessions.pop_first();
+        }
+        let recent = self.recent_sessions.entry(account.to_owned()).or_default();
+        recent.push_back((r.time_us, r.seq, r.subject.clone()));
+        while recent
+            .front()
+            .is_some_and(|(t, _, _)| *t <= r.time_us.saturating_sub(window))
+        {
+            recent.pop_front();
+        }
+        // Bounded: a long-running burst keeps only the newest sessions.
+        while recent.len() > MAX_SEEN {
+            recent.pop_front();
+        }
+        let targets: BTreeSet<&str> = recent.iter().map(|(_, _, t)| t.as_str()).collect();
+        if targets.len() < self.limits.many_targets {
+            return;
+        }
+        let id = (Rule::ManyTargets, account.to_owned());
+        if self
+            .fired
+            .get(&id)
+            .is_some_and(|at| *at > r.time_us.saturating_sub(window))
+        {
+            return;
+        }
+        let count = targets.len();
+        let seqs = recent.iter().map(|(_, s, _)| *s).collect();
+        if !self.fired.contains_key(&id) && self.fired.len() >= MAX_KEYS {
+            self.fired.pop_first();
+        }
+        self.fired.insert(id, r.time_us);
+        alerts.push(Alert {
+            rule: Rule::ManyTargets,
+            subject: account.to_owned(),
+            summary: format!(
+                "{account} reached {count} different targets within {} minutes",
+                window / 60_000_000
+            ),
+            seqs,
+        });
     }
 
     fn target(&mut self, r: &AuditRecord, alerts: &mut Vec<Alert>) {
@@ -459,6 +543,78 @@ mod tests {
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].rule, Rule::FirstTarget);
         assert!(alerts[0].summary.contains("db-admin-1"), "{alerts:?}");
+    }
+
+    #[test]
+    fn sessions_to_many_targets_in_a_short_time_fire_once() {
+        let mut lines = vec![(
+            0,
+            "user:eve",
+            "ssh.session.start",
+            "web-1",
+            "success",
+            "10.0.0.3",
+        )];
+        for (i, t) in ["web-2", "web-3", "db-1", "db-2", "db-3"]
+            .iter()
+            .enumerate()
+        {
+            lines.push((
+                i as i64 + 1,
+                "user:eve",
+                "ssh.session.start",
+                t,
+                "success",
+                "10.0.0.3",
+            ));
+        }
+        let alerts: Vec<Alert> = run(&script(&lines))
+            .into_iter()
+            .filter(|a| a.rule == Rule::ManyTargets)
+            .collect();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].seqs, vec![1, 2, 3, 4, 5]);
+        // The same five targets over a day are no burst.
+        let slow: Vec<_> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i as i64 * 60, l.1, l.2, l.3, l.4, l.5))
+            .collect();
+        assert!(
+            run(&script(&slow))
+                .iter()
+                .all(|a| a.rule != Rule::ManyTargets)
+        );
+    }
+
+    #[test]
+    fn a_login_from_a_new_address_after_an_mfa_reset_fires() {
+        let records = script(&[
+            (0, "user:dan", "session.start", "dan", "success", "10.0.0.8"),
+            (10, "cli:root", "mfa.reset", "dan", "success", ""),
+            (
+                11,
+                "user:dan",
+                "session.start",
+                "dan",
+                "success",
+                "203.0.113.50",
+            ),
+            // Reset again; this time dan comes back from his usual place: quiet.
+            (20, "cli:root", "mfa.reset", "dan", "success", ""),
+            (
+                21,
+                "user:dan",
+                "session.start",
+                "dan",
+                "success",
+                "10.0.0.8",
+            ),
+        ]);
+        let alerts = run(&records);
+        let rules: Vec<Rule> = alerts.iter().map(|a| a.rule).collect();
+        assert_eq!(rules, vec![Rule::MfaResetNewAddress, Rule::NewAddress]);
+        assert_eq!(alerts[0].seqs, vec![2, 3]);
     }
 
     #[test]
