@@ -90,6 +90,11 @@ fn a_burst_of_failed_logins_raises_alerts_once() {
     let again = r.cli(&["anomaly", "ack", &seq.to_string(), "--note", "again"]);
     assert_eq!(again.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already acknowledged"));
+    let report = cli_ok(&r, &["report", "--format", "json"]);
+    assert!(
+        report.contains("anomaly alerts in the last 30 days: 2, 1 not acknowledged"),
+        "{report}"
+    );
     let not_alert = r.cli(&["anomaly", "ack", "1", "--note", "x"]);
     assert_eq!(not_alert.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&not_alert.stderr).contains("not an anomaly alert"));

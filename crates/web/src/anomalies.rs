@@ -180,6 +180,25 @@ pub async fn acknowledge(
     Ok(Ok(()))
 }
 
+/// Anomaly alerts since `since_us` (at most 1,000 read), and how many of them nobody
+/// acknowledged.
+pub async fn open_alerts(store: &Store, since_us: i64) -> Result<(usize, usize), StoreError> {
+    let alerts = store
+        .audit_search(&AuditQuery {
+            action_prefix: Some(Action::AnomalyAlert.as_str().into()),
+            since_us: Some(since_us),
+            limit: 1000,
+            ..AuditQuery::default()
+        })
+        .await?;
+    let acked = acks(store).await?;
+    let open = alerts
+        .iter()
+        .filter(|r| !acked.contains_key(&r.seq))
+        .count();
+    Ok((alerts.len(), open))
+}
+
 /// The acknowledgements of the last 1,000: alert record number → (who, note).
 async fn acks(
     store: &Store,

@@ -582,8 +582,8 @@ pub async fn acc3(store: &Store) -> Result<rampart_report::Finding, StoreError> 
     ))
 }
 
-/// ACC-7 evidence: the last completed review campaign (when, and what was decided) and the
-/// open one's progress. Fails when no campaign completed within `review_interval_days` +
+/// ACC-7 evidence: the last completed review campaign (when, and what was decided), the
+/// open one's progress, and the anomaly alerts of the last 30 days not yet acknowledged. Fails when no campaign completed within `review_interval_days` +
 /// `review_days` (while some grant reaches a target), or when the last one flagged grants
 /// nobody reviewed.
 pub async fn acc7(
@@ -644,6 +644,11 @@ pub async fn acc7(
             when(Some(c.deadline_us))
         ));
     }
+    let (alerts, open_alerts) =
+        crate::anomalies::open_alerts(store, now_us.saturating_sub(30 * DAY_US)).await?;
+    evidence.push(format!(
+        "anomaly alerts in the last 30 days: {alerts}, {open_alerts} not acknowledged (/anomalies)"
+    ));
     evidence.push(format!(
         "a campaign every {} days, {} days to decide; grants undecided at the deadline: {}",
         policy.review_interval_days.get(),
