@@ -202,6 +202,10 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         config.policy.clone(),
         alerts_webhook(&config)?,
     ));
+    let anomalies = tokio::spawn(keep_watching_anomalies(
+        store.clone(),
+        alerts_webhook(&config)?,
+    ));
 
     tracing::info!(https = %config.web.https_listen, http = %config.web.http_listen, origin = %config.web.public_origin(), "rampart is serving");
     eprintln!(
@@ -241,6 +245,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     network.abort();
     backups.abort();
     housekeeping.abort();
+    anomalies.abort();
     if let Some(task) = bastion {
         task.abort();
     }
@@ -380,6 +385,20 @@ fn backup_alerts(config: &crate::config::Config) -> Result<rampart_backup::sched
     }))
 }
 
+/// Every minute, the anomaly rules over the new audit records, in their own task: learning
+/// a long history at startup holds up nothing else.
+async fn keep_watching_anomalies(
+    store: Arc<Store>,
+    webhook: Option<Arc<rampart_web::logs::alerts::Webhook>>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut watch = None;
+    loop {
+        tick.tick().await;
+        watch = watch_anomalies(&store, watch, webhook.as_ref()).await;
+    }
+}
+
 /// One step of the anomaly rules over the audit log (ACC-7), each alert also sent to the
 /// signed `[logs.alerts]` webhook (in the background) as `{"rule": "anomaly", "kind",
 /// "subject", "summary", "records", "at"}`; `None` after an error, so the next minute
@@ -492,7 +511,7 @@ pub(crate) fn read_key(path: &std::path::Path) -> Result<Vec<u8>> {
 
 /// Signs a checkpoint of the audit head every ten minutes and purges dead sessions.
 /// Every minute, ends (and audits) the sessions that timed out and the access requests
-/// that lapsed, runs the access review schedule and the anomaly rules; every ten minutes, signs
+/// that lapsed and runs the access review schedule; every ten minutes, signs
 /// an audit checkpoint and purges sessions past their absolute lifetime.
 async fn housekeeping(
     store: Arc<Store>,
@@ -502,10 +521,8 @@ async fn housekeeping(
     webhook: Option<Arc<rampart_web::logs::alerts::Webhook>>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
-    let mut anomalies: Option<rampart_web::anomalies::Watch> = None;
     for minute in 0u64.. {
         tick.tick().await;
-        anomalies = watch_anomalies(&store, anomalies, webhook.as_ref()).await;
         let now = jiff::Timestamp::now().as_second();
         // A sweep ends at most 1,000 sessions; a full one is followed by another, so none
         // is purged below before its end is audited.
