@@ -415,8 +415,9 @@ impl Store {
     /// Keeps or revokes the grant of an open item, with a reason (scrubbed by the caller).
     /// `decider` is a user name or the CLI operator (`cli:…`); `reviews_all` says whether it
     /// holds `access.review` (an operator on the CLI does). A revocation deletes the binding
-    /// in the same transaction as the decision and its `review.decide` and `grant.remove`
-    /// records.
+    /// of the account and role in the same transaction as the decision and its
+    /// `review.decide` and `grant.remove` records (a binding made again since the campaign
+    /// opened is the same grant and goes too).
     #[allow(clippy::too_many_arguments)]
     pub async fn decide_review(
         &self,
