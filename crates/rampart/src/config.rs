@@ -143,7 +143,7 @@ max_body_kib = 16384
 [logs.alerts]
 # Seconds between evaluations of the alert rules (1 to 3600).
 every_seconds = 30
-# URL receiving a JSON POST when an alert fires and when it resolves (and when backups fail, when an access request is filed, approved, denied or expires, and when an anomaly rule over the audit log fires), signed X-Rampart-Signature: sha256=<hex HMAC-SHA-256 of the body>.
+# URL receiving a JSON POST when an alert fires and when it resolves (and when backups fail, when an access request is filed, approved, denied or expires, when an access review campaign opens or closes, and when an anomaly rule over the audit log fires), signed X-Rampart-Signature: sha256=<hex HMAC-SHA-256 of the body>.
 # webhook_url = "https://hooks.example.com/rampart"
 # File holding the HMAC key of the signature (required with webhook_url).
 # webhook_secret_file = "/etc/rampart/webhook.key"

@@ -558,12 +558,26 @@ async fn housekeeping(
         )
         .await
         {
-            Ok((decided, opened)) => {
+            Ok((decided, closed, opened)) => {
                 if decided > 0 {
                     tracing::info!(items = decided, "access review items missed their deadline");
                 }
-                if let Some(c) = opened {
+                if let Some(c) = &opened {
                     tracing::info!(campaign = %c.id, "opened an access review campaign");
+                }
+                if let Some(webhook) = &webhook {
+                    for c in closed.into_iter().chain(opened) {
+                        let (store, webhook) = (store.clone(), webhook.clone());
+                        tokio::spawn(async move {
+                            rampart_web::reviews::notice(
+                                &store,
+                                Some(&webhook),
+                                &c,
+                                rampart_web::access_hooks::SERVER_WAIT,
+                            )
+                            .await;
+                        });
+                    }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not run the access review schedule"),

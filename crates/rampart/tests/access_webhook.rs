@@ -1,6 +1,6 @@
-//! EXT-1 notices: access requests filed, approved and denied go to the signed webhook of
-//! `[logs.alerts]` (verified here with openssl); a webhook that hangs holds up nothing and
-//! its undelivered notice is audited.
+//! EXT-1 notices: access requests filed, approved and denied (and access review campaigns
+//! opened and closed) go to the signed webhook of `[logs.alerts]` (verified here with
+//! openssl); a webhook that hangs holds up nothing and its undelivered notice is audited.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -113,6 +113,20 @@ fn request_steps_are_sent_signed_to_the_webhook() {
     assert_eq!(denied["event"], "denied");
     assert_eq!(denied["status"], "denied");
     assert_eq!(denied["request"], second.as_str());
+
+    // Access reviews: a campaign opened and closed is noticed too (bob's approved grant).
+    let campaign = cli_ok(&r, &["review", "start", "--days", "0"])
+        .trim()
+        .to_owned();
+    let opened = next_notice(&rx, &r);
+    assert_eq!(opened["rule"], "review");
+    assert_eq!(opened["kind"], "review_opened");
+    assert_eq!(opened["campaign"], campaign.as_str());
+    assert_eq!(opened["grants"], 1);
+    cli_ok(&r, &["review", "sweep"]);
+    let closed = next_notice(&rx, &r);
+    assert_eq!(closed["kind"], "review_closed");
+    assert_eq!(closed["missed"], 1);
 }
 
 #[test]

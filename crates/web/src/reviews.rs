@@ -64,14 +64,95 @@ pub async fn start(
         .await
 }
 
+/// Closes the campaigns past their deadline at `now_us`; returns how many open items were
+/// revoked or flagged, and the campaigns closed.
+pub async fn sweep(store: &Store, now_us: i64) -> Result<(usize, Vec<Campaign>), StoreError> {
+    let due: Vec<String> = store
+        .review_campaigns()
+        .await?
+        .into_iter()
+        .filter(|c| c.open && c.deadline_us <= now_us)
+        .map(|c| c.id)
+        .collect();
+    let decided = store.sweep_reviews(now_us).await?;
+    let mut closed = Vec::new();
+    for id in due {
+        if let Some(c) = store.review_campaign(&id).await?
+            && !c.open
+        {
+            closed.push(c);
+        }
+    }
+    Ok((decided, closed))
+}
+
+/// Sends a notice of a campaign opened or closed to the signed `[logs.alerts]` webhook as
+/// `{"rule": "review", "kind": "review_opened"|"review_closed", "campaign", "started",
+/// "deadline", "grants", "kept", "revoked", "missed", "flagged", "open", "unused", "at"}`,
+/// waiting at most `wait`; an undelivered notice is audited as `access.notify`.
+pub async fn notice(
+    store: &Store,
+    webhook: Option<&crate::logs::alerts::Webhook>,
+    c: &Campaign,
+    wait: std::time::Duration,
+) {
+    let Some(webhook) = webhook else {
+        return;
+    };
+    let items = match store.review_items(&c.id).await {
+        Ok(items) => items,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read a campaign for its notice");
+            return;
+        }
+    };
+    let o = outcome(c, &items);
+    let kind = if c.open {
+        "review_opened"
+    } else {
+        "review_closed"
+    };
+    let body = serde_json::json!({
+        "rule": "review",
+        "kind": kind,
+        "campaign": c.id,
+        "started": when(Some(c.started_us)),
+        "deadline": when(Some(c.deadline_us)),
+        "grants": o.total,
+        "kept": o.kept,
+        "revoked": o.revoked,
+        "missed": o.missed,
+        "flagged": o.flagged,
+        "open": o.open,
+        "unused": o.unused,
+        "at": jiff::Timestamp::now().to_string(),
+    })
+    .to_string()
+    .into_bytes();
+    let sent = tokio::time::timeout(wait, crate::logs::alerts::notify(webhook, body))
+        .await
+        .unwrap_or(false);
+    if !sent {
+        let ev = AuditEvent::new(Actor::System, Action::AccessNotify, c.id.clone())
+            .outcome(rampart_audit::Outcome::Failure)
+            .detail("event", kind)
+            .detail("reason", "the webhook did not take the notice");
+        if let Err(e) = store.append_audit(&[ev]).await {
+            tracing::warn!(error = %e, "could not audit an undelivered review notice");
+        }
+    }
+}
+
 /// The minute sweep: closes campaigns past their deadline, then opens one when none
 /// started in the last `policy.review_interval_days` (and some grant reaches a target).
+/// Returns the open items decided at their deadline, the campaigns closed and the one
+/// opened.
 pub async fn scheduled(
     store: &Store,
     policy: &PolicyConfig,
     now_us: i64,
-) -> Result<(usize, Option<Campaign>), StoreError> {
-    let decided = store.sweep_reviews(now_us).await?;
+) -> Result<(usize, Vec<Campaign>, Option<Campaign>), StoreError> {
+    let (decided, closed) = sweep(store, now_us).await?;
     let interval = policy.review_interval_days.get().saturating_mul(DAY_US);
     let opened = store
         .start_review(
@@ -85,7 +166,7 @@ pub async fn scheduled(
             Actor::System,
         )
         .await?;
-    Ok((decided, opened))
+    Ok((decided, closed, opened))
 }
 
 /// A time as `YYYY-MM-DD HH:MM UTC`, or `-`.
@@ -704,7 +785,10 @@ mod tests {
         let store = Store::open(&url).await.unwrap();
         let policy = PolicyConfig::default();
         let now = rampart_store::now_us();
-        assert_eq!(scheduled(&store, &policy, now).await.unwrap(), (0, None));
+        assert_eq!(
+            scheduled(&store, &policy, now).await.unwrap(),
+            (0, vec![], None)
+        );
 
         let ev = |a: Action| AuditEvent::new(Actor::System, a, "x");
         let role = Role {
@@ -728,20 +812,20 @@ mod tests {
             .await
             .unwrap();
 
-        let (_, opened) = scheduled(&store, &policy, now).await.unwrap();
+        let (_, _, opened) = scheduled(&store, &policy, now).await.unwrap();
         let first = opened.unwrap();
         assert_eq!(first.deadline_us, now + 7 * DAY_US);
         assert_eq!(store.review_items(&first.id).await.unwrap().len(), 1);
         // Within the interval: nothing new, nothing closed before the deadline.
         assert_eq!(
             scheduled(&store, &policy, now + DAY_US).await.unwrap(),
-            (0, None)
+            (0, vec![], None)
         );
         // At the deadline the open item is revoked; with no grant left, nothing opens.
-        assert_eq!(
-            scheduled(&store, &policy, now + 7 * DAY_US).await.unwrap(),
-            (1, None)
-        );
+        let (decided, closed, opened) = scheduled(&store, &policy, now + 7 * DAY_US).await.unwrap();
+        assert_eq!((decided, opened), (1, None));
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].id, first.id);
         assert!(store.bindings(Some("bob")).await.unwrap().is_empty());
         // A grant made later is covered by the next campaign, an interval after the first.
         store
@@ -750,9 +834,9 @@ mod tests {
             .unwrap();
         assert_eq!(
             scheduled(&store, &policy, now + 29 * DAY_US).await.unwrap(),
-            (0, None)
+            (0, vec![], None)
         );
-        let (_, next) = scheduled(&store, &policy, now + 30 * DAY_US).await.unwrap();
+        let (_, _, next) = scheduled(&store, &policy, now + 30 * DAY_US).await.unwrap();
         assert!(next.is_some());
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);

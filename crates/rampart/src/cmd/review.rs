@@ -72,6 +72,14 @@ pub async fn run(ctx: &Ctx, command: ReviewCommand) -> Result<Exit> {
                 .ok_or_else(|| anyhow::anyhow!("no campaign was opened"))?;
             let items = store.review_items(&c.id).await?;
             println!("{}", c.id);
+            let webhook = crate::serve::alerts_webhook(&ctx.config)?;
+            rampart_web::reviews::notice(
+                store,
+                webhook.as_deref(),
+                &c,
+                rampart_web::access_hooks::CLI_WAIT,
+            )
+            .await;
             eprintln!(
                 "rampart: {} grants to review by {}",
                 items.len(),
@@ -212,8 +220,18 @@ pub async fn run(ctx: &Ctx, command: ReviewCommand) -> Result<Exit> {
             }
         }
         ReviewCommand::Sweep => {
-            let n = store.sweep_reviews(now).await?;
+            let (n, closed) = rampart_web::reviews::sweep(store, now).await?;
             println!("{n} open items decided at their deadline");
+            let webhook = crate::serve::alerts_webhook(&ctx.config)?;
+            for c in &closed {
+                rampart_web::reviews::notice(
+                    store,
+                    webhook.as_deref(),
+                    c,
+                    rampart_web::access_hooks::CLI_WAIT,
+                )
+                .await;
+            }
         }
     }
     Ok(Exit::Ok)
