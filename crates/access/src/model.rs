@@ -147,6 +147,7 @@ permissions! {
     ViewAudit = "audit.view", "Read and export the audit log.";
     ViewReport = "report.view", "Read the control report.";
     ApproveAccess = "access.approve", "Approve or deny other people's access requests.";
+    ReviewAccess = "access.review", "Start access reviews and keep or revoke other people's grants in them (ACC-7).";
     ViewLogs = "logs.view", "Search and tail application logs and see their alerts.";
     BackupView = "backup.view", "List backups and their retention plan (BAK-5).";
     BackupRun = "backup.run", "Start a backup run.";

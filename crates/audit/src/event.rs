@@ -99,6 +99,12 @@ actions! {
     AccessApprove = "access.approve", "An approver approved an access request.";
     AccessDeny = "access.deny", "An approver denied an access request.";
     AccessExpire = "access.expire", "An access request lapsed with nobody deciding.";
+    AccessNotify = "access.notify", "A notice of an access request (filed, approved, denied, expired) or an access review (opened, closed) could not be delivered to the webhook (outcome failure).";
+    AnomalyAlert = "anomaly.alert", "An anomaly rule fired over the audit log (details: the rule and the records behind it).";
+    AnomalyAck = "anomaly.ack", "An anomaly alert was acknowledged with a note (the subject is the alert's record number).";
+    ReviewStart = "review.start", "An access review campaign opened over every grant that reaches the gateway (ACC-7).";
+    ReviewDecide = "review.decide", "A grant under review was kept or revoked (reason \"missed review\": decided at the deadline).";
+    ReviewClose = "review.close", "An access review campaign closed at its deadline.";
     TargetAdd = "target.add", "A target was registered or changed.";
     TargetRemove = "target.remove", "A target was removed.";
     Authorize = "access.authorize", "An access decision was made for a target.";

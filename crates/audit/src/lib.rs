@@ -11,6 +11,7 @@
 //! stored; details hold only text rampart produced itself or text that went through the
 //! scrubber.
 
+pub mod anomaly;
 mod checkpoint;
 mod event;
 

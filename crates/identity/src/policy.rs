@@ -17,6 +17,36 @@ pub enum MfaPolicy {
     Optional,
 }
 
+/// What happens to a grant whose review is still open at the campaign's deadline (ACC-7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewMissed {
+    /// The grant is removed (default): nobody vouched for it.
+    #[default]
+    Revoke,
+    /// The grant stays and the item is flagged in the campaign and the report.
+    Flag,
+}
+
+impl ReviewMissed {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoke => "revoke",
+            Self::Flag => "flag",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "revoke" => Some(Self::Revoke),
+            "flag" => Some(Self::Flag),
+            _ => None,
+        }
+    }
+}
+
 /// Authentication policy.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -40,6 +70,12 @@ pub struct PolicyConfig {
     pub request_approvals: Bounded<1, 3>,
     /// Hours a request waits for approvals before it lapses (1–168).
     pub request_pending_hours: Bounded<1, 168>,
+    /// Days between access review campaigns (1–365, ACC-7).
+    pub review_interval_days: Bounded<1, 365>,
+    /// Days a campaign stays open for decisions (1–90).
+    pub review_days: Bounded<1, 90>,
+    /// What happens to a grant still undecided at the deadline: `revoke` (default) or `flag`.
+    pub review_missed: ReviewMissed,
 }
 
 impl Default for PolicyConfig {
@@ -54,6 +90,9 @@ impl Default for PolicyConfig {
             request_max_hours: Bounded::clamped(8),
             request_approvals: Bounded::clamped(1),
             request_pending_hours: Bounded::clamped(24),
+            review_interval_days: Bounded::clamped(30),
+            review_days: Bounded::clamped(7),
+            review_missed: ReviewMissed::Revoke,
         }
     }
 }

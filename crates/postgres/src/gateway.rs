@@ -396,6 +396,7 @@ impl Gateway {
                 limit: self.config.max_message_bytes(),
                 audit_wait: Duration::from_secs(u64::from(self.config.audit_wait_seconds)),
                 until: login.permit.until(),
+                role: login.permit.role().to_string(),
                 session: session.clone(),
                 health: self.health.clone(),
             };
@@ -410,6 +411,10 @@ impl Gateway {
                 End::ClientProtocol => Some((
                     "08P01",
                     "rampart ended the session: a message broke the protocol or was larger than postgres.max_message_kib",
+                )),
+                End::GrantRemoved => Some((
+                    "57P01",
+                    "the grant that allowed this session was removed (or the account disabled); rampart ended it",
                 )),
                 End::Client
                 | End::Server
@@ -431,7 +436,7 @@ impl Gateway {
             map.remove(&pid);
         }
         let outcome = match end {
-            End::Client | End::Server | End::GrantExpired => Outcome::Success,
+            End::Client | End::Server | End::GrantExpired | End::GrantRemoved => Outcome::Success,
             End::AuditFailed
             | End::AuditUnavailable
             | End::ClientProtocol

@@ -62,6 +62,9 @@ pub enum End {
     Server,
     /// The grant the session rests on expired.
     GrantExpired,
+    /// The grant the session rests on was removed (revoked in an access review, removed by
+    /// an admin) or the account was disabled.
+    GrantRemoved,
     /// An audit record could not be committed in time.
     AuditFailed,
     /// The audit log was refusing writes, so a new statement was not forwarded.
@@ -79,6 +82,7 @@ impl End {
             Self::Client => "client",
             Self::Server => "server",
             Self::GrantExpired => "grant expired",
+            Self::GrantRemoved => "grant removed",
             Self::AuditFailed => "audit write failed",
             Self::AuditUnavailable => "audit log unavailable",
             Self::ClientProtocol => "client protocol error",
@@ -190,13 +194,45 @@ pub struct Relay {
     pub audit_wait: Duration,
     /// When the grant ends (the session ends then).
     pub until: Option<jiff::Timestamp>,
+    /// The role whose grant the session rests on: the session ends when the grant is
+    /// removed (checked every [`RECHECK`]).
+    pub role: String,
     /// The session.
     pub session: Arc<SessionInfo>,
     /// Whether the audit log takes writes.
     pub health: Arc<AuditHealth>,
 }
 
+/// How often a live session checks that its grant and account still stand.
+pub const RECHECK: Duration = Duration::from_secs(5);
+
 impl Relay {
+    /// Returns when the grant the session rests on is gone or the account is disabled;
+    /// a store that cannot be read leaves the session alone until the next check (its
+    /// expiry still ends it).
+    async fn removed(&self) -> End {
+        let mut tick = tokio::time::interval(RECHECK);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let account = self.session.account.as_str();
+            let (bindings, who) = match tokio::try_join!(
+                self.store.bindings(Some(account)),
+                self.store.account_by_login(account)
+            ) {
+                Ok(facts) => facts,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not re-check a database session's grant");
+                    continue;
+                }
+            };
+            let granted = bindings.iter().any(|b| b.role.as_str() == self.role);
+            if !granted || !who.is_some_and(|a| a.active) {
+                return End::GrantRemoved;
+            }
+        }
+    }
+
     /// Relays until either side ends; returns why, and how many statements were audited.
     pub async fn run<CR, CW, SR, SW>(
         &self,
@@ -215,6 +251,7 @@ impl Relay {
         let end = tokio::select! {
             end = client_to_server(client_r, server_w, &shared, self) => end,
             end = server_to_client(server_r, client_w, &shared, self) => end,
+            end = self.removed() => end,
         };
         (end, shared.statements.load(Ordering::Relaxed))
     }

@@ -1,6 +1,7 @@
 //! One module per group of subcommands, and what they share.
 
 pub mod access;
+pub mod anomaly;
 pub mod apps;
 pub mod audit;
 pub mod backup;
@@ -9,6 +10,7 @@ pub mod logs;
 pub mod net;
 pub mod report;
 pub mod requests;
+pub mod review;
 pub mod scrub;
 pub mod ssh;
 pub mod user;

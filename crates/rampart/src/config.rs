@@ -104,6 +104,12 @@ request_max_hours = 8
 request_approvals = 1
 # Hours a request waits for approvals before it lapses (1 to 168).
 request_pending_hours = 24
+# Days between access review campaigns over every grant that reaches the gateway (1 to 365, ACC-7).
+review_interval_days = 30
+# Days a campaign stays open for keep/revoke decisions (1 to 90).
+review_days = 7
+# A grant still undecided at the deadline: "revoke" removes it, "flag" keeps it and marks it in the campaign and the report.
+review_missed = "revoke"
 
 [network]
 # Directory of inventory files to check (AWS CLI describe-* JSON, `terraform show -json` plans, rampart TOML). Re-checked when a file changes. Absent: the network controls are not checked.
@@ -139,7 +145,7 @@ max_body_kib = 16384
 [logs.alerts]
 # Seconds between evaluations of the alert rules (1 to 3600).
 every_seconds = 30
-# URL receiving a JSON POST when an alert fires and when it resolves, signed X-Rampart-Signature: sha256=<hex HMAC-SHA-256 of the body>.
+# URL receiving a JSON POST when an alert fires and when it resolves (and when backups fail, when an access request is filed, approved, denied or expires, when an access review campaign opens or closes, and when an anomaly rule over the audit log fires), signed X-Rampart-Signature: sha256=<hex HMAC-SHA-256 of the body>.
 # webhook_url = "https://hooks.example.com/rampart"
 # File holding the HMAC key of the signature (required with webhook_url).
 # webhook_secret_file = "/etc/rampart/webhook.key"

@@ -81,6 +81,12 @@ enum Command {
     /// Access requests: ask for a role for a few hours, approved by someone else (EXT-1).
     #[command(subcommand)]
     Access(cmd::requests::AccessCommand),
+    /// Access review campaigns: keep or revoke every grant that reaches a target (ACC-7).
+    #[command(subcommand)]
+    Review(cmd::review::ReviewCommand),
+    /// Anomaly rules over the audit log: failed-login bursts, new addresses, first targets (ACC-7).
+    #[command(subcommand)]
+    Anomaly(cmd::anomaly::AnomalyCommand),
     /// Read, verify and export the audit log (LOG-3).
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
@@ -203,6 +209,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 Command::Role(c) => cmd::access::run_role(&ctx, c).await,
                 Command::Grant(c) => cmd::access::run_grant(&ctx, c).await,
                 Command::Access(c) => cmd::requests::run(&ctx, c).await,
+                Command::Review(c) => cmd::review::run(&ctx, c).await,
+                Command::Anomaly(c) => cmd::anomaly::run(&ctx, c).await,
                 Command::Audit(c) => cmd::audit::run(&ctx, c).await,
                 Command::Report(args) => cmd::report::run(&ctx, args).await,
                 Command::Logs(c) => cmd::logs::run(&ctx, c).await,

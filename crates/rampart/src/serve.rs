@@ -123,6 +123,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         ssh: Some(ssh_hooks(dir, &master_for_recordings)),
         db_gateway: config.postgres.listen,
         apps,
+        access_webhook: alerts_webhook(&config)?,
     });
 
     store
@@ -233,6 +234,12 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         store.clone(),
         signing,
         config.policy.sessions(),
+        config.policy.clone(),
+        alerts_webhook(&config)?,
+    ));
+    let anomalies = tokio::spawn(keep_watching_anomalies(
+        store.clone(),
+        alerts_webhook(&config)?,
     ));
 
     tracing::info!(https = %config.web.https_listen, http = %config.web.http_listen, origin = %config.web.public_origin(), "rampart is serving");
@@ -283,6 +290,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     network.abort();
     backups.abort();
     housekeeping.abort();
+    anomalies.abort();
     if let Some(task) = bastion {
         task.abort();
     }
@@ -401,18 +409,7 @@ fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener> {
 /// when one is set, as `{"rule": "backup", "kind": "backup_failed", "source", "status",
 /// "at", "error"}`.
 fn backup_alerts(config: &crate::config::Config) -> Result<rampart_backup::schedule::Notify> {
-    let alerts = &config.logs.alerts;
-    let webhook = match (&alerts.webhook_url, &alerts.webhook_secret_file) {
-        (Some(url), Some(file)) => {
-            let key =
-                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            Some(Arc::new(rampart_web::logs::alerts::Webhook {
-                url: url.clone(),
-                key: rampart_core::Secret::new(key.trim_ascii().to_vec()),
-            }))
-        }
-        _ => None,
-    };
+    let webhook = alerts_webhook(config)?;
     Ok(Arc::new(move |alert: rampart_backup::schedule::Alert| {
         let Some(webhook) = webhook.clone() else {
             return;
@@ -427,8 +424,125 @@ fn backup_alerts(config: &crate::config::Config) -> Result<rampart_backup::sched
         })
         .to_string()
         .into_bytes();
-        tokio::spawn(async move { rampart_web::logs::alerts::notify(&webhook, body).await });
+        tokio::spawn(async move {
+            let _ = rampart_web::logs::alerts::notify(&webhook, body).await;
+        });
     }))
+}
+
+/// Every minute, the anomaly rules over the new audit records, in their own task: learning
+/// a long history at startup holds up nothing else.
+async fn keep_watching_anomalies(
+    store: Arc<Store>,
+    webhook: Option<Arc<rampart_web::logs::alerts::Webhook>>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut watch = None;
+    loop {
+        tick.tick().await;
+        watch = watch_anomalies(&store, watch, webhook.as_ref()).await;
+    }
+}
+
+/// One step of the anomaly rules over the audit log (ACC-7), each alert also sent to the
+/// signed `[logs.alerts]` webhook (in the background) as `{"rule": "anomaly", "kind",
+/// "subject", "summary", "records", "at"}`; `None` after an error, so the next minute
+/// learns the history again.
+async fn watch_anomalies(
+    store: &Store,
+    watch: Option<rampart_web::anomalies::Watch>,
+    webhook: Option<&Arc<rampart_web::logs::alerts::Webhook>>,
+) -> Option<rampart_web::anomalies::Watch> {
+    let mut watch = match watch {
+        Some(w) => w,
+        None => match rampart_web::anomalies::Watch::start(store).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start the anomaly rules");
+                return None;
+            }
+        },
+    };
+    match watch.step(store).await {
+        Ok(alerts) => {
+            for a in &alerts {
+                tracing::warn!(rule = a.rule.as_str(), subject = %a.subject, "{}", a.summary);
+                if let Some(webhook) = webhook.cloned() {
+                    let body = serde_json::json!({
+                        "rule": "anomaly",
+                        "kind": a.rule.as_str(),
+                        "subject": a.subject,
+                        "summary": a.summary,
+                        "records": a.seqs.iter().take(50).collect::<Vec<_>>(),
+                        "at": jiff::Timestamp::now().to_string(),
+                    })
+                    .to_string()
+                    .into_bytes();
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(
+                            rampart_web::access_hooks::SERVER_WAIT,
+                            rampart_web::logs::alerts::notify(&webhook, body),
+                        )
+                        .await;
+                    });
+                }
+            }
+            Some(watch)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not run the anomaly rules");
+            None
+        }
+    }
+}
+
+/// Sends the expiry notices of the requests that lapsed in the sweep at `at_us` (those
+/// expired whose deadline is within the minute before it).
+async fn notify_expired(
+    store: &Arc<Store>,
+    webhook: Option<&Arc<rampart_web::logs::alerts::Webhook>>,
+    at_us: i64,
+) {
+    use rampart_web::access_hooks::{Event, spawn};
+    let Some(webhook) = webhook else {
+        return;
+    };
+    let Ok(requests) = store.access_requests(None).await else {
+        return;
+    };
+    for r in requests.into_iter().filter(|r| {
+        r.status == rampart_store::RequestStatus::Expired
+            && r.pending_until_us <= at_us
+            && r.pending_until_us > at_us - 61_000_000
+    }) {
+        spawn(
+            store.clone(),
+            Some(webhook.clone()),
+            Event::Expired,
+            r,
+            "expired",
+            "system",
+        );
+    }
+}
+
+/// The signed webhook of `[logs.alerts]`, when one is set (backup alerts and access
+/// request notices go there too).
+pub(crate) fn alerts_webhook(
+    config: &crate::config::Config,
+) -> Result<Option<Arc<rampart_web::logs::alerts::Webhook>>> {
+    let alerts = &config.logs.alerts;
+    Ok(match (&alerts.webhook_url, &alerts.webhook_secret_file) {
+        (Some(url), Some(file)) => {
+            let key =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            Some(Arc::new(rampart_web::logs::alerts::Webhook {
+                url: url.clone(),
+                key: rampart_core::Secret::new(key.trim_ascii().to_vec()),
+            }))
+        }
+        _ => None,
+    })
 }
 
 pub(crate) fn read_key(path: &std::path::Path) -> Result<Vec<u8>> {
@@ -442,12 +556,14 @@ pub(crate) fn read_key(path: &std::path::Path) -> Result<Vec<u8>> {
 
 /// Signs a checkpoint of the audit head every ten minutes and purges dead sessions.
 /// Every minute, ends (and audits) the sessions that timed out and the access requests
-/// that lapsed; every ten minutes, signs
+/// that lapsed and runs the access review schedule; every ten minutes, signs
 /// an audit checkpoint and purges sessions past their absolute lifetime.
 async fn housekeeping(
     store: Arc<Store>,
     signing: SigningKey,
     sessions: rampart_identity::session::SessionPolicy,
+    policy: rampart_identity::policy::PolicyConfig,
+    webhook: Option<Arc<rampart_web::logs::alerts::Webhook>>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     for minute in 0u64.. {
@@ -470,13 +586,46 @@ async fn housekeeping(
                 }
             }
         }
-        match store
-            .expire_access_requests(jiff::Timestamp::now().as_microsecond())
-            .await
-        {
+        let lapsing = jiff::Timestamp::now().as_microsecond();
+        match store.expire_access_requests(lapsing).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(requests = n, "access requests lapsed"),
+            Ok(n) => {
+                tracing::info!(requests = n, "access requests lapsed");
+                notify_expired(&store, webhook.as_ref(), lapsing).await;
+            }
             Err(e) => tracing::warn!(error = %e, "could not expire access requests"),
+        }
+        // Access reviews (ACC-7): close campaigns past their deadline, open the next one.
+        match rampart_web::reviews::scheduled(
+            &store,
+            &policy,
+            jiff::Timestamp::now().as_microsecond(),
+        )
+        .await
+        {
+            Ok((decided, closed, opened)) => {
+                if decided > 0 {
+                    tracing::info!(items = decided, "access review items missed their deadline");
+                }
+                if let Some(c) = &opened {
+                    tracing::info!(campaign = %c.id, "opened an access review campaign");
+                }
+                if let Some(webhook) = &webhook {
+                    for c in closed.into_iter().chain(opened) {
+                        let (store, webhook) = (store.clone(), webhook.clone());
+                        tokio::spawn(async move {
+                            rampart_web::reviews::notice(
+                                &store,
+                                Some(&webhook),
+                                &c,
+                                rampart_web::access_hooks::SERVER_WAIT,
+                            )
+                            .await;
+                        });
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not run the access review schedule"),
         }
         if minute % 10 != 0 {
             continue;

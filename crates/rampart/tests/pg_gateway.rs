@@ -813,6 +813,36 @@ fn a_session_ends_when_the_grant_it_rests_on_expires() {
     );
 }
 
+/// A grant removed during a session (revoked in an access review, removed by an admin)
+/// ends the session at the next re-check, within seconds.
+#[test]
+fn a_session_ends_when_the_grant_it_rests_on_is_removed() {
+    let s = setup();
+    let started = Instant::now();
+    let psql = std::thread::scope(|scope| {
+        let running =
+            scope.spawn(|| s.psql_as("orders-db", &s.token, "require", "SELECT pg_sleep(60)"));
+        // Once the session has begun, the grant goes.
+        while !s.records().iter().any(|(a, _, _)| a == "db.session.start") {
+            assert!(started.elapsed() < Duration::from_secs(20), "no session");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cli_ok(&s.r, &["grant", "remove", "alice", "dba"]);
+        running.join().unwrap()
+    });
+    assert!(!psql.status.success());
+    assert!(started.elapsed() < Duration::from_secs(40));
+    let err = String::from_utf8_lossy(&psql.stderr);
+    assert!(err.contains("was removed"), "{err}");
+    assert!(
+        s.records()
+            .iter()
+            .any(|(a, _, d)| a == "db.session.end" && d["reason"] == "grant removed"),
+        "{:?}",
+        s.records()
+    );
+}
+
 #[test]
 fn large_results_stream_through_and_notifications_and_parameter_status_reach_the_client() {
     let s = setup();

@@ -18,6 +18,7 @@
 
 mod access_requests;
 mod accounts;
+mod anomalies;
 mod apps;
 mod audit;
 mod backups;
@@ -26,6 +27,7 @@ mod direct;
 mod log_tokens;
 mod migrate;
 mod policy;
+pub mod reviews;
 mod sessions;
 mod ssh;
 

@@ -271,6 +271,39 @@ CREATE TABLE db_credentials (
 )
 ";
 
+/// Access review campaigns (ACC-7) and their items: one per grant that reached the gateway
+/// when the campaign opened, with the facts the reviewer saw and the decision.
+const V10_REVIEWS: &str = "
+CREATE TABLE review_campaigns (
+    id TEXT PRIMARY KEY,
+    started_us BIGINT NOT NULL,
+    deadline_us BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    missed TEXT NOT NULL,
+    started_by TEXT NOT NULL,
+    closed_us BIGINT
+);
+CREATE INDEX review_campaigns_started ON review_campaigns(started_us);
+CREATE TABLE review_items (
+    id TEXT PRIMARY KEY,
+    campaign TEXT NOT NULL REFERENCES review_campaigns(id) ON DELETE CASCADE,
+    account TEXT NOT NULL,
+    role TEXT NOT NULL,
+    expires_us BIGINT,
+    granted_us BIGINT NOT NULL,
+    granted_by TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    last_use_us BIGINT,
+    sessions BIGINT NOT NULL,
+    targets TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    decided_by TEXT NOT NULL,
+    decided_us BIGINT
+);
+CREATE INDEX review_items_campaign ON review_items(campaign, account)
+";
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -325,6 +358,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "apps",
         sqlite: V9_APPS,
         postgres: V9_APPS,
+    },
+    Migration {
+        version: 10,
+        name: "reviews",
+        sqlite: V10_REVIEWS,
+        postgres: V10_REVIEWS,
     },
 ];
 

@@ -16,6 +16,7 @@ use rampart_identity::AccountKind;
 use rampart_store::{AccessRequest, Approval, RequestStatus};
 use serde::Deserialize;
 
+use crate::access_hooks::{self, Event};
 use crate::admin::{nav, require};
 use crate::auth::{Viewer, internal};
 use crate::pages::{message, render};
@@ -179,7 +180,11 @@ async fn create(
     };
     let actor = Actor::User(request.requester.clone());
     match state.store.create_access_request(&request, actor).await {
-        Ok(()) => Redirect::to("/access").into_response(),
+        Ok(()) => {
+            let by = request.requester.clone();
+            notice(&state, Event::Filed, request, &by);
+            Redirect::to("/access").into_response()
+        }
         Err(rampart_store::StoreError::NotFound(what)) => {
             refused(&viewer, &format!("There is no {what}."))
         }
@@ -187,12 +192,26 @@ async fn create(
     }
 }
 
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ApproveForm {
+    code: String,
+}
+
 async fn approve(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
+    form: Result<Form<ApproveForm>, FormRejection>,
 ) -> Response {
     if let Err(r) = require(&state, &viewer, Permission::ApproveAccess).await {
+        return r;
+    }
+    let code = form.map(|Form(f)| f.code).unwrap_or_default();
+    if let Err(r) =
+        crate::sensitive::require_recent_mfa(&state, &viewer, &code, "access.approve", "/access")
+            .await
+    {
         return r;
     }
     let me = viewer.account.username.to_string();
@@ -203,7 +222,10 @@ async fn approve(
         .approve_access_request(&id, &me, Actor::User(me.clone()), needed, now)
         .await
     {
-        Ok(Ok(Approval::Counted | Approval::Granted(_))) => Redirect::to("/access").into_response(),
+        Ok(Ok(Approval::Counted | Approval::Granted(_))) => {
+            decided(&state, Event::Approved, &id, &me).await;
+            Redirect::to("/access").into_response()
+        }
         Ok(Err(e)) => refused(&viewer, &format!("{e}.")),
         Err(e) => internal(e),
     }
@@ -240,8 +262,36 @@ async fn deny(
         .deny_access_request(&id, &me, Actor::User(me.clone()), &scrubbed(reason), now)
         .await
     {
-        Ok(Ok(())) => Redirect::to("/access").into_response(),
+        Ok(Ok(())) => {
+            decided(&state, Event::Denied, &id, &me).await;
+            Redirect::to("/access").into_response()
+        }
         Ok(Err(e)) => refused(&viewer, &format!("{e}.")),
         Err(e) => internal(e),
+    }
+}
+
+/// Sends a notice of the request to the webhook, in the background.
+fn notice(state: &AppState, event: Event, r: AccessRequest, by: &str) {
+    let status = r.status.as_str();
+    access_hooks::spawn(
+        state.store.clone(),
+        state.access_webhook.clone(),
+        event,
+        r,
+        status,
+        by,
+    );
+}
+
+/// After a decision: the notice with the request as it now stands.
+async fn decided(state: &AppState, event: Event, id: &str, by: &str) {
+    if state.access_webhook.is_none() {
+        return;
+    }
+    match state.store.access_request(id).await {
+        Ok(Some(r)) => notice(state, event, r, by),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read a decided request for its notice"),
     }
 }

@@ -376,6 +376,17 @@ async fn save_role(State(state): State<AppState>, viewer: Viewer, body: String) 
         .filter(|(k, _)| k == "perm")
         .map(|(_, v)| v.clone())
         .collect();
+    if let Err(r) = crate::sensitive::require_recent_mfa(
+        &state,
+        &viewer,
+        field("code"),
+        "roles.manage",
+        "/roles",
+    )
+    .await
+    {
+        return r;
+    }
     let role = match ops::make_role(field("name"), &perms, field("grants")) {
         Ok(r) => r,
         Err(e) => return op_error(&viewer, e, "/roles"),
@@ -391,13 +402,27 @@ async fn delete_role(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(name): Path<String>,
+    form: Result<Form<CodeForm>, FormRejection>,
 ) -> Response {
     if let Err(r) = require(&state, &viewer, Permission::ManageRoles).await {
+        return r;
+    }
+    let code = form.map(|Form(f)| f.code).unwrap_or_default();
+    if let Err(r) =
+        crate::sensitive::require_recent_mfa(&state, &viewer, &code, "roles.manage", "/roles").await
+    {
         return r;
     }
     let ev =
         AuditEvent::new(actor(&viewer), Action::RoleDelete, name.clone()).source(viewer.source);
     saved(&viewer, state.store.remove_role(&name, ev).await, "/roles")
+}
+
+/// The second-factor code a sensitive form may carry (ACC-2).
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct CodeForm {
+    code: String,
 }
 
 #[derive(Deserialize)]
@@ -406,6 +431,8 @@ struct BindingForm {
     role: String,
     #[serde(default)]
     hours: String,
+    #[serde(default)]
+    code: String,
 }
 
 async fn add_binding(
@@ -419,6 +446,12 @@ async fn add_binding(
     let Ok(Form(f)) = form else {
         return bad_request(&viewer, "The form was incomplete.", "/roles");
     };
+    if let Err(r) =
+        crate::sensitive::require_recent_mfa(&state, &viewer, &f.code, "roles.manage", "/roles")
+            .await
+    {
+        return r;
+    }
     let Ok(role) = RoleName::parse(f.role.trim()) else {
         return bad_request(&viewer, "That is not a role name.", "/roles");
     };
@@ -471,6 +504,8 @@ async fn add_binding(
 struct UnbindForm {
     account: String,
     role: String,
+    #[serde(default)]
+    code: String,
 }
 
 async fn delete_binding(
@@ -484,6 +519,12 @@ async fn delete_binding(
     let Ok(Form(f)) = form else {
         return bad_request(&viewer, "The form was incomplete.", "/roles");
     };
+    if let Err(r) =
+        crate::sensitive::require_recent_mfa(&state, &viewer, &f.code, "roles.manage", "/roles")
+            .await
+    {
+        return r;
+    }
     let ev = AuditEvent::new(actor(&viewer), Action::GrantRemove, f.account.clone())
         .source(viewer.source)
         .detail("role", f.role.clone());

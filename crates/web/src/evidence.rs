@@ -1,4 +1,5 @@
-//! Evidence for the controls this room can prove: ACC-1, ACC-2, ACC-6, LOG-3, EXT-1 and
+//! Evidence for the controls this room can prove: ACC-1, ACC-2, ACC-3 and ACC-7 (from
+//! [`crate::reviews`]), ACC-6, LOG-3, EXT-1 and
 //! ENC-3 (SSH sessions through the bastion) from the store, ENC-2 from a live probe ([`crate::probe`]), LOG-1, LOG-2 and LOG-5 from
 //! the log store ([`logs`]).
 
@@ -27,6 +28,12 @@ pub async fn collect(store: &Store, policy: &PolicyConfig, extra: Vec<Finding>) 
         ext1(store, policy).await.map_err(|e| (ControlId::Ext1, e)),
         enc3(store).await.map_err(|e| (ControlId::Enc3, e)),
         log4(store).await.map_err(|e| (ControlId::Log4, e)),
+        crate::reviews::acc3(store)
+            .await
+            .map_err(|e| (ControlId::Acc3, e)),
+        crate::reviews::acc7(store, policy)
+            .await
+            .map_err(|e| (ControlId::Acc7, e)),
     ];
     for result in results {
         findings.push(result.unwrap_or_else(|(control, e)| {

@@ -8,8 +8,10 @@
 //! step, session and admin change is audited in the same transaction as the change.
 
 mod access;
+pub mod access_hooks;
 pub mod acme;
 mod admin;
+pub mod anomalies;
 pub mod apps;
 mod auth;
 pub mod backups;
@@ -21,6 +23,8 @@ pub mod network;
 pub mod ops;
 mod pages;
 pub mod probe;
+pub mod reviews;
+mod sensitive;
 pub mod ssh;
 pub mod tls;
 
@@ -136,6 +140,8 @@ pub struct Inner {
     pub db_gateway: Option<std::net::SocketAddr>,
     /// Apps behind the front door (`[[apps]]`), when any are configured.
     pub apps: Option<Arc<apps::Apps>>,
+    /// The signed webhook of `[logs.alerts]`, for access request notices, when one is set.
+    pub access_webhook: Option<Arc<logs::alerts::Webhook>>,
 }
 
 impl AppState {
@@ -171,6 +177,8 @@ pub fn https_router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(access::routes())
+        .merge(reviews::routes())
+        .merge(anomalies::routes())
         .merge(databases::routes())
         .merge(logs::page_routes())
         .merge(backups::routes())

@@ -141,7 +141,11 @@ pub struct Person {
 /// Checks that `person` exists, is active, holds `permission` and has a second-factor check
 /// within the last 5 minutes (asking for a code on a terminal when needed). Refusals are
 /// audited and exit 64 with the reason.
-async fn person_may(ctx: &Ctx, person: &Person, permission: Permission) -> Result<Actor> {
+pub(crate) async fn person_may(
+    ctx: &Ctx,
+    person: &Person,
+    permission: Permission,
+) -> Result<Actor> {
     let account = ctx
         .store
         .account_by_login(&person.who)

@@ -1,9 +1,11 @@
 //! `rampart access …`: access requests from the command line (EXT-1). The operator files
-//! requests on someone's behalf and decides them as `cli:<user>`, which is never the
-//! requester.
+//! requests on someone's behalf and denies them as `cli:<user>`, which is never the
+//! requester; approving names the approver (`--as`), who must hold access.approve and
+//! have passed a second-factor check within the last 5 minutes (ACC-2).
 
 use anyhow::Result;
 use rampart_store::{AccessRequest, Approval, RequestStatus};
+use rampart_web::access_hooks::Event;
 
 use super::{Ctx, table};
 use crate::{Exit, exit_usage};
@@ -32,9 +34,13 @@ pub enum AccessCommand {
         reason: String,
     },
     /// Approve a pending request; the approval that completes policy.request_approvals grants the role.
+    /// Needs a person holding access.approve with a second-factor check in the last 5 minutes (ACC-2).
     Approve {
         /// The request's id (`rampart access list`).
         id: String,
+        /// The approver.
+        #[command(flatten)]
+        person: super::backup::Person,
     },
     /// Deny a pending request.
     Deny {
@@ -44,6 +50,27 @@ pub enum AccessCommand {
         #[arg(long)]
         reason: String,
     },
+}
+
+/// Sends the notice of request `id` as it now stands to the alerts webhook, waiting at
+/// most [`rampart_web::access_hooks::CLI_WAIT`] (an undelivered notice is audited).
+async fn notice(ctx: &Ctx, event: Event, id: &str, by: &str) -> Result<()> {
+    let Some(webhook) = crate::serve::alerts_webhook(&ctx.config)? else {
+        return Ok(());
+    };
+    if let Some(r) = ctx.store.access_request(id).await? {
+        rampart_web::access_hooks::deliver(
+            &ctx.store,
+            Some(&webhook),
+            event,
+            &r,
+            r.status.as_str(),
+            by,
+            rampart_web::access_hooks::CLI_WAIT,
+        )
+        .await;
+    }
+    Ok(())
 }
 
 /// Runs one access request command.
@@ -131,15 +158,25 @@ pub async fn run(ctx: &Ctx, command: AccessCommand) -> Result<Exit> {
                 .await
                 .map_err(|e| exit_usage(e.to_string()))?;
             println!("{}", request.id);
+            notice(ctx, Event::Filed, &request.id, &ctx.actor().to_string()).await?;
         }
-        AccessCommand::Approve { id } => {
-            let actor = ctx.actor();
+        AccessCommand::Approve { id, person } => {
+            let actor =
+                super::backup::person_may(ctx, &person, rampart_access::Permission::ApproveAccess)
+                    .await?;
+            let approver = match &actor {
+                rampart_audit::Actor::User(name) => name.clone(),
+                other => other.to_string(),
+            };
             let needed = usize::try_from(policy.request_approvals.get()).unwrap_or(1);
-            match ctx
+            let outcome = ctx
                 .store
-                .approve_access_request(&id, &actor.to_string(), actor, needed, now)
-                .await?
-            {
+                .approve_access_request(&id, &approver, actor, needed, now)
+                .await?;
+            if outcome.is_ok() {
+                notice(ctx, Event::Approved, &id, &approver).await?;
+            }
+            match outcome {
                 Ok(Approval::Counted) => println!("approval counted; more are needed"),
                 Ok(Approval::Granted(until)) => println!(
                     "granted until {}",
@@ -167,6 +204,7 @@ pub async fn run(ctx: &Ctx, command: AccessCommand) -> Result<Exit> {
                 .await?
                 .map_err(|e| exit_usage(e.to_string()))?;
             println!("denied");
+            notice(ctx, Event::Denied, &id, &ctx.actor().to_string()).await?;
         }
     }
     Ok(Exit::Ok)

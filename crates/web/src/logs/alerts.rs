@@ -126,7 +126,7 @@ pub async fn evaluate_once(
             .map_err(|e| e.to_string())?;
             if changed && let Some(webhook) = webhook {
                 let body = payload(rule, &source, measure, fires, now);
-                notify(webhook, body).await;
+                let _ = notify(webhook, body).await;
             }
         }
     }
@@ -183,13 +183,13 @@ fn payload(rule: &Rule, source: &str, measure: Measure, fires: bool, now_us: i64
 }
 
 /// POSTs a notice, retrying a few times; a failure is logged (the state change and its
-/// audit record are already committed).
-pub async fn notify(webhook: &Webhook, body: Vec<u8>) {
+/// audit record are already committed). Returns whether the endpoint took it.
+pub async fn notify(webhook: &Webhook, body: Vec<u8>) -> bool {
     let signed = signature(webhook.key.expose_secret(), &body);
     for attempt in 1..=WEBHOOK_ATTEMPTS {
         match tokio::time::timeout(WEBHOOK_TIMEOUT, post(&webhook.url, body.clone(), &signed)).await
         {
-            Ok(Ok(status)) if (200..300).contains(&status) => return,
+            Ok(Ok(status)) if (200..300).contains(&status) => return true,
             Ok(Ok(status)) => {
                 tracing::warn!(status, attempt, "the alert webhook answered with an error");
             }
@@ -198,6 +198,7 @@ pub async fn notify(webhook: &Webhook, body: Vec<u8>) {
         }
         tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
     }
+    false
 }
 
 async fn post(url: &str, body: Vec<u8>, signed: &str) -> Result<u16, String> {

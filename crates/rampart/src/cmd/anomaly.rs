@@ -1,0 +1,56 @@
+//! `rampart anomaly …`: the anomaly rules over the audit log (ACC-7) on demand.
+
+use anyhow::Result;
+
+use super::{Ctx, table};
+use crate::Exit;
+
+/// Anomaly commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum AnomalyCommand {
+    /// Run the rules over the audit records not read yet (`rampart serve` does this every
+    /// minute) and print the alerts raised.
+    Scan,
+    /// Acknowledge an alert with a note (`/anomalies` lists them with their record numbers).
+    Ack {
+        /// The alert's audit record number.
+        seq: u64,
+        /// What it was (scrubbed before it is stored).
+        #[arg(long)]
+        note: String,
+    },
+}
+
+/// Runs one anomaly command.
+pub async fn run(ctx: &Ctx, command: AnomalyCommand) -> Result<Exit> {
+    match command {
+        AnomalyCommand::Scan => {
+            let mut watch = rampart_web::anomalies::Watch::start(&ctx.store).await?;
+            let alerts = watch.step(&ctx.store).await?;
+            let rows = alerts
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.rule.as_str().to_owned(),
+                        a.subject.clone(),
+                        a.summary.clone(),
+                        a.seqs
+                            .iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    ]
+                })
+                .collect();
+            println!("{}", table(&["rule", "about", "what", "records"], rows));
+            eprintln!("rampart: {} alerts raised", alerts.len());
+        }
+        AnomalyCommand::Ack { seq, note } => {
+            rampart_web::anomalies::acknowledge(&ctx.store, seq, &note, ctx.actor())
+                .await?
+                .map_err(|e| crate::exit_usage(e.to_string()))?;
+            println!("acknowledged");
+        }
+    }
+    Ok(Exit::Ok)
+}

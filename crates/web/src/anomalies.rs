@@ -1,0 +1,335 @@
+//! `/anomalies`: the anomaly rules of [`rampart_audit::anomaly`] run over the audit log
+//! (ACC-7). [`Watch`] learns the history once, then reads new records (`rampart serve` every
+//! minute; `rampart anomaly scan` on demand); each alert becomes an `anomaly.alert` audit
+//! record (outcome failure) naming the records behind it, written in the same transaction
+//! as the mark of how far the rules have read, so an alert is written once.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use rampart_access::Permission;
+use rampart_audit::anomaly::{Alert, Detector, Thresholds};
+use rampart_audit::{Action, Actor, AuditEvent, Outcome};
+use rampart_store::{AuditQuery, Store, StoreError};
+
+use crate::AppState;
+use crate::admin::{nav, require};
+use crate::auth::{Viewer, internal};
+use crate::pages::{message, render};
+
+/// Records read per page.
+const PAGE: u32 = 5000;
+
+/// Pages read per step at most (the next step goes on).
+const MAX_PAGES: usize = 20;
+
+/// Record numbers named per alert at most.
+const MAX_NAMED: usize = 50;
+
+/// The rules and how far they have read.
+#[derive(Debug)]
+pub struct Watch {
+    detector: Detector,
+    seen: Option<u64>,
+}
+
+/// The audit event of an alert.
+pub fn event(alert: &Alert) -> AuditEvent {
+    let records: Vec<String> = alert
+        .seqs
+        .iter()
+        .take(MAX_NAMED)
+        .map(u64::to_string)
+        .collect();
+    AuditEvent::new(Actor::System, Action::AnomalyAlert, alert.subject.clone())
+        .outcome(Outcome::Failure)
+        .detail("rule", alert.rule.as_str())
+        .detail("summary", alert.summary.clone())
+        .detail("records", records.join(","))
+}
+
+impl Watch {
+    /// Learns the history up to the stored mark (records there raised their alerts
+    /// already). On the very first run there is no mark: the whole history is learned and
+    /// raises nothing, and the next step starts after it.
+    pub async fn start(store: &Store) -> Result<Self, StoreError> {
+        let mark = store.anomaly_seen().await?;
+        let head = store.audit_head().await?.map_or(0, |r| r.seq);
+        let until = mark.unwrap_or(head);
+        let mut detector = Detector::new(Thresholds::default());
+        let mut after = 0;
+        'pages: while after < until {
+            let page = store.audit_page(after, PAGE).await?;
+            if page.is_empty() {
+                break;
+            }
+            for r in &page {
+                if r.seq > until {
+                    break 'pages;
+                }
+                let _ = detector.observe(r);
+                after = r.seq;
+            }
+        }
+        Self {
+            detector,
+            seen: Some(until),
+        }
+        .first_mark(store, mark.is_none())
+        .await
+    }
+
+    async fn first_mark(self, store: &Store, first: bool) -> Result<Self, StoreError> {
+        if first {
+            let seen = self.seen.unwrap_or(0);
+            // Another process may have set it meanwhile: then its mark counts.
+            if let Err(theirs) = store.record_anomalies(&[], None, seen).await? {
+                return Ok(Self {
+                    seen: theirs,
+                    ..self
+                });
+            }
+        }
+        Ok(self)
+    }
+
+    /// Reads the records after the mark, records the alerts they raise, and returns them.
+    /// After an error, start again with [`Watch::start`].
+    pub async fn step(&mut self, store: &Store) -> Result<Vec<Alert>, StoreError> {
+        let mut raised = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let from = self.seen;
+            let page = store.audit_page(from.unwrap_or(0), PAGE).await?;
+            let Some(last) = page.last().map(|r| r.seq) else {
+                break;
+            };
+            let alerts: Vec<Alert> = page
+                .iter()
+                .filter(|r| r.action != Action::AnomalyAlert.as_str())
+                .flat_map(|r| self.detector.observe(r))
+                .collect();
+            let events: Vec<AuditEvent> = alerts.iter().map(event).collect();
+            match store.record_anomalies(&events, from, last).await? {
+                Ok(()) => {
+                    self.seen = Some(last);
+                    raised.extend(alerts);
+                }
+                // Someone else recorded these: their mark counts, the alerts are theirs.
+                Err(theirs) => self.seen = theirs.max(Some(last)),
+            }
+            if page.len() < PAGE as usize {
+                break;
+            }
+        }
+        Ok(raised)
+    }
+}
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/anomalies", get(page))
+        .route("/anomalies/{seq}/ack", post(ack_page))
+}
+
+/// Longest acknowledgement note kept, in characters.
+pub const MAX_NOTE: usize = 500;
+
+/// Why an acknowledgement was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AckError {
+    /// No anomaly alert has that record number.
+    #[error("record {0} is not an anomaly alert")]
+    NotAlert(u64),
+    /// It was acknowledged already.
+    #[error("alert {0} was already acknowledged")]
+    Done(u64),
+    /// The note is empty or too long.
+    #[error("give a note of 1 to 500 characters")]
+    Note,
+}
+
+/// Acknowledges the alert at record `seq` with a note (scrubbed here), audited as
+/// `anomaly.ack`.
+pub async fn acknowledge(
+    store: &Store,
+    seq: u64,
+    note: &str,
+    actor: Actor,
+) -> Result<Result<(), AckError>, StoreError> {
+    let note = note.trim();
+    if note.is_empty() || note.chars().count() > MAX_NOTE {
+        return Ok(Err(AckError::Note));
+    }
+    let page = store.audit_page(seq.saturating_sub(1), 1).await?;
+    if !page
+        .first()
+        .is_some_and(|r| r.seq == seq && r.action == Action::AnomalyAlert.as_str())
+    {
+        return Ok(Err(AckError::NotAlert(seq)));
+    }
+    if acks(store).await?.contains_key(&seq) {
+        return Ok(Err(AckError::Done(seq)));
+    }
+    let ev = AuditEvent::new(actor, Action::AnomalyAck, seq.to_string())
+        .detail("note", crate::scrubbed(note));
+    store.append_audit(&[ev]).await?;
+    Ok(Ok(()))
+}
+
+/// Anomaly alerts since `since_us` (at most 1,000 read), and how many of them nobody
+/// acknowledged.
+pub async fn open_alerts(store: &Store, since_us: i64) -> Result<(usize, usize), StoreError> {
+    let alerts = store
+        .audit_search(&AuditQuery {
+            action_prefix: Some(Action::AnomalyAlert.as_str().into()),
+            since_us: Some(since_us),
+            limit: 1000,
+            ..AuditQuery::default()
+        })
+        .await?;
+    let acked = acks(store).await?;
+    let open = alerts
+        .iter()
+        .filter(|r| !acked.contains_key(&r.seq))
+        .count();
+    Ok((alerts.len(), open))
+}
+
+/// The acknowledgements of the last 1,000: alert record number → (who, note).
+async fn acks(
+    store: &Store,
+) -> Result<std::collections::BTreeMap<u64, (String, String)>, StoreError> {
+    let records = store
+        .audit_search(&AuditQuery {
+            action_prefix: Some(Action::AnomalyAck.as_str().into()),
+            limit: 1000,
+            ..AuditQuery::default()
+        })
+        .await?;
+    Ok(records
+        .into_iter()
+        .filter_map(|r| {
+            let seq = r.subject.parse().ok()?;
+            let details: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&r.details).unwrap_or_default();
+            let note = details
+                .get("note")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            Some((seq, (r.actor, note)))
+        })
+        .collect())
+}
+
+#[derive(serde::Deserialize)]
+struct AckForm {
+    note: String,
+}
+
+async fn ack_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(seq): Path<u64>,
+    form: Result<Form<AckForm>, FormRejection>,
+) -> Response {
+    if let Err(r) = require(&state, &viewer, Permission::ViewAudit).await {
+        return r;
+    }
+    let Ok(Form(f)) = form else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            nav(&viewer),
+            "Not acknowledged",
+            "The form was incomplete.",
+            Some("/anomalies"),
+        );
+    };
+    let actor = Actor::User(viewer.account.username.to_string());
+    match acknowledge(&state.store, seq, &f.note, actor).await {
+        Ok(Ok(())) => Redirect::to("/anomalies").into_response(),
+        Ok(Err(e)) => message(
+            StatusCode::BAD_REQUEST,
+            nav(&viewer),
+            "Not acknowledged",
+            &format!("{e}."),
+            Some("/anomalies"),
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+pub(crate) struct AlertRow {
+    pub seq: u64,
+    pub time: String,
+    pub rule: String,
+    pub subject: String,
+    pub summary: String,
+    pub records: String,
+    pub acked: Option<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "anomalies.html")]
+pub(crate) struct AnomaliesPage {
+    pub nav: Option<String>,
+    pub flash: Option<String>,
+    pub alerts: Vec<AlertRow>,
+}
+
+async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
+    if let Err(r) = require(&state, &viewer, Permission::ViewAudit).await {
+        return r;
+    }
+    let records = match state
+        .store
+        .audit_search(&AuditQuery {
+            action_prefix: Some(Action::AnomalyAlert.as_str().into()),
+            limit: 200,
+            ..AuditQuery::default()
+        })
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
+    let acked = match acks(&state.store).await {
+        Ok(a) => a,
+        Err(e) => return internal(e),
+    };
+    let alerts = records
+        .into_iter()
+        .map(|r| {
+            let details: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&r.details).unwrap_or_default();
+            let field = |k: &str| {
+                details
+                    .get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            AlertRow {
+                seq: r.seq,
+                time: crate::reviews::when(Some(r.time_us)),
+                rule: field("rule"),
+                summary: field("summary"),
+                records: field("records").replace(',', ", "),
+                acked: acked.get(&r.seq).cloned(),
+                subject: r.subject,
+            }
+        })
+        .collect();
+    render(
+        StatusCode::OK,
+        &AnomaliesPage {
+            nav: nav(&viewer),
+            flash: None,
+            alerts,
+        },
+    )
+}
