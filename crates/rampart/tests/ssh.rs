@@ -396,6 +396,62 @@ fn a_shell_is_recorded_scrubbed_and_replays() {
         played.contains("here") && !played.contains("alice@example.com"),
         "{played}"
     );
+
+    // The web player: the recording page runs the vendored asciinema player under a
+    // policy of its own (scripts from rampart itself only); every other page keeps the
+    // front door's, which allows no script. Chromium plays the scrubbed session.
+    let admin = w.r.curl();
+    enroll(&admin, &w.r.admin_enroll_url);
+    let recording = format!("/ssh/sessions/{id}/recording");
+    let page = admin.get(&recording);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let policy = page.header("content-security-policy").unwrap_or_default();
+    assert!(
+        policy.contains("script-src 'self' 'wasm-unsafe-eval'"),
+        "{policy}"
+    );
+    assert!(
+        page.body.contains("/static/asciinema-player.js"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("alice@example.com"));
+    let js = admin.get("/static/asciinema-player.js");
+    assert_eq!(js.status, 200);
+    assert!(
+        js.header("content-type")
+            .unwrap_or_default()
+            .starts_with("text/javascript"),
+        "{:?}",
+        js.header("content-type")
+    );
+    let list = admin.get("/ssh/sessions");
+    let policy = list.header("content-security-policy").unwrap_or_default();
+    assert!(
+        policy.starts_with("default-src 'none'") && !policy.contains("script-src"),
+        "{policy}"
+    );
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists(),
+        "playwright-core missing: run scripts/test (or `cd tests/browser && npm ci`)"
+    );
+    let out = std::process::Command::new("node")
+        .arg(root.join("tests/browser/replay.mjs"))
+        .arg(w.r.origin())
+        .arg(admin.jar())
+        .arg(&recording)
+        .arg("here")
+        .output()
+        .expect("node runs (apt-get install -y nodejs)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("replay passed"), "{said}");
 }
 
 /// Starts `ssh … sleep 120` through the bastion; returns the client and the session id

@@ -28,12 +28,15 @@ pub struct Cast {
 }
 
 impl Cast {
-    /// The header line for a terminal of `width`×`height` started at `unix_seconds`.
+    /// The header line for a terminal of `width`×`height` started at `unix_seconds`. A
+    /// client without a terminal of its own (`ssh -tt` from a script) reports 0×0: that is
+    /// recorded as 80×24, the size players assume, not as one cell.
     pub fn header(width: u32, height: u32, unix_seconds: i64, term: &str) -> String {
+        let size = |n: u32, unknown: u32| if n == 0 { unknown } else { n.min(1000) };
         serde_json::json!({
             "version": 2,
-            "width": width.clamp(1, 1000),
-            "height": height.clamp(1, 1000),
+            "width": size(width, 80),
+            "height": size(height, 24),
             "timestamp": unix_seconds,
             "env": {"TERM": term.chars().take(64).collect::<String>()},
         })
@@ -281,6 +284,21 @@ mod tests {
         assert_eq!(h["version"], 2);
         assert_eq!(h["width"], 80);
         assert_eq!(h["env"]["TERM"], "xterm");
+    }
+
+    #[test]
+    fn an_unknown_terminal_size_is_recorded_as_80_by_24_and_a_huge_one_is_capped() {
+        let h: serde_json::Value = serde_json::from_str(&Cast::header(0, 0, 0, "dumb")).unwrap();
+        assert_eq!(
+            (h["width"].as_u64(), h["height"].as_u64()),
+            (Some(80), Some(24))
+        );
+        let h: serde_json::Value =
+            serde_json::from_str(&Cast::header(5000, 3, 0, "xterm")).unwrap();
+        assert_eq!(
+            (h["width"].as_u64(), h["height"].as_u64()),
+            (Some(1000), Some(3))
+        );
     }
 
     #[test]

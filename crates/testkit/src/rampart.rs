@@ -221,6 +221,11 @@ impl Curl {
         }
     }
 
+    /// The cookie jar (Netscape format), to hand the session to another client.
+    pub fn jar(&self) -> &Path {
+        &self.jar
+    }
+
     /// GET over HTTPS.
     pub fn get(&self, path: &str) -> Response {
         self.run(&[&format!("https://{}:{}{path}", self.host, self.https_port)])

@@ -44,6 +44,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ssh/sessions/{id}/kill", post(kill))
         .route("/ssh/sessions/{id}/recording", get(transcript))
         .route("/ssh/sessions/{id}/cast", get(cast))
+        .route("/static/asciinema-player.js", get(player_js))
+        .route("/static/asciinema-player.css", get(player_css))
+        .route("/static/replay.js", get(replay_js))
         .route("/account/ssh-keys", post(add_key))
         .route("/account/ssh-keys/remove", post(remove_key))
 }
@@ -235,7 +238,7 @@ async fn transcript(
         Ok(c) => c,
         Err(r) => return r,
     };
-    render(
+    let mut page = render(
         StatusCode::OK,
         &pages::SshRecording {
             nav: nav(&viewer),
@@ -243,6 +246,51 @@ async fn transcript(
             id,
             text: terminal_text(&cast),
         },
+    );
+    // The one page that runs scripts: the vendored player, from rampart itself, which
+    // fetches the cast from here and compiles its terminal emulator (WebAssembly). The
+    // front door keeps a policy a handler has set.
+    page.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(PLAYER_CSP),
+    );
+    page
+}
+
+/// The recording page's policy: the front door's, plus scripts and fetches from rampart
+/// itself and WebAssembly compilation for the player.
+pub(crate) const PLAYER_CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// A vendored file, cached by the browser for an hour.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn player_js() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../static/asciinema-player/asciinema-player.min.js"),
+    )
+}
+
+async fn player_css() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../static/asciinema-player/asciinema-player.css"),
+    )
+}
+
+async fn replay_js() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../static/replay.js"),
     )
 }
 
