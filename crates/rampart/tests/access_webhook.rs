@@ -10,36 +10,11 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use support::*;
 
 const KEY: &str = "access-webhook-key-0123456789";
-
-/// HMAC-SHA-256 computed by openssl, independently of rampart.
-fn openssl_hmac(body: &[u8]) -> String {
-    let mut child = Command::new("openssl")
-        .args(["dgst", "-sha256", "-hmac", KEY, "-hex"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("openssl missing: apt-get install -y openssl");
-    child.stdin.take().unwrap().write_all(body).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    format!("sha256={}", text.trim().rsplit(' ').next().unwrap())
-}
-
-fn next_notice(rx: &mpsc::Receiver<(String, Vec<u8>)>, r: &Rampart) -> serde_json::Value {
-    let (signature, body) = rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("no webhook within 30 s; log:\n{}", r.log()));
-    assert_eq!(signature, openssl_hmac(&body), "signature does not verify");
-    serde_json::from_slice(&body).unwrap()
-}
 
 fn with_webhook(port: u16, keys: &tempfile::TempDir) -> Rampart {
     let key_file = keys.path().join("webhook.key");
@@ -77,7 +52,7 @@ fn request_steps_are_sent_signed_to_the_webhook() {
     cli_ok(&r, &["user", "add", "bob", "--email", "bob@example.com"]);
 
     let first = request(&r, "deploy; mail bob@example.com");
-    let filed = next_notice(&rx, &r);
+    let filed = next_notice(&rx, &r, KEY);
     assert_eq!(filed["kind"], "access_request");
     assert_eq!(filed["event"], "filed");
     assert_eq!(filed["request"], first.as_str());
@@ -96,7 +71,7 @@ fn request_steps_are_sent_signed_to_the_webhook() {
         &[("code", &oathtool(&secret, 30))],
     );
     assert_eq!(approved.status, 303, "{}", approved.body);
-    let notice = next_notice(&rx, &r);
+    let notice = next_notice(&rx, &r, KEY);
     assert_eq!(
         (&notice["event"], &notice["status"], &notice["by"]),
         (
@@ -107,9 +82,9 @@ fn request_steps_are_sent_signed_to_the_webhook() {
     );
 
     let second = request(&r, "again");
-    assert_eq!(next_notice(&rx, &r)["event"], "filed");
+    assert_eq!(next_notice(&rx, &r, KEY)["event"], "filed");
     cli_ok(&r, &["access", "deny", &second, "--reason", "not now"]);
-    let denied = next_notice(&rx, &r);
+    let denied = next_notice(&rx, &r, KEY);
     assert_eq!(denied["event"], "denied");
     assert_eq!(denied["status"], "denied");
     assert_eq!(denied["request"], second.as_str());
@@ -118,13 +93,13 @@ fn request_steps_are_sent_signed_to_the_webhook() {
     let campaign = cli_ok(&r, &["review", "start", "--days", "0"])
         .trim()
         .to_owned();
-    let opened = next_notice(&rx, &r);
+    let opened = next_notice(&rx, &r, KEY);
     assert_eq!(opened["rule"], "review");
     assert_eq!(opened["kind"], "review_opened");
     assert_eq!(opened["campaign"], campaign.as_str());
     assert_eq!(opened["grants"], 1);
     cli_ok(&r, &["review", "sweep"]);
-    let closed = next_notice(&rx, &r);
+    let closed = next_notice(&rx, &r, KEY);
     assert_eq!(closed["kind"], "review_closed");
     assert_eq!(closed["missed"], 1);
 }

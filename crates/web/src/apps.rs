@@ -329,18 +329,8 @@ async fn serve(state: AppState, index: usize, cut: usize, request: Request) -> R
         now,
     );
     let method = request.method().to_string();
-    let public_host = request
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            request
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| state.web.public_host.clone());
+    let public_host =
+        crate::guard::authority(&request).unwrap_or_else(|| state.web.public_host.clone());
     let (app_name, username, via) = (app.name.to_string(), ident.username.clone(), ident.via);
     let tracker = Tracker::new(Box::new(move |finished| {
         slot.send(rampart_proxy::request_event(

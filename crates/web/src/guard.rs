@@ -174,8 +174,13 @@ fn csrf_allows(request: &Request) -> bool {
     ) {
         return true;
     }
-    // HTTP/2 carries the host in the :authority pseudo-header (the URI), not in Host.
-    let authority = request
+    same_origin(request.headers(), &authority(request).unwrap_or_default())
+}
+
+/// The host and port a request was made to, as the client wrote it: HTTP/2 carries it in
+/// the `:authority` pseudo-header (the URI), HTTP/1.1 in `Host`.
+pub(crate) fn authority(request: &Request) -> Option<String> {
+    request
         .uri()
         .authority()
         .map(|a| a.as_str().to_owned())
@@ -186,8 +191,6 @@ fn csrf_allows(request: &Request) -> bool {
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_owned)
         })
-        .unwrap_or_default();
-    same_origin(request.headers(), &authority)
 }
 
 async fn refuse_cross_site(request: Request) -> Response {

@@ -161,3 +161,35 @@ pub fn receiver() -> (u16, mpsc::Receiver<(String, Vec<u8>)>) {
     });
     (port, rx)
 }
+
+/// HMAC-SHA-256 of `body` under `key`, computed by openssl independently of rampart, in
+/// the form rampart's webhooks sign with (`sha256=<hex>`).
+pub fn openssl_hmac(key: &str, body: &[u8]) -> String {
+    let mut child = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-hmac", key, "-hex"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl missing: apt-get install -y openssl");
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    format!("sha256={}", text.trim().rsplit(' ').next().unwrap())
+}
+
+/// The next webhook `receiver()` got, within 30 s, its signature checked against `key`.
+pub fn next_notice(
+    rx: &mpsc::Receiver<(String, Vec<u8>)>,
+    r: &Rampart,
+    key: &str,
+) -> serde_json::Value {
+    let (signature, body) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("no webhook within 30 s; log:\n{}", r.log()));
+    assert_eq!(
+        signature,
+        openssl_hmac(key, &body),
+        "signature does not verify"
+    );
+    serde_json::from_slice(&body).unwrap()
+}
