@@ -6,7 +6,7 @@ use rampart_identity::{AccountKind, Email, Username};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Store, StoreError, conflict, now_us};
+use crate::{Store, StoreError, Write, conflict, now_us};
 
 /// An account as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +62,30 @@ pub struct NewAccount {
 }
 
 const COLUMNS: &str = "id, username, email, display_name, kind, owner, password_hash, totp_sealed, totp_last_step, active, created_us, last_login_us, last_mfa_us";
+
+/// The id of the active service account `username`, read in the write transaction that
+/// gives it a token (log sources, apps); `NotFound` when there is none by that name, or it
+/// is a person, or it is disabled.
+pub(crate) async fn active_service_account(
+    w: &mut Write,
+    username: &str,
+) -> Result<String, StoreError> {
+    let row = sqlx::query("SELECT id, kind, active FROM accounts WHERE username = $1")
+        .bind(username)
+        .fetch_optional(w.conn()?)
+        .await?;
+    let Some(row) = row else {
+        return Err(StoreError::NotFound(format!("service account {username}")));
+    };
+    let kind: String = row.try_get("kind")?;
+    let active: i64 = row.try_get("active")?;
+    if kind != AccountKind::Service.as_str() || active == 0 {
+        return Err(StoreError::NotFound(format!(
+            "active service account {username}"
+        )));
+    }
+    Ok(row.try_get("id")?)
+}
 
 impl Store {
     /// Creates an account and audits it in one transaction.

@@ -2,9 +2,9 @@
 //! signing key's one-time creation, and request counts read from the audit log.
 
 use rampart_audit::AuditEvent;
-use rampart_identity::AccountKind;
 use sqlx::Row;
 
+use crate::accounts::active_service_account;
 use crate::{Store, StoreError, now_us};
 
 /// A token as listed (never its value).
@@ -44,21 +44,7 @@ impl Store {
         event: AuditEvent,
     ) -> Result<AppToken, StoreError> {
         let mut w = self.write().await?;
-        let row = sqlx::query("SELECT id, kind, active FROM accounts WHERE username = $1")
-            .bind(account)
-            .fetch_optional(w.conn()?)
-            .await?;
-        let Some(row) = row else {
-            return Err(StoreError::NotFound(format!("service account {account}")));
-        };
-        let kind: String = row.try_get("kind")?;
-        let active: i64 = row.try_get("active")?;
-        if kind != AccountKind::Service.as_str() || active == 0 {
-            return Err(StoreError::NotFound(format!(
-                "active service account {account}"
-            )));
-        }
-        let account_id: String = row.try_get("id")?;
+        let account_id = active_service_account(&mut w, account).await?;
         let id = uuid::Uuid::now_v7().to_string();
         let created_us = now_us();
         sqlx::query(
