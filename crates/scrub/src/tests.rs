@@ -227,3 +227,16 @@ fn an_address_glued_to_a_jwt_is_redacted_in_one_pass() {
     assert_eq!(once, "[EMAIL].[JWT]");
     assert_eq!(s.scrub(&once, &mut Counts::new()), once);
 }
+
+/// Found by the `scrub_json` fuzz target: an address whose top-level label runs into a
+/// character no domain holds (U+FFFD from invalid UTF-8) and then into more label-like
+/// text was left in the clear, and a second pass redacted it.
+#[test]
+fn an_address_ending_at_a_character_no_domain_holds_is_redacted_in_one_pass() {
+    let s = Scrubber::new(&ScrubConfig::default(), None).unwrap();
+    let text = "[A1111101Z@ZVUR.ZVU\u{fffd}R.PPR1@ZVUR.ZV:/R115@";
+    let once = s.scrub_json_line(text, &mut Counts::new()).into_owned();
+    assert!(!once.contains("A1111101Z@"), "{once}");
+    let twice = s.scrub_json_line(&once, &mut Counts::new()).into_owned();
+    assert_eq!(twice, once);
+}

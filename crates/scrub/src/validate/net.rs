@@ -19,6 +19,20 @@ pub(super) fn email(c: &str, around: Around) -> Option<Range<usize>> {
     if !local_ok || local.contains('@') {
         return None;
     }
+    // The pattern lets every non-ASCII character into a label (for IDNs). One that cannot
+    // be in a domain, such as U+FFFD, ends the address there: the match only ran on
+    // because more label-like text followed it, and a second pass, after that text was
+    // redacted, would find the address ending there (not idempotent, and a leak).
+    if let Some((cut, ch)) = domain
+        .char_indices()
+        .find(|&(_, ch)| !(ch.is_alphanumeric() || ch == '-' || ch == '.'))
+    {
+        if glues_after(ch) {
+            return None;
+        }
+        let prefix = domain.get(..cut)?;
+        return domain_ok(prefix).then_some(0..local.len() + 1 + cut);
+    }
     let glued = around
         .after()
         .is_some_and(|n| glues_after(n) || n == '@' || n == '-');
