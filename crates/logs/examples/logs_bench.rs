@@ -4,8 +4,8 @@
 //!   scrubbing, no parsing, no index, no full-text): the floor an ingest path can hope for.
 //!   One transaction per 1000 lines, multi-row inserts, WAL, synchronous=NORMAL, like the
 //!   log store. Prints `raw: N lines in S s = R lines/s`.
-//! - `search DIR LINES QUERIES`: fills one UTC day of a log store with LINES lines (FTS
-//!   included, no scrubbing: this measures search, not ingest) unless it already holds
+//! - `search DIR LINES QUERIES`: fills one UTC day of a log store with LINES lines (word
+//!   index included, no scrubbing: this measures search, not ingest) unless it already holds
 //!   them, then runs QUERIES one-word queries bounded to that day and prints p50/p95/max.
 #![allow(
     clippy::unwrap_used,

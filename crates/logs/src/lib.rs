@@ -5,7 +5,8 @@
 //! protobuf, syslog RFC 5424/3164 with RFC 5425 framing), which returns the entries it
 //! could read and a per-line error for the others; [`record::prepare`] cuts long messages,
 //! clamps far timestamps to the receive time and scrubs every message and field; the
-//! [`LogStore`] writes a batch in one transaction per UTC day file, with an FTS5 index.
+//! [`LogStore`] writes a batch in one transaction per UTC day file, with its word index
+//! ([`index`]: a Bloom filter per chunk of lines, each candidate line checked exactly).
 //! [`alert`] holds the alert rules and their pure decision, [`chart`] the histogram SVG.
 //!
 //! Invariants:
@@ -19,6 +20,7 @@
 pub mod alert;
 pub mod chart;
 pub mod config;
+pub mod index;
 pub mod ingest;
 pub mod parse;
 pub mod record;

@@ -1,6 +1,10 @@
 //! Storage by UTC day: one SQLite file per day (`YYYY-MM-DD.db`), each with a `lines`
-//! table, a contentless FTS5 index of message and fields, and per-day counters (lines and
-//! last line per source, scrub findings per detector and source).
+//! table, the word index of its chunks ([`crate::index`]: one Bloom filter per chunk of
+//! up to 256 lines), and per-day counters (lines and last line per source, scrub findings
+//! per detector and source).
+//!
+//! Day files written before the chunk index hold a contentless FTS5 index instead; they
+//! are read and appended to as they were, and go with the retention.
 //!
 //! A purge drops whole files: O(1) in the number of lines, and crash-safe. A day is first
 //! closed (SQLite folds its WAL back), then renamed to `YYYY-MM-DD.db.trash`, then deleted;
@@ -23,6 +27,7 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row};
 
 use crate::config::RetentionDays;
+use crate::index::{self, CHUNK_LINES, TextQuery};
 use crate::record::{Level, Line};
 
 /// The smallest age (days) a purge may ever remove, whatever it is asked: the page's floor.
@@ -76,6 +81,8 @@ pub struct LogStore {
 struct Day {
     write: tokio::sync::Mutex<Writer>,
     read: SqlitePool,
+    /// A file from before the chunk index: words are in an FTS5 table, one row per line.
+    fts: bool,
 }
 
 #[derive(Debug)]
@@ -176,11 +183,13 @@ pub fn day_of(time_us: i64) -> Result<Date, LogError> {
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS lines (id INTEGER PRIMARY KEY, time_us INTEGER NOT NULL, received_us INTEGER NOT NULL, source TEXT NOT NULL, level INTEGER NOT NULL, flags INTEGER NOT NULL, message TEXT NOT NULL, fields TEXT)",
     "CREATE INDEX IF NOT EXISTS lines_time ON lines(time_us)",
-    // Contentless: the index holds no text of its own, the lines table does.
-    "CREATE VIRTUAL TABLE IF NOT EXISTS lines_fts USING fts5(message, fields, content='', columnsize=0)",
     "CREATE TABLE IF NOT EXISTS sources (source TEXT PRIMARY KEY, lines INTEGER NOT NULL, last_us INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS scrub_counts (source TEXT NOT NULL, detector TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (source, detector))",
 ];
+
+/// The word index of files written since the chunk index: each chunk's line ids, times and
+/// filter. Files that already hold `lines_fts` keep it instead.
+const CHUNKS: &str = "CREATE TABLE IF NOT EXISTS chunks (id INTEGER PRIMARY KEY, first_id INTEGER NOT NULL, last_id INTEGER NOT NULL, min_time_us INTEGER NOT NULL, max_time_us INTEGER NOT NULL, filter BLOB NOT NULL)";
 
 /// Rows per multi-row INSERT (7 values each, below SQLite's variable limit).
 const ROWS_PER_INSERT: usize = 256;
@@ -223,37 +232,50 @@ impl LogStore {
         by_day.entry(count_day).or_default();
         for (date, lines) in by_day {
             let day = self.day(date, true).await?.ok_or(LogError::Time)?;
+            // The filters need no id: built before taking the day's write lock.
+            let chunks: Vec<(&[&Line], Vec<u8>)> = if day.fts {
+                Vec::new()
+            } else {
+                lines
+                    .chunks(CHUNK_LINES)
+                    .map(|chunk| {
+                        let texts = chunk.iter().flat_map(|l| {
+                            std::iter::once(l.message.as_str()).chain(l.fields.as_deref())
+                        });
+                        (chunk, index::filter(texts))
+                    })
+                    .collect()
+            };
             let mut w = day.write.lock().await;
             let mut tx = w.conn.begin().await?;
-            for chunk in lines.chunks(ROWS_PER_INSERT) {
-                let mut sql = String::from(
-                    "INSERT INTO lines (time_us, received_us, source, level, flags, message, fields) VALUES ",
-                );
+            for (chunk, filter) in chunks {
+                let (first_id, last_id) = insert_lines(&mut tx, chunk).await?;
+                let (min_time, max_time) =
+                    chunk.iter().fold((i64::MAX, i64::MIN), |(lo, hi), l| {
+                        (lo.min(l.time_us), hi.max(l.time_us))
+                    });
+                sqlx::query(
+                    "INSERT INTO chunks (first_id, last_id, min_time_us, max_time_us, filter) VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(first_id)
+                .bind(last_id)
+                .bind(min_time)
+                .bind(max_time)
+                .bind(filter)
+                .execute(&mut *tx)
+                .await?;
+            }
+            // A file from before the chunk index: one FTS5 row per line.
+            for chunk in lines.chunks(ROWS_PER_INSERT).filter(|_| day.fts) {
+                let (first, _) = insert_lines(&mut tx, chunk).await?;
                 let mut fts =
                     String::from("INSERT INTO lines_fts (rowid, message, fields) VALUES ");
                 for i in 0..chunk.len() {
                     if i > 0 {
-                        sql.push(',');
                         fts.push(',');
                     }
-                    sql.push_str("(?,?,?,?,?,?,?)");
                     fts.push_str("(?,?,?)");
                 }
-                let mut insert = sqlx::query(&sql);
-                for line in chunk {
-                    insert = insert
-                        .bind(line.time_us)
-                        .bind(line.received_us)
-                        .bind(&line.source)
-                        .bind(line.level.code())
-                        .bind(line.flags)
-                        .bind(&line.message)
-                        .bind(&line.fields);
-                }
-                // One statement under the write lock: its rows get consecutive rowids
-                // ending at the last one (another process's writes wait for our commit).
-                let last = insert.execute(&mut *tx).await?.last_insert_rowid();
-                let first = last - i64::try_from(chunk.len()).unwrap_or(0) + 1;
                 let mut index = sqlx::query(&fts);
                 for (id, line) in (first..).zip(chunk) {
                     index = index.bind(id).bind(&line.message).bind(&line.fields);
@@ -363,6 +385,22 @@ impl LogStore {
                 continue;
             };
             let want = limit.saturating_sub(out.len());
+            if !day.fts
+                && let Some(text) = q.text.as_deref().and_then(TextQuery::parse)
+            {
+                let mut page = Vec::new();
+                scan_chunks(&day, q, &text, |line| {
+                    page.push(line);
+                    page.len() < want
+                })
+                .await?;
+                page.sort_by_key(|l| std::cmp::Reverse(l.time_us));
+                out.extend(page);
+                if out.len() >= limit {
+                    break;
+                }
+                continue;
+            }
             let (sql, match_text) = search_sql(q);
             let mut query = sqlx::query(&sql);
             if let Some(text) = &match_text {
@@ -406,6 +444,18 @@ impl LogStore {
             let Some(day) = self.day(date, false).await? else {
                 continue;
             };
+            if !day.fts
+                && let Some(text) = q.text.as_deref().and_then(TextQuery::parse)
+            {
+                let mut n = 0_i64;
+                scan_chunks(&day, q, &text, |_| {
+                    n += 1;
+                    true
+                })
+                .await?;
+                total = total.saturating_add(n);
+                continue;
+            }
             let (sql, match_text) = search_sql(q);
             let sql = sql
                 .replacen(
@@ -572,6 +622,14 @@ impl LogStore {
         for statement in SCHEMA {
             sqlx::query(statement).execute(&mut conn).await?;
         }
+        let fts: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'lines_fts')",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        if !fts {
+            sqlx::query(CHUNKS).execute(&mut conn).await?;
+        }
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(0)
@@ -582,10 +640,127 @@ impl LogStore {
         let day = Arc::new(Day {
             write: tokio::sync::Mutex::new(Writer { conn }),
             read,
+            fts,
         });
         days.insert(date, day.clone());
         Ok(Some(day))
     }
+}
+
+/// Chunks read per query of a chunk scan: bounds the memory of one scan step.
+const CHUNKS_PER_PAGE: i64 = 128;
+
+/// Hands `take` the lines of a chunk-indexed day that match `q` and `text`, newest chunk
+/// first and, within a chunk, newest id first, until `take` says stop. Only the chunks
+/// whose filter may hold every word are read; each of their lines is checked exactly.
+/// Chunks are read a page at a time, so no connection stays taken between queries.
+async fn scan_chunks(
+    day: &Day,
+    q: &Query,
+    text: &TextQuery,
+    mut take: impl FnMut(StoredLine) -> bool,
+) -> Result<(), LogError> {
+    let since = q.since_us.unwrap_or(i64::MIN);
+    let until = q.until_us.unwrap_or(i64::MAX);
+    let min_level = q.min_level.map(Level::code).unwrap_or(0);
+    let mut lines_sql = String::from(
+        // NOT INDEXED: the rowid range of the chunk, never the time index, drives it.
+        "SELECT time_us, received_us, source, level, flags, message, fields FROM lines NOT INDEXED WHERE id BETWEEN ? AND ? AND time_us >= ? AND time_us < ? AND level >= ?",
+    );
+    if q.source.is_some() {
+        lines_sql.push_str(" AND source = ?");
+    }
+    // A word every match holds, looked for by SQLite first: most lines of a chunk whose
+    // filter said "maybe" never leave the database. SQLite's `lower` folds only ASCII,
+    // and a few non-ASCII letters lower-case to ASCII ones (the Kelvin sign), so a line with
+    // any non-ASCII character (more bytes than characters) always goes on to the exact check.
+    let probe = text.probe();
+    if probe.is_some() {
+        lines_sql.push_str(
+            " AND (instr(lower(message), ?) > 0 OR instr(lower(fields), ?) > 0 OR length(message) <> octet_length(message) OR length(fields) <> octet_length(fields))",
+        );
+    }
+    lines_sql.push_str(" ORDER BY id DESC");
+    let mut before = i64::MAX;
+    loop {
+        let chunks = sqlx::query(
+            "SELECT id, first_id, last_id, filter FROM chunks WHERE id < ? AND max_time_us >= ? AND min_time_us < ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(before)
+        .bind(since)
+        .bind(until)
+        .bind(CHUNKS_PER_PAGE)
+        .fetch_all(&day.read)
+        .await?;
+        let Some(last) = chunks.last() else {
+            return Ok(());
+        };
+        before = last.try_get("id")?;
+        for chunk in &chunks {
+            if !text.may_match(chunk.try_get::<&[u8], _>("filter")?) {
+                continue;
+            }
+            let mut query = sqlx::query(&lines_sql)
+                .bind(chunk.try_get::<i64, _>("first_id")?)
+                .bind(chunk.try_get::<i64, _>("last_id")?)
+                .bind(since)
+                .bind(until)
+                .bind(min_level);
+            if let Some(source) = &q.source {
+                query = query.bind(source);
+            }
+            if let Some(probe) = &probe {
+                query = query.bind(probe).bind(probe);
+            }
+            for row in query.fetch_all(&day.read).await? {
+                let message: &str = row.try_get("message")?;
+                let fields: Option<&str> = row.try_get("fields")?;
+                if text.matches(message, fields) && !take(stored_line(&row)?) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Inserts lines in statements of [`ROWS_PER_INSERT`] rows; returns the first and last id.
+/// Under the day's write lock the ids are consecutive.
+async fn insert_lines(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    lines: &[&Line],
+) -> Result<(i64, i64), LogError> {
+    let mut ids = (0, 0);
+    for (n, part) in lines.chunks(ROWS_PER_INSERT).enumerate() {
+        let mut sql = String::from(
+            "INSERT INTO lines (time_us, received_us, source, level, flags, message, fields) VALUES ",
+        );
+        for i in 0..part.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str("(?,?,?,?,?,?,?)");
+        }
+        let mut insert = sqlx::query(&sql);
+        for line in part {
+            insert = insert
+                .bind(line.time_us)
+                .bind(line.received_us)
+                .bind(&line.source)
+                .bind(line.level.code())
+                .bind(line.flags)
+                .bind(&line.message)
+                .bind(&line.fields);
+        }
+        // One statement under the write lock: its rows get consecutive rowids ending at
+        // the last one (another process's writes wait for our commit).
+        let last = insert.execute(&mut **tx).await?.last_insert_rowid();
+        let first = last - i64::try_from(part.len()).unwrap_or(0) + 1;
+        if n == 0 {
+            ids.0 = first;
+        }
+        ids.1 = last;
+    }
+    Ok(ids)
 }
 
 /// The SQL of a search on one day and the FTS match text, if any. Binds, in order:

@@ -201,3 +201,211 @@ fn typed_search_words_cannot_inject_fts_syntax() {
         Some(r#""a""b" "OR" "NEAR(x""#)
     );
 }
+
+/// `n` lines one second apart from `start`, "line {i} of {n}", with "needle" in lines
+/// whose number is a multiple of `every`.
+fn numbered(start: Timestamp, n: usize, every: usize) -> Vec<Line> {
+    (0..n)
+        .map(|i| {
+            let mut l = line(
+                start + (i as i64).seconds(),
+                if i % 2 == 0 { "api" } else { "web" },
+                if i % 3 == 0 {
+                    Level::Error
+                } else {
+                    Level::Info
+                },
+                &format!("line {i} of {n}"),
+            );
+            if i % every == 0 {
+                l.fields = Some(format!(r#"{{"tag":"needle-{i}"}}"#));
+            }
+            l
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn word_search_over_many_chunks_finds_exactly_the_matching_lines_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path()).await.unwrap();
+    let start = Date::constant(2026, 11, 29)
+        .at(1, 0, 0, 0)
+        .to_zoned(TimeZone::UTC)
+        .unwrap()
+        .timestamp();
+    // 5,000 lines in one batch (several chunks), then 200 batches of one line each (more
+    // chunks than one page of a scan).
+    let lines = numbered(start, 5_000, 7);
+    store.append(&lines, &[]).await.unwrap();
+    let later = numbered(start + 2.hours(), 200, 7);
+    for l in &later {
+        store.append(std::slice::from_ref(l), &[]).await.unwrap();
+    }
+    let all = |text: &str, limit: u32| Query {
+        text: Some(text.into()),
+        limit,
+        ..Query::default()
+    };
+    let found = store.search(&all("needle", 10_000)).await.unwrap();
+    let expected = lines
+        .iter()
+        .chain(&later)
+        .filter(|l| l.fields.is_some())
+        .count();
+    assert_eq!(found.len(), expected);
+    assert!(
+        found.windows(2).all(|w| w[0].time_us >= w[1].time_us),
+        "newest first"
+    );
+    assert_eq!(
+        store.count(&all("needle", 1)).await.unwrap(),
+        expected as i64
+    );
+    // A phrase: both words, next to each other, in one column.
+    let one = store.search(&all("needle-4998", 10)).await.unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].message, "line 4998 of 5000");
+    assert!(
+        store
+            .search(&all("4998-needle", 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Words in any order, each somewhere in the line.
+    let both = store.search(&all("5000 line 42", 10)).await.unwrap();
+    assert_eq!(both.len(), 1);
+    // Filters apply inside chunks: level, source and time.
+    let q = Query {
+        text: Some("needle".into()),
+        min_level: Some(Level::Error),
+        source: Some("api".into()),
+        since_us: Some(start.as_microsecond()),
+        until_us: Some((start + 1000.seconds()).as_microsecond()),
+        limit: 10_000,
+    };
+    let narrow = store.search(&q).await.unwrap();
+    let want = lines
+        .iter()
+        .take(1000)
+        .filter(|l| l.fields.is_some() && l.level == Level::Error && l.source == "api")
+        .count();
+    assert_eq!(narrow.len(), want);
+    assert_eq!(store.count(&q).await.unwrap(), want as i64);
+    // The limit keeps the newest.
+    let newest = store.search(&all("needle", 3)).await.unwrap();
+    assert_eq!(newest.len(), 3);
+    assert_eq!(newest[0].time_us, found[0].time_us);
+    // Words that are not there, and text with no word at all.
+    assert!(store.search(&all("haystack", 10)).await.unwrap().is_empty());
+    assert!(store.search(&all("-- ##", 10)).await.unwrap().is_empty());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_day_file_with_the_older_fts_index_is_still_searched_and_appended_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = Date::constant(2026, 11, 28);
+    // A day file as the FTS5 version of the store wrote it.
+    {
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join(format!("{day}.db")))
+            .create_if_missing(true);
+        let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+        for statement in SCHEMA {
+            sqlx::query(statement).execute(&mut conn).await.unwrap();
+        }
+        sqlx::query(
+            "CREATE VIRTUAL TABLE lines_fts USING fts5(message, fields, content='', columnsize=0)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO lines (id, time_us, received_us, source, level, flags, message) VALUES (1, ?, ?, 'api', 3, 0, 'old disk warning')")
+            .bind(noon(day).as_microsecond())
+            .bind(noon(day).as_microsecond())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO lines_fts (rowid, message, fields) VALUES (1, 'old disk warning', NULL)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+    let store = LogStore::open(dir.path()).await.unwrap();
+    store
+        .append(
+            &[line(
+                noon(day) + 1.seconds(),
+                "api",
+                Level::Info,
+                "new disk warning",
+            )],
+            &[],
+        )
+        .await
+        .unwrap();
+    let found = store
+        .search(&Query {
+            text: Some("disk warning".into()),
+            limit: 10,
+            ..Query::default()
+        })
+        .await
+        .unwrap();
+    let messages: Vec<&str> = found.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(messages, ["new disk warning", "old disk warning"]);
+    store.close().await;
+    // The older file kept its own index and got no chunk table.
+    let options = SqliteConnectOptions::new().filename(dir.path().join(format!("{day}.db")));
+    let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+    let chunks: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'chunks')")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(!chunks);
+}
+
+#[tokio::test]
+async fn word_search_ignores_letter_case_in_and_beyond_ascii() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path()).await.unwrap();
+    let at = noon(Date::constant(2026, 11, 29));
+    let texts = [
+        "Upstream TIMEOUT after 3 s",
+        "ÉCHEC de la réservation",
+        // U+212A KELVIN SIGN lower-cases to an ASCII k.
+        "oven at 500 \u{212a}elvin",
+        "nothing to see",
+    ];
+    let lines: Vec<Line> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| line(at + (i as i64).seconds(), "api", Level::Info, t))
+        .collect();
+    store.append(&lines, &[]).await.unwrap();
+    for (typed, want) in [
+        ("timeout", texts[0]),
+        ("upstream Timeout", texts[0]),
+        ("échec", texts[1]),
+        ("RÉSERVATION", texts[1]),
+        ("kelvin", texts[2]),
+    ] {
+        let found = store
+            .search(&Query {
+                text: Some(typed.into()),
+                limit: 10,
+                ..Query::default()
+            })
+            .await
+            .unwrap();
+        let messages: Vec<&str> = found.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(messages, [want], "{typed}");
+    }
+    store.close().await;
+}
