@@ -35,7 +35,12 @@ try {
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
   const scriptErrors = [];
-  page.on('console', (m) => { if (m.type() === 'error') scriptErrors.push(m.text()); });
+  // Console errors, except the browser's own request for /favicon.ico (rampart has none).
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !(m.location().url || '').endsWith('/favicon.ico')) {
+      scriptErrors.push(`${m.text()} (${m.location().url})`);
+    }
+  });
   page.on('pageerror', (e) => scriptErrors.push(e.message));
 
   // A virtual authenticator for this tab, as a platform passkey with user verification.
