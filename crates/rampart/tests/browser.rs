@@ -1,6 +1,7 @@
 //! The admin UI in a real browser: Debian's headless Chromium driven by Playwright
 //! (`tests/browser/*.mjs`), TOTP codes from oathtool, security keys from Chromium's
 //! virtual authenticator.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

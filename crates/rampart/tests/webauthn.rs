@@ -178,13 +178,7 @@ fn a_soft_passkey_enrolls_and_logs_in_and_replays_and_expired_challenges_are_ref
     let checks = webauthn_checks(&r);
     let outcomes: Vec<String> = checks
         .iter()
-        .map(|c| {
-            format!(
-                "{} {}",
-                c["outcome"].as_str().unwrap_or(""),
-                c["details"].to_string()
-            )
-        })
+        .map(|c| format!("{} {}", c["outcome"].as_str().unwrap_or(""), c["details"]))
         .collect();
     let text = outcomes.join("\n");
     assert_eq!(

@@ -157,10 +157,6 @@ fn short(id: &str) -> String {
     id.chars().take(16).collect()
 }
 
-fn user_id(account: &Account) -> Result<Uuid, Response> {
-    Uuid::parse_str(&account.id).map_err(internal)
-}
-
 async fn register_begin(State(state): State<AppState>, viewer: Viewer) -> Response {
     let Some(rp) = state.webauthn() else {
         return unavailable();
@@ -174,9 +170,10 @@ async fn register_begin(State(state): State<AppState>, viewer: Viewer) -> Respon
         .iter()
         .map(|(_, pk)| pk.cred_id().clone())
         .collect();
-    let uid = match user_id(account) {
+    // Account ids are UUIDs: the authenticator keeps this as the user handle.
+    let uid = match Uuid::parse_str(&account.id) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(e) => return internal(e),
     };
     let (options, registration) = match rp.start_passkey_registration(
         uid,
