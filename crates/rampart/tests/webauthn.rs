@@ -110,6 +110,11 @@ fn a_soft_passkey_enrolls_and_logs_in_and_replays_and_expired_challenges_are_ref
         .to_owned();
     let enrolled = cli_ok(&r, &["audit", "search", "--action", "mfa.enroll", "--json"]);
     assert!(enrolled.contains("webauthn"), "{enrolled}");
+    let shown = cli_ok(&r, &["user", "show", "admin"]);
+    assert!(
+        shown.contains("mfa:      enrolled (TOTP, 1 security key)"),
+        "{shown}"
+    );
 
     // The report counts the key as a second factor (ACC-2).
     let report = cli_ok(&r, &["report", "--format", "json"]);

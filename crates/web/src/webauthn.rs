@@ -62,13 +62,23 @@ pub(crate) fn routes() -> Router<AppState> {
 /// The relying party for `public_host` and `origin`; `None` (WebAuthn off, with a
 /// warning) when the host is not a domain name WebAuthn accepts, such as an IP address.
 pub(crate) fn relying_party(public_host: &str, origin: &str) -> Option<Arc<Webauthn>> {
-    let built = Url::parse(origin)
-        .map_err(|e| e.to_string())
-        .and_then(|url| {
-            WebauthnBuilder::new(public_host, &url)
-                .and_then(|b| b.rp_name("rampart").build())
-                .map_err(|e| e.to_string())
-        });
+    // Browsers refuse an IP address as relying party id (WebAuthn §5.1.3: a valid domain).
+    let ip = public_host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok();
+    let built = if ip {
+        Err("an IP address is not a domain name".to_owned())
+    } else {
+        Url::parse(origin)
+            .map_err(|e| e.to_string())
+            .and_then(|url| {
+                WebauthnBuilder::new(public_host, &url)
+                    .and_then(|b| b.rp_name("rampart").build())
+                    .map_err(|e| e.to_string())
+            })
+    };
     match built {
         Ok(rp) => Some(Arc::new(rp)),
         Err(e) => {
@@ -580,5 +590,7 @@ mod tests {
         assert!(relying_party("gateway.test", "https://gateway.test:8443").is_some());
         assert!(relying_party("localhost", "https://localhost:8443").is_some());
         assert!(relying_party("other.test", "https://gateway.test").is_none());
+        assert!(relying_party("127.0.0.1", "https://127.0.0.1:8443").is_none());
+        assert!(relying_party("[::1]", "https://[::1]:8443").is_none());
     }
 }
