@@ -15,12 +15,23 @@
 //!   enrolling their own authenticator looks like this).
 //! - **Session by a disabled account**: any session start by an account whose last
 //!   `user.disable` is not followed by a `user.enable` (must never happen).
+//! - **Unusual hours**: an access (web session, SSH login, database session) at an hour of
+//!   the day (UTC) with no access of that account within an hour either side, once its
+//!   history holds [`Thresholds::hours_min_accesses`] accesses over
+//!   [`Thresholds::hours_min_days`] days (`anomaly/hours.rs`).
+//! - **Far more rows than usual**: a PostgreSQL session whose rows read pass
+//!   [`Thresholds::rows_factor`] times the mean of the account's earlier sessions on that
+//!   target and [`Thresholds::rows_floor`] rows; fires once, while the session runs
+//!   (`anomaly/rows.rs`).
 //!
 //! Alerts themselves are audit records (`anomaly.alert`); the detector skips them.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::AuditRecord;
+
+mod hours;
+mod rows;
 
 /// The rules' limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +42,16 @@ pub struct Thresholds {
     pub burst_window_us: i64,
     /// Different targets in the window that make "many".
     pub many_targets: usize,
+    /// Accesses an account needs in its history before its hours are judged.
+    pub hours_min_accesses: u32,
+    /// Different days those accesses must span.
+    pub hours_min_days: u32,
+    /// How many times the usual rows of a database session make "far more".
+    pub rows_factor: u64,
+    /// Fewest rows that can be "far more", whatever the usual amount.
+    pub rows_floor: u64,
+    /// Earlier sessions of the account on the target needed to know the usual amount.
+    pub rows_min_sessions: usize,
 }
 
 impl Default for Thresholds {
@@ -39,6 +60,11 @@ impl Default for Thresholds {
             burst_failures: 5,
             burst_window_us: 10 * 60 * 1_000_000,
             many_targets: 5,
+            hours_min_accesses: 20,
+            hours_min_days: 5,
+            rows_factor: 10,
+            rows_floor: 10_000,
+            rows_min_sessions: 5,
         }
     }
 }
@@ -60,6 +86,10 @@ pub enum Rule {
     ManyTargets,
     /// The first login after an MFA reset, from a new address.
     MfaResetNewAddress,
+    /// An access at an hour the account is never active.
+    UnusualHours,
+    /// A database session reading far more rows than the account's usual.
+    ManyRows,
 }
 
 impl Rule {
@@ -73,6 +103,8 @@ impl Rule {
             Self::DisabledSession => "disabled_session",
             Self::ManyTargets => "many_targets",
             Self::MfaResetNewAddress => "mfa_reset_new_address",
+            Self::UnusualHours => "unusual_hours",
+            Self::ManyRows => "many_rows",
         }
     }
 }
@@ -107,10 +139,23 @@ pub struct Detector {
     disabled: BTreeSet<String>,
     recent_sessions: BTreeMap<String, VecDeque<(i64, u64, String)>>,
     resets: BTreeMap<String, u64>,
+    hours: hours::Hours,
+    rows: rows::Rows,
 }
 
 fn user(actor: &str) -> Option<&str> {
     actor.strip_prefix("user:")
+}
+
+/// One detail of a record (details are a JSON object of strings, made by rampart).
+fn detail(r: &AuditRecord, key: &str) -> Option<String> {
+    // Cheap test first: most records are not read for details at all.
+    if !r.details.contains(key) {
+        return None;
+    }
+    serde_json::from_str::<BTreeMap<String, String>>(&r.details)
+        .ok()?
+        .remove(key)
 }
 
 impl Detector {
@@ -148,15 +193,84 @@ impl Detector {
             "session.start" | "ssh.login" if ok => {
                 self.disabled_session(r, &mut alerts);
                 self.login(r, &mut alerts);
+                self.hours(r, &mut alerts);
             }
-            "ssh.session.start" | "db.session.start" if ok => {
+            "ssh.session.start" if ok => {
                 self.disabled_session(r, &mut alerts);
                 self.target(r, &mut alerts);
                 self.many(r, &mut alerts);
             }
+            "db.session.start" if ok => {
+                self.disabled_session(r, &mut alerts);
+                self.target(r, &mut alerts);
+                self.many(r, &mut alerts);
+                self.hours(r, &mut alerts);
+                if let (Some(account), Some(session)) = (user(&r.actor), detail(r, "session")) {
+                    self.rows.start(&session, account, &r.subject, MAX_KEYS);
+                }
+            }
+            "db.statement" => self.read(r, &mut alerts),
+            "db.session.end" => {
+                if let Some(session) = detail(r, "session") {
+                    self.rows.end(&session, MAX_KEYS);
+                }
+            }
             _ => {}
         }
         alerts
+    }
+
+    fn hours(&mut self, r: &AuditRecord, alerts: &mut Vec<Alert>) {
+        let Some(account) = user(&r.actor) else {
+            return;
+        };
+        let limits = hours::Learned {
+            min_accesses: self.limits.hours_min_accesses,
+            min_days: self.limits.hours_min_days,
+        };
+        if let Some(hour) = self.hours.observe(account, r.time_us, limits, MAX_KEYS) {
+            alerts.push(Alert {
+                rule: Rule::UnusualHours,
+                subject: account.to_owned(),
+                summary: format!(
+                    "{account} was active at {hour:02}:00-{hour:02}:59 UTC ({}), an hour it never uses",
+                    r.action
+                ),
+                seqs: vec![r.seq],
+            });
+        }
+    }
+
+    fn read(&mut self, r: &AuditRecord, alerts: &mut Vec<Alert>) {
+        let Some(account) = user(&r.actor) else {
+            return;
+        };
+        let (Some(session), Some(rows)) = (
+            detail(r, "session"),
+            detail(r, "rows").and_then(|n| n.parse::<u64>().ok()),
+        ) else {
+            return;
+        };
+        let limits = rows::Usual {
+            factor: self.limits.rows_factor,
+            floor: self.limits.rows_floor,
+            min_sessions: self.limits.rows_min_sessions,
+            max_sessions: MAX_KEYS,
+        };
+        if let Some(x) = self
+            .rows
+            .statement((&session, account, &r.subject), rows, r.seq, limits)
+        {
+            alerts.push(Alert {
+                rule: Rule::ManyRows,
+                subject: x.account.clone(),
+                summary: format!(
+                    "{}'s database session {} on {} has read {} rows; its sessions there usually read {}",
+                    x.account, x.session, x.target, x.rows, x.usual
+                ),
+                seqs: x.seqs,
+            });
+        }
     }
 
     fn failure(&mut self, r: &AuditRecord, rule: Rule, key: &str, alerts: &mut Vec<Alert>) {
@@ -332,324 +446,4 @@ impl Detector {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
-
-    use super::*;
-
-    const MIN: i64 = 60_000_000;
-
-    /// A scripted record: `(minute, actor, action, subject, outcome, source)`.
-    fn script(lines: &[(i64, &str, &str, &str, &str, &str)]) -> Vec<AuditRecord> {
-        lines
-            .iter()
-            .enumerate()
-            .map(
-                |(i, (min, actor, action, subject, outcome, source))| AuditRecord {
-                    seq: i as u64 + 1,
-                    time_us: 1_800_000_000_000_000 + min * MIN,
-                    actor: (*actor).into(),
-                    action: (*action).into(),
-                    subject: (*subject).into(),
-                    outcome: (*outcome).into(),
-                    source: (*source).into(),
-                    details: "{}".into(),
-                    prev_hash: String::new(),
-                    hash: String::new(),
-                },
-            )
-            .collect()
-    }
-
-    fn run(records: &[AuditRecord]) -> Vec<Alert> {
-        let mut d = Detector::new(Thresholds::default());
-        records.iter().flat_map(|r| d.observe(r)).collect()
-    }
-
-    /// Ordinary days: a few typos, logins from the usual places, sessions to the usual
-    /// targets, an account disabled after its last session.
-    fn normal() -> Vec<AuditRecord> {
-        let mut lines = Vec::new();
-        for day in 0..5 {
-            let t = day * 24 * 60;
-            lines.extend([
-                (
-                    t,
-                    "anonymous",
-                    "login.password",
-                    "alice",
-                    "failure",
-                    "10.0.0.5",
-                ),
-                (
-                    t + 1,
-                    "user:alice",
-                    "login.password",
-                    "alice",
-                    "success",
-                    "10.0.0.5",
-                ),
-                (
-                    t + 1,
-                    "user:alice",
-                    "session.start",
-                    "alice",
-                    "success",
-                    "10.0.0.5",
-                ),
-                (
-                    t + 2,
-                    "user:alice",
-                    "ssh.login",
-                    "alice",
-                    "success",
-                    "10.0.0.5",
-                ),
-                (
-                    t + 2,
-                    "user:alice",
-                    "ssh.session.start",
-                    "web-1",
-                    "success",
-                    "10.0.0.5",
-                ),
-                (
-                    t + 3,
-                    "user:bob",
-                    "session.start",
-                    "bob",
-                    "success",
-                    "10.0.0.9",
-                ),
-                (
-                    t + 4,
-                    "user:bob",
-                    "db.session.start",
-                    "orders-db",
-                    "success",
-                    "10.0.0.9",
-                ),
-                (
-                    t + 5,
-                    "user:alice",
-                    "login.mfa",
-                    "alice",
-                    "failure",
-                    "10.0.0.5",
-                ),
-                (
-                    t + 6,
-                    "user:alice",
-                    "login.mfa",
-                    "alice",
-                    "success",
-                    "10.0.0.5",
-                ),
-            ]);
-        }
-        lines.push((9000, "cli:root", "user.disable", "carol", "success", ""));
-        script(&lines)
-    }
-
-    #[test]
-    fn normal_traffic_raises_nothing() {
-        assert_eq!(run(&normal()), vec![]);
-    }
-
-    #[test]
-    fn a_burst_of_failed_logins_fires_once_per_account_and_address() {
-        let mut lines = Vec::new();
-        for i in 0..7 {
-            lines.push((
-                i,
-                "anonymous",
-                "login.password",
-                "alice",
-                "failure",
-                "203.0.113.7",
-            ));
-        }
-        let alerts = run(&script(&lines));
-        let rules: Vec<Rule> = alerts.iter().map(|a| a.rule).collect();
-        assert_eq!(
-            rules,
-            vec![Rule::FailedLoginsAccount, Rule::FailedLoginsAddress]
-        );
-        assert_eq!(alerts[0].subject, "alice");
-        assert_eq!(alerts[0].seqs, vec![1, 2, 3, 4, 5]);
-        assert_eq!(alerts[1].subject, "203.0.113.7");
-        // Spread over hours, the same failures are no burst.
-        let spread: Vec<_> = (0..7)
-            .map(|i| {
-                (
-                    i * 20,
-                    "anonymous",
-                    "login.password",
-                    "alice",
-                    "failure",
-                    "203.0.113.7",
-                )
-            })
-            .collect();
-        assert_eq!(run(&script(&spread)), vec![]);
-        // Many accounts from one address (spraying) is a burst of that address only.
-        let names = ["a1", "a2", "a3", "a4", "a5"];
-        let spray: Vec<_> = names
-            .iter()
-            .map(|n| (0, "anonymous", "ssh.login", *n, "denied", "198.51.100.1"))
-            .collect();
-        let alerts = run(&script(&spray));
-        assert_eq!(alerts.len(), 1);
-        assert_eq!(alerts[0].rule, Rule::FailedLoginsAddress);
-    }
-
-    #[test]
-    fn a_login_from_a_new_address_fires() {
-        let mut records = normal();
-        let more = script(&[(
-            9001,
-            "user:alice",
-            "session.start",
-            "alice",
-            "success",
-            "192.0.2.44",
-        )]);
-        let mut last = more[0].clone();
-        last.seq = records.len() as u64 + 1;
-        records.push(last);
-        let alerts = run(&records);
-        assert_eq!(alerts.len(), 1);
-        assert_eq!(alerts[0].rule, Rule::NewAddress);
-        assert_eq!(alerts[0].subject, "alice");
-        assert!(alerts[0].summary.contains("192.0.2.44"));
-        assert_eq!(alerts[0].seqs, vec![records.len() as u64]);
-    }
-
-    #[test]
-    fn a_first_access_to_a_target_fires() {
-        let mut records = normal();
-        let mut extra = script(&[(
-            9001,
-            "user:bob",
-            "ssh.session.start",
-            "db-admin-1",
-            "success",
-            "10.0.0.9",
-        )])[0]
-            .clone();
-        extra.seq = records.len() as u64 + 1;
-        records.push(extra);
-        let alerts = run(&records);
-        assert_eq!(alerts.len(), 1);
-        assert_eq!(alerts[0].rule, Rule::FirstTarget);
-        assert!(alerts[0].summary.contains("db-admin-1"), "{alerts:?}");
-    }
-
-    #[test]
-    fn sessions_to_many_targets_in_a_short_time_fire_once() {
-        let mut lines = vec![(
-            0,
-            "user:eve",
-            "ssh.session.start",
-            "web-1",
-            "success",
-            "10.0.0.3",
-        )];
-        for (i, t) in ["web-2", "web-3", "db-1", "db-2", "db-3"]
-            .iter()
-            .enumerate()
-        {
-            lines.push((
-                i as i64 + 1,
-                "user:eve",
-                "ssh.session.start",
-                t,
-                "success",
-                "10.0.0.3",
-            ));
-        }
-        let alerts: Vec<Alert> = run(&script(&lines))
-            .into_iter()
-            .filter(|a| a.rule == Rule::ManyTargets)
-            .collect();
-        assert_eq!(alerts.len(), 1, "{alerts:?}");
-        assert_eq!(alerts[0].seqs, vec![1, 2, 3, 4, 5]);
-        // The same five targets over a day are no burst.
-        let slow: Vec<_> = lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (i as i64 * 60, l.1, l.2, l.3, l.4, l.5))
-            .collect();
-        assert!(
-            run(&script(&slow))
-                .iter()
-                .all(|a| a.rule != Rule::ManyTargets)
-        );
-    }
-
-    #[test]
-    fn a_login_from_a_new_address_after_an_mfa_reset_fires() {
-        let records = script(&[
-            (0, "user:dan", "session.start", "dan", "success", "10.0.0.8"),
-            (10, "cli:root", "mfa.reset", "dan", "success", ""),
-            (
-                11,
-                "user:dan",
-                "session.start",
-                "dan",
-                "success",
-                "203.0.113.50",
-            ),
-            // Reset again; this time dan comes back from his usual place: quiet.
-            (20, "cli:root", "mfa.reset", "dan", "success", ""),
-            (
-                21,
-                "user:dan",
-                "session.start",
-                "dan",
-                "success",
-                "10.0.0.8",
-            ),
-        ]);
-        let alerts = run(&records);
-        let rules: Vec<Rule> = alerts.iter().map(|a| a.rule).collect();
-        assert_eq!(rules, vec![Rule::MfaResetNewAddress, Rule::NewAddress]);
-        assert_eq!(alerts[0].seqs, vec![2, 3]);
-    }
-
-    #[test]
-    fn any_session_by_a_disabled_account_fires_and_enabling_clears_it() {
-        let records = script(&[
-            (
-                0,
-                "user:carol",
-                "session.start",
-                "carol",
-                "success",
-                "10.0.0.7",
-            ),
-            (1, "cli:root", "user.disable", "carol", "success", ""),
-            (
-                2,
-                "user:carol",
-                "ssh.session.start",
-                "web-1",
-                "success",
-                "10.0.0.7",
-            ),
-            (3, "cli:root", "user.enable", "carol", "success", ""),
-            (
-                4,
-                "user:carol",
-                "ssh.session.start",
-                "web-1",
-                "success",
-                "10.0.0.7",
-            ),
-        ]);
-        let alerts = run(&records);
-        assert_eq!(alerts.len(), 1, "{alerts:?}");
-        assert_eq!(alerts[0].rule, Rule::DisabledSession);
-        assert_eq!(alerts[0].seqs, vec![3]);
-    }
-}
+mod tests;

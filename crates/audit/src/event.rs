@@ -85,6 +85,7 @@ actions! {
     SessionRevoke = "session.revoke", "A session was revoked.";
     MfaEnroll = "mfa.enroll", "A second factor was enrolled.";
     MfaReset = "mfa.reset", "An account's second factors were removed by an admin.";
+    MfaRemove = "mfa.remove", "A person removed one of their second factors (a WebAuthn key).";
     RecoveryCodeUsed = "mfa.recovery_code", "A recovery code was used.";
     EnrollLinkIssue = "enroll.issue", "A one-time enrollment link was issued.";
     EnrollComplete = "enroll.complete", "An enrollment link was used to set a password.";

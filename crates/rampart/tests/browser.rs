@@ -1,18 +1,19 @@
 //! The admin UI in a real browser: Debian's headless Chromium driven by Playwright
-//! (`tests/browser/admin_flow.mjs`), TOTP codes from oathtool.
+//! (`tests/browser/*.mjs`), TOTP codes from oathtool, security keys from Chromium's
+//! virtual authenticator.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::*;
 
-#[test]
-fn chromium_enrolls_the_first_admin_logs_in_with_totp_and_creates_a_user() {
-    let r = start();
+/// Runs `tests/browser/SCRIPT` against `r` (origin, the admin's enrollment link and a
+/// screenshot folder); returns its output after asserting it succeeded and printed `passed`.
+fn run_script(r: &Rampart, script: &str, passed: &str) -> (String, PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let script = root.join("tests/browser/admin_flow.mjs");
     assert!(
         root.join("tests/browser/node_modules/playwright-core")
             .exists(),
@@ -21,7 +22,7 @@ fn chromium_enrolls_the_first_admin_logs_in_with_totp_and_creates_a_user() {
     let shots = r.data_dir().join("shots");
     std::fs::create_dir_all(&shots).unwrap();
     let out = Command::new("node")
-        .arg(&script)
+        .arg(root.join("tests/browser").join(script))
         .arg(r.origin())
         .arg(&r.admin_enroll_url)
         .arg(&shots)
@@ -33,7 +34,14 @@ fn chromium_enrolls_the_first_admin_logs_in_with_totp_and_creates_a_user() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("browser flow passed"), "{text}");
+    assert!(text.contains(passed), "{text}");
+    (text, shots)
+}
+
+#[test]
+fn chromium_enrolls_the_first_admin_logs_in_with_totp_and_creates_a_user() {
+    let r = start();
+    let (_, shots) = run_script(&r, "admin_flow.mjs", "browser flow passed");
 
     // What the browser did is in the store and the audit log, seen from outside.
     let users = cli_ok(&r, &["user", "show", "carol"]);
@@ -65,6 +73,29 @@ fn chromium_enrolls_the_first_admin_logs_in_with_totp_and_creates_a_user() {
     );
     if let Ok(keep) = std::env::var("RAMPART_KEEP_SHOTS") {
         for name in ["mfa-enroll.png", "dashboard.png", "users.png"] {
+            let _ = std::fs::copy(shots.join(name), Path::new(&keep).join(name));
+        }
+    }
+}
+
+#[test]
+fn chromium_adds_a_virtual_security_key_and_logs_in_with_it() {
+    let r = start();
+    let (_, shots) = run_script(&r, "webauthn.mjs", "webauthn flow passed");
+
+    // Seen from outside: the key was enrolled and the second login used it.
+    let enrolled = cli_ok(&r, &["audit", "search", "--action", "mfa.enroll", "--json"]);
+    assert!(
+        enrolled.contains(r#"\"factor\":\"webauthn\""#),
+        "{enrolled}"
+    );
+    let starts = cli_ok(
+        &r,
+        &["audit", "search", "--action", "session.start", "--json"],
+    );
+    assert!(starts.contains(r#"\"mfa\":\"webauthn\""#), "{starts}");
+    if let Ok(keep) = std::env::var("RAMPART_KEEP_SHOTS") {
+        for name in ["webauthn-account.png", "webauthn-login.png"] {
             let _ = std::fs::copy(shots.join(name), Path::new(&keep).join(name));
         }
     }

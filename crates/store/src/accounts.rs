@@ -35,13 +35,20 @@ pub struct Account {
     pub created_us: i64,
     /// Last complete login (µs).
     pub last_login_us: Option<i64>,
-    /// Last accepted second factor: a TOTP code or a recovery code (µs).
+    /// Last accepted second factor: a TOTP code, a recovery code or a WebAuthn key (µs).
     pub last_mfa_us: Option<i64>,
+    /// How many WebAuthn keys (security keys, passkeys) the account holds.
+    pub webauthn_keys: i64,
 }
 
 impl Account {
-    /// Whether a second factor is enrolled.
+    /// Whether a second factor is enrolled: TOTP, or at least one WebAuthn key.
     pub fn has_mfa(&self) -> bool {
+        self.totp_sealed.is_some() || self.webauthn_keys > 0
+    }
+
+    /// Whether a TOTP secret is enrolled.
+    pub fn has_totp(&self) -> bool {
         self.totp_sealed.is_some()
     }
 }
@@ -62,6 +69,9 @@ pub struct NewAccount {
 }
 
 const COLUMNS: &str = "id, username, email, display_name, kind, owner, password_hash, totp_sealed, totp_last_step, active, created_us, last_login_us, last_mfa_us";
+
+/// What every account read selects: the columns and the number of WebAuthn keys.
+const SELECT: &str = "SELECT id, username, email, display_name, kind, owner, password_hash, totp_sealed, totp_last_step, active, created_us, last_login_us, last_mfa_us, (SELECT COUNT(*) FROM webauthn_credentials w WHERE w.account_id = accounts.id) AS webauthn_keys FROM accounts";
 
 /// The id of the active service account `username`, read in the write transaction that
 /// gives it a token (log sources, apps); `NotFound` when there is none by that name, or it
@@ -130,18 +140,16 @@ impl Store {
     /// Finds an account by user name or email (case-insensitive).
     pub async fn account_by_login(&self, login: &str) -> Result<Option<Account>, StoreError> {
         let key = login.trim().to_lowercase();
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM accounts WHERE username = $1 OR email = $1"
-        ))
-        .bind(key)
-        .fetch_optional(self.pool())
-        .await?;
+        let row = sqlx::query(&format!("{SELECT} WHERE username = $1 OR email = $1"))
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(account).transpose()
     }
 
     /// Finds an account by id.
     pub async fn account_by_id(&self, id: &str) -> Result<Option<Account>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM accounts WHERE id = $1"))
+        let row = sqlx::query(&format!("{SELECT} WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
@@ -150,7 +158,7 @@ impl Store {
 
     /// Every account, by user name.
     pub async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM accounts ORDER BY username"))
+        let rows = sqlx::query(&format!("{SELECT} ORDER BY username"))
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(account).collect()
@@ -215,13 +223,20 @@ impl Store {
         w.commit().await
     }
 
-    /// Removes every second factor of an account (admin reset) and ends its sessions.
+    /// Removes every second factor of an account (admin reset: TOTP, recovery codes and
+    /// WebAuthn keys) and ends its sessions.
     pub async fn reset_mfa(&self, id: &str, event: AuditEvent) -> Result<(), StoreError> {
         let mut w = self.write().await?;
         sqlx::query("UPDATE accounts SET totp_sealed = NULL, totp_last_step = NULL WHERE id = $1")
             .bind(id)
             .execute(w.conn()?)
             .await?;
+        for table in ["webauthn_credentials", "webauthn_challenges"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+                .bind(id)
+                .execute(w.conn()?)
+                .await?;
+        }
         sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1")
             .bind(id)
             .execute(w.conn()?)
@@ -434,5 +449,6 @@ fn account(row: &AnyRow) -> Result<Account, StoreError> {
         created_us: row.try_get("created_us")?,
         last_login_us: row.try_get("last_login_us")?,
         last_mfa_us: row.try_get("last_mfa_us")?,
+        webauthn_keys: row.try_get("webauthn_keys")?,
     })
 }

@@ -30,6 +30,7 @@ mod policy;
 pub mod reviews;
 mod sessions;
 mod ssh;
+mod webauthn;
 
 pub use access_requests::{AccessRequest, Approval, DecisionError, RequestStatus};
 pub use accounts::{Account, NewAccount};
@@ -40,6 +41,7 @@ pub use db_gateway::{DbCredential, DbToken, NewDbToken};
 pub use log_tokens::LogToken;
 pub use sessions::SessionRow;
 pub use ssh::{SshKey, SshSession};
+pub use webauthn::{Ceremony, TakenChallenge, WebauthnKey};
 
 use std::str::FromStr;
 use std::sync::Arc;

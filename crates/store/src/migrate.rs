@@ -304,6 +304,32 @@ CREATE TABLE review_items (
 CREATE INDEX review_items_campaign ON review_items(campaign, account)
 ";
 
+/// WebAuthn (ACC-2): security keys and passkeys registered to accounts (the serialised
+/// webauthn-rs `Passkey`: public key and signature counter, rewritten after each use), and
+/// the server-side state of each ceremony in progress, bound to the account and the session
+/// that began it, single use, expiring within minutes.
+const V11_WEBAUTHN: &str = "
+CREATE TABLE webauthn_credentials (
+    id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    credential_id TEXT NOT NULL UNIQUE,
+    passkey TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_us BIGINT NOT NULL,
+    last_used_us BIGINT
+);
+CREATE INDEX webauthn_credentials_account ON webauthn_credentials(account_id);
+CREATE TABLE webauthn_challenges (
+    session_hash TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    state TEXT NOT NULL,
+    expires_us BIGINT NOT NULL,
+    PRIMARY KEY (session_hash, purpose)
+);
+CREATE INDEX webauthn_challenges_expiry ON webauthn_challenges(expires_us)
+";
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -364,6 +390,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "reviews",
         sqlite: V10_REVIEWS,
         postgres: V10_REVIEWS,
+    },
+    Migration {
+        version: 11,
+        name: "webauthn",
+        sqlite: V11_WEBAUTHN,
+        postgres: V11_WEBAUTHN,
     },
 ];
 

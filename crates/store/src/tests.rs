@@ -323,6 +323,161 @@ async fn suite(store: &Store) {
         (10, 20, Some(0))
     );
     db_gateway(store).await;
+    webauthn(store).await;
+}
+
+/// WebAuthn: a ceremony's state is taken once (a second take finds nothing), an expired
+/// one is refused and gone, a credential id belongs to one account, a use moves the last
+/// second-factor check, and an admin reset removes the keys.
+async fn webauthn(store: &Store) {
+    use crate::{Ceremony, TakenChallenge};
+    let wendy = store
+        .create_account(
+            &person("wendy", "wendy@example.com"),
+            ev(Action::UserCreate, "wendy"),
+        )
+        .await
+        .unwrap();
+    let now = crate::now_us();
+    store
+        .put_webauthn_challenge(
+            "s1",
+            Ceremony::Login,
+            &wendy.id,
+            "{\"a\":1}",
+            now + 60_000_000,
+        )
+        .await
+        .unwrap();
+    // Another account or another ceremony does not see it.
+    assert_eq!(
+        store
+            .take_webauthn_challenge("s1", Ceremony::Register, &wendy.id, now)
+            .await
+            .unwrap(),
+        TakenChallenge::Missing
+    );
+    assert_eq!(
+        store
+            .take_webauthn_challenge("s1", Ceremony::Login, "someone-else", now)
+            .await
+            .unwrap(),
+        TakenChallenge::Missing
+    );
+    assert_eq!(
+        store
+            .take_webauthn_challenge("s1", Ceremony::Login, &wendy.id, now)
+            .await
+            .unwrap(),
+        TakenChallenge::Fresh("{\"a\":1}".into())
+    );
+    assert_eq!(
+        store
+            .take_webauthn_challenge("s1", Ceremony::Login, &wendy.id, now)
+            .await
+            .unwrap(),
+        TakenChallenge::Missing,
+        "a state is used once"
+    );
+    // A newer ceremony of the same session replaces the older; an expired one is refused.
+    store
+        .put_webauthn_challenge("s1", Ceremony::Login, &wendy.id, "old", now + 60_000_000)
+        .await
+        .unwrap();
+    store
+        .put_webauthn_challenge("s1", Ceremony::Login, &wendy.id, "new", now + 60_000_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .take_webauthn_challenge("s1", Ceremony::Login, &wendy.id, now + 61_000_000)
+            .await
+            .unwrap(),
+        TakenChallenge::Expired
+    );
+    assert_eq!(
+        store
+            .take_webauthn_challenge("s1", Ceremony::Login, &wendy.id, now)
+            .await
+            .unwrap(),
+        TakenChallenge::Missing
+    );
+
+    // Keys: one account per credential id; counted on the account.
+    assert!(!wendy.has_mfa());
+    let key = store
+        .add_webauthn_key(
+            &wendy.id,
+            "cred-1",
+            "{}",
+            "laptop",
+            ev(Action::MfaEnroll, "wendy"),
+        )
+        .await
+        .unwrap();
+    let dup = store
+        .add_webauthn_key(
+            &wendy.id,
+            "cred-1",
+            "{}",
+            "again",
+            ev(Action::MfaEnroll, "wendy"),
+        )
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    let wendy = store.account_by_id(&wendy.id).await.unwrap().unwrap();
+    assert!(wendy.has_mfa() && !wendy.has_totp() && wendy.webauthn_keys == 1);
+    assert_eq!(wendy.last_mfa_us, None);
+    assert!(
+        store
+            .use_webauthn_key(&wendy.id, "cred-1", Some("{\"counter\":2}"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .use_webauthn_key(&wendy.id, "cred-9", None)
+            .await
+            .unwrap()
+    );
+    let used = store.webauthn_keys(&wendy.id).await.unwrap();
+    assert_eq!(used.len(), 1);
+    assert_eq!(used[0].passkey, "{\"counter\":2}");
+    assert!(used[0].last_used_us.is_some());
+    let wendy = store.account_by_id(&wendy.id).await.unwrap().unwrap();
+    assert!(
+        wendy.last_mfa_us.is_some(),
+        "a key's use is a second-factor check"
+    );
+    assert!(
+        !store
+            .remove_webauthn_key("someone-else", &key.id, ev(Action::MfaRemove, "x"))
+            .await
+            .unwrap(),
+        "only the owner's key is removed"
+    );
+    store
+        .add_webauthn_key(
+            &wendy.id,
+            "cred-2",
+            "{}",
+            "phone",
+            ev(Action::MfaEnroll, "wendy"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .remove_webauthn_key(&wendy.id, &key.id, ev(Action::MfaRemove, "wendy"))
+            .await
+            .unwrap()
+    );
+    store
+        .reset_mfa(&wendy.id, ev(Action::MfaReset, "wendy"))
+        .await
+        .unwrap();
+    let wendy = store.account_by_id(&wendy.id).await.unwrap().unwrap();
+    assert!(!wendy.has_mfa(), "a reset removes the keys too");
 }
 
 /// Database tokens: live ones are found by account and target, an expired or revoked one

@@ -717,17 +717,21 @@ async fn audit(
 
 async fn account(State(state): State<AppState>, viewer: Viewer) -> Response {
     let a = &viewer.account;
-    let (sessions, left, keys) = match (
+    let (sessions, left, keys, webauthn_keys) = match (
         state.store.sessions_of(&a.id).await,
         state.store.recovery_codes_left(&a.id).await,
         state.store.ssh_keys(Some(&a.id)).await,
+        state.store.webauthn_keys(&a.id).await,
     ) {
-        (Ok(s), Ok(n), Ok(k)) => (s, n, k),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return internal(e),
+        (Ok(s), Ok(n), Ok(k), Ok(w)) => (s, n, k, w),
+        (Err(e), _, _, _) | (_, Err(e), _, _) | (_, _, Err(e), _) | (_, _, _, Err(e)) => {
+            return internal(e);
+        }
     };
+    let webauthn = state.webauthn().is_some();
     let now = jiff::Timestamp::now().as_second();
     let policy = state.policy.sessions();
-    render(
+    let page = render(
         StatusCode::OK,
         &pages::AccountPage {
             nav: nav(&viewer),
@@ -752,8 +756,24 @@ async fn account(State(state): State<AppState>, viewer: Viewer) -> Response {
                 .into_iter()
                 .map(|k| (k.fingerprint, pages::time_us(k.created_us)))
                 .collect(),
+            webauthn,
+            webauthn_keys: webauthn_keys
+                .into_iter()
+                .map(|k| pages::KeyItem {
+                    id: k.id,
+                    name: k.name,
+                    added: pages::time_us(k.created_us),
+                    last_used: k.last_used_us.map(pages::time_us).unwrap_or_default(),
+                })
+                .collect(),
         },
-    )
+    );
+    // The one page besides the login's second step that runs a script: adding a key.
+    if webauthn {
+        crate::webauthn::with_script_policy(page)
+    } else {
+        page
+    }
 }
 
 async fn revoke_session(

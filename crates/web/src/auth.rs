@@ -1,4 +1,5 @@
-//! Login (password, then TOTP or a recovery code), enrollment, sessions and logout.
+//! Login (password, then TOTP, a WebAuthn key or a recovery code), enrollment, sessions
+//! and logout.
 //!
 //! A login is a sequence of server-side session stages (`PasswordOk` → `Complete`, or
 //! `MustEnroll` → `Complete`); each step replaces the session id. Throttling counts failed
@@ -49,8 +50,8 @@ pub(crate) struct Viewer {
 /// A login short of complete.
 #[derive(Debug, Clone)]
 pub(crate) struct Partial {
-    account: Account,
-    session: SessionRow,
+    pub account: Account,
+    pub session: SessionRow,
 }
 
 /// What a handler answers when there is no usable session.
@@ -336,7 +337,16 @@ async fn login(
     let account = match account {
         Some(a) if ok && a.password_hash.is_some() => a,
         _ => {
-            return failed_check(&state, states, now, source, subject, Action::LoginPassword).await;
+            return failed_check(
+                &state,
+                states,
+                now,
+                source,
+                subject,
+                Action::LoginPassword,
+                login_form(StatusCode::UNAUTHORIZED, INVALID),
+            )
+            .await;
         }
     };
     if !account.active {
@@ -378,6 +388,7 @@ async fn failed_check(
     source: Option<IpAddr>,
     subject: String,
     action: Action,
+    page: Response,
 ) -> Response {
     state.metrics.login_failures.fetch_add(1, Ordering::Relaxed);
     let throttle = state.policy.throttle();
@@ -408,16 +419,7 @@ async fn failed_check(
     if let Err(e) = state.store.save_throttle(&next, &events).await {
         return internal(e);
     }
-    match action {
-        Action::LoginMfa => render(
-            StatusCode::UNAUTHORIZED,
-            &pages::Mfa {
-                nav: None,
-                flash: Some("That code was not accepted.".into()),
-            },
-        ),
-        _ => login_form(StatusCode::UNAUTHORIZED, INVALID),
-    }
+    page
 }
 
 async fn start_session(
@@ -497,15 +499,34 @@ async fn complete(
     Ok(token)
 }
 
-async fn mfa_page(partial: Partial) -> Response {
+/// The second-factor page for `account`: a code field (TOTP or recovery code) and, when it
+/// holds WebAuthn keys, the security key button with the policy that lets its script run.
+pub(crate) fn mfa_form(
+    state: &AppState,
+    account: &Account,
+    status: StatusCode,
+    flash: &str,
+) -> Response {
+    let webauthn = account.webauthn_keys > 0 && state.webauthn().is_some();
+    let page = render(
+        status,
+        &pages::Mfa {
+            nav: None,
+            flash: Some(flash.to_owned()).filter(|f| !f.is_empty()),
+            totp: account.has_totp(),
+            webauthn,
+        },
+    );
+    if webauthn {
+        crate::webauthn::with_script_policy(page)
+    } else {
+        page
+    }
+}
+
+async fn mfa_page(State(state): State<AppState>, partial: Partial) -> Response {
     match partial.session.stage {
-        Stage::PasswordOk => render(
-            StatusCode::OK,
-            &pages::Mfa {
-                nav: None,
-                flash: None,
-            },
-        ),
+        Stage::PasswordOk => mfa_form(&state, &partial.account, StatusCode::OK, ""),
         Stage::MustEnroll => Redirect::to("/mfa/enroll").into_response(),
         Stage::Complete => Redirect::to("/").into_response(),
     }
@@ -525,45 +546,19 @@ async fn mfa(
     if partial.session.stage != Stage::PasswordOk {
         return Redirect::to("/login").into_response();
     }
+    let account = &partial.account;
     let Ok(Form(form)) = form else {
-        return render(
-            StatusCode::BAD_REQUEST,
-            &pages::Mfa {
-                nav: None,
-                flash: Some("Enter a code.".into()),
-            },
-        );
+        return mfa_form(&state, account, StatusCode::BAD_REQUEST, "Enter a code.");
     };
     let source = client_ip(&parts);
-    let now = jiff::Timestamp::now().as_second();
-    let account = &partial.account;
-    let subject = account.username.to_string();
-    let key = format!("mfa:{}", account.id);
-    let throttle = state.policy.throttle();
-    let current = match state.store.throttle(&key).await {
-        Ok(s) => s,
-        Err(e) => return internal(e),
+    let gate = match mfa_gate(&state, account, source).await {
+        Ok(g) => g,
+        Err(response) => return response,
     };
-    if throttle.check(&current, now).is_err() {
-        let ev = AuditEvent::new(Actor::User(subject.clone()), Action::LoginMfa, subject)
-            .outcome(Outcome::Denied)
-            .source(source)
-            .detail("reason", "locked");
-        if let Err(e) = state.store.append_audit(&[ev]).await {
-            return internal(e);
-        }
-        return render(
-            StatusCode::TOO_MANY_REQUESTS,
-            &pages::Mfa {
-                nav: None,
-                flash: Some("Too many failed attempts. Try again later.".into()),
-            },
-        );
-    }
     let typed = form.code.trim();
     let (accepted, method, reason) =
         if typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit()) {
-            crate::ops::check_totp(&state.store, &state.master, account, typed, now).await
+            crate::ops::check_totp(&state.store, &state.master, account, typed, gate.now).await
         } else {
             let hash = token_hash(&totp::normalize_recovery_code(typed));
             match state.store.use_recovery_code(&account.id, &hash).await {
@@ -573,31 +568,18 @@ async fn mfa(
             }
         };
     if !accepted {
-        let ev = AuditEvent::new(
-            Actor::User(subject.clone()),
-            Action::LoginMfa,
-            subject.clone(),
-        )
-        .outcome(Outcome::Failure)
-        .source(source)
-        .detail("method", method)
-        .detail("reason", reason);
-        if let Err(e) = state.store.append_audit(&[ev]).await {
-            return internal(e);
-        }
-        return failed_check(
+        return mfa_failed(
             &state,
-            vec![(key, current)],
-            now,
+            account,
+            gate,
             source,
-            subject,
-            Action::LoginMfa,
+            method,
+            reason,
+            "That code was not accepted.",
         )
         .await;
     }
-    if let Err(e) = state.store.clear_throttle(&key).await {
-        return internal(e);
-    }
+    let subject = account.username.to_string();
     let action = if method == "recovery_code" {
         Action::RecoveryCodeUsed
     } else {
@@ -606,8 +588,96 @@ async fn mfa(
     let ev = AuditEvent::new(Actor::User(subject.clone()), action, subject)
         .source(source)
         .detail("method", method);
-    match complete(&state, &partial, source, method, ev).await {
-        Ok(token) => after_login(&state, &parts.headers, set_cookie(&token)),
+    mfa_passed(&state, &parts, &partial, gate, source, method, ev).await
+}
+
+/// The second-factor throttle of one account, read before a check: the check may only
+/// run when it is not locked.
+pub(crate) struct MfaGate {
+    key: String,
+    current: rampart_identity::throttle::FailureState,
+    now: i64,
+}
+
+/// Opens the gate for a second-factor check of `account`, or answers the locked page
+/// (audited).
+pub(crate) async fn mfa_gate(
+    state: &AppState,
+    account: &Account,
+    source: Option<IpAddr>,
+) -> Result<MfaGate, Response> {
+    let now = jiff::Timestamp::now().as_second();
+    let key = format!("mfa:{}", account.id);
+    let current = state.store.throttle(&key).await.map_err(internal)?;
+    if state.policy.throttle().check(&current, now).is_err() {
+        let subject = account.username.to_string();
+        let ev = AuditEvent::new(Actor::User(subject.clone()), Action::LoginMfa, subject)
+            .outcome(Outcome::Denied)
+            .source(source)
+            .detail("reason", "locked");
+        state.store.append_audit(&[ev]).await.map_err(internal)?;
+        return Err(mfa_form(
+            state,
+            account,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed attempts. Try again later.",
+        ));
+    }
+    Ok(MfaGate { key, current, now })
+}
+
+/// A refused second factor: audited with its method and reason, counted toward the
+/// account's lockout, and the page again with `flash`.
+pub(crate) async fn mfa_failed(
+    state: &AppState,
+    account: &Account,
+    gate: MfaGate,
+    source: Option<IpAddr>,
+    method: &str,
+    reason: &str,
+    flash: &str,
+) -> Response {
+    let subject = account.username.to_string();
+    let ev = AuditEvent::new(
+        Actor::User(subject.clone()),
+        Action::LoginMfa,
+        subject.clone(),
+    )
+    .outcome(Outcome::Failure)
+    .source(source)
+    .detail("method", method.to_owned())
+    .detail("reason", reason.to_owned());
+    if let Err(e) = state.store.append_audit(&[ev]).await {
+        return internal(e);
+    }
+    failed_check(
+        state,
+        vec![(gate.key, gate.current)],
+        gate.now,
+        source,
+        subject,
+        Action::LoginMfa,
+        mfa_form(state, account, StatusCode::UNAUTHORIZED, flash),
+    )
+    .await
+}
+
+/// An accepted second factor (`event` says which): the throttle is cleared and the login
+/// completes with a new session id.
+pub(crate) async fn mfa_passed(
+    state: &AppState,
+    parts: &Parts,
+    partial: &Partial,
+    gate: MfaGate,
+    source: Option<IpAddr>,
+    method: &str,
+    event: AuditEvent,
+) -> Response {
+    if let Err(e) = state.store.clear_throttle(&gate.key).await {
+        return internal(e);
+    }
+    match complete(state, partial, source, method, event).await {
+        Ok(token) => after_login(state, &parts.headers, set_cookie(&token)),
         Err(response) => response,
     }
 }

@@ -216,7 +216,9 @@ async fn acc2(store: &Store, policy: &PolicyConfig) -> Result<Finding, rampart_s
         .iter()
         .filter(|a| a.active && a.kind.needs_mfa() && a.password_hash.is_some())
         .collect();
+    // A second factor is TOTP or a WebAuthn key (security key, passkey).
     let with_mfa = humans.iter().filter(|a| a.has_mfa()).count();
+    let with_webauthn = humans.iter().filter(|a| a.webauthn_keys > 0).count();
     let since = jiff::Timestamp::now().as_microsecond() - WINDOW_US;
     let without = store
         .audit_count_detail("session.start", since, "mfa", "none")
@@ -240,6 +242,7 @@ async fn acc2(store: &Store, policy: &PolicyConfig) -> Result<Finding, rampart_s
                 "{with_mfa} of {} enrolled people and third parties have a second factor",
                 humans.len()
             ),
+            format!("{with_webauthn} of them hold a security key or passkey (WebAuthn)"),
             format!("{without} sessions started without MFA in the last 30 days"),
         ],
     ))

@@ -1,6 +1,6 @@
 //! The HTTPS front door of rampart (ENC-1, ENC-2): the HTTP listener that only redirects,
 //! the HTTPS listener with security headers on every response, login with password and
-//! TOTP, enrollment, and the server-rendered admin UI.
+//! TOTP or a WebAuthn key, enrollment, and the server-rendered admin UI.
 //!
 //! Invariants: the HTTP listener never serves content and never echoes the client's Host;
 //! every HTTPS response carries HSTS; every state-changing request passes the CSRF check;
@@ -27,6 +27,7 @@ pub mod reviews;
 mod sensitive;
 pub mod ssh;
 pub mod tls;
+pub mod webauthn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -103,7 +104,7 @@ pub struct Metrics {
 
 /// Everything a handler needs.
 #[derive(Debug, Clone)]
-pub struct AppState(Arc<Inner>, Arc<str>);
+pub struct AppState(Arc<Inner>, Arc<str>, Option<Arc<::webauthn_rs::Webauthn>>);
 
 /// The parts of [`AppState`].
 #[derive(Debug)]
@@ -147,13 +148,20 @@ pub struct Inner {
 impl AppState {
     /// Wraps the parts.
     pub fn new(inner: Inner) -> Self {
-        let origin = Arc::from(inner.web.public_origin());
-        Self(Arc::new(inner), origin)
+        let origin: Arc<str> = Arc::from(inner.web.public_origin());
+        let relying_party = webauthn::relying_party(&inner.web.public_host, &origin);
+        Self(Arc::new(inner), origin, relying_party)
     }
 
     /// `https://host[:port]`, computed once: every redirect uses it.
     pub fn public_origin(&self) -> &str {
         &self.1
+    }
+
+    /// The WebAuthn relying party (`web.public_host`, the public origin); `None` when the
+    /// host is not a domain name WebAuthn accepts.
+    pub(crate) fn webauthn(&self) -> Option<Arc<::webauthn_rs::Webauthn>> {
+        self.2.clone()
     }
 }
 
@@ -175,6 +183,7 @@ pub fn https_router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/static/app.css", get(pages::stylesheet))
         .merge(auth::routes())
+        .merge(webauthn::routes())
         .merge(admin::routes())
         .merge(access::routes())
         .merge(reviews::routes())

@@ -69,6 +69,10 @@ pub(crate) struct Login {
 pub(crate) struct Mfa {
     pub nav: Option<String>,
     pub flash: Option<String>,
+    /// A TOTP secret is enrolled (else the code field takes recovery codes only).
+    pub totp: bool,
+    /// The account holds WebAuthn keys: offer them (the page runs `webauthn.js`).
+    pub webauthn: bool,
 }
 
 #[derive(Template)]
@@ -243,6 +247,17 @@ pub(crate) struct AccountPage {
     pub recovery_left: i64,
     pub sessions: Vec<SessionItem>,
     pub ssh_keys: Vec<(String, String)>,
+    /// WebAuthn is on (the page runs `webauthn.js` to add a key).
+    pub webauthn: bool,
+    pub webauthn_keys: Vec<KeyItem>,
+}
+
+/// A security key or passkey on the account page.
+pub(crate) struct KeyItem {
+    pub id: String,
+    pub name: String,
+    pub added: String,
+    pub last_used: String,
 }
 
 pub(crate) struct NetFindingRow {

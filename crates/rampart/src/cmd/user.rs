@@ -133,10 +133,14 @@ pub async fn run(ctx: &Ctx, command: UserCommand) -> Result<Exit> {
             }
             println!(
                 "mfa:      {}",
-                if a.has_mfa() {
-                    "enrolled"
-                } else {
-                    "not enrolled"
+                match (a.has_totp(), a.webauthn_keys) {
+                    (false, 0) => "not enrolled".to_owned(),
+                    (true, 0) => "enrolled (TOTP)".to_owned(),
+                    (totp, n) => format!(
+                        "enrolled ({}{n} security key{})",
+                        if totp { "TOTP, " } else { "" },
+                        if n == 1 { "" } else { "s" }
+                    ),
                 }
             );
             println!("status:   {}", if a.active { "active" } else { "disabled" });
