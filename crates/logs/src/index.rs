@@ -96,27 +96,50 @@ pub fn words(text: &str) -> Vec<u64> {
 }
 
 /// Builds the stored filter of a chunk from the texts of its lines.
+///
+/// Sized without counting distinct words (a hash set cost more than the rest of the
+/// filter): every word goes into a filter large enough for all of them, a power of two
+/// bits; the fill tells how many distinct words there were, and the filter is folded in
+/// halves (OR of the two halves, valid because positions are taken modulo a power of two)
+/// down to about [`BITS_PER_WORD`] bits per distinct word.
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)] // bit counts, far below 2^52
 pub fn filter<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
-    let mut distinct = std::collections::HashSet::with_capacity_and_hasher(
-        4096,
-        std::hash::BuildHasherDefault::<PassThrough>::default(),
-    );
+    let mut hashes = Vec::with_capacity(CHUNK_LINES * 32);
     for text in texts {
-        for_each_word(text, |h| {
-            distinct.insert(h);
-        });
+        for_each_word(text, |h| hashes.push(h));
     }
-    let bits = (distinct.len() * BITS_PER_WORD).max(64).next_multiple_of(8);
-    let mut out = vec![0_u8; 2 + bits / 8];
-    if let Some(head) = out.get_mut(..2) {
-        head.copy_from_slice(&[FORMAT, PROBES]);
-    }
-    if let Some(body) = out.get_mut(2..) {
-        for h in distinct {
-            for bit in positions(h, bits as u64) {
-                set(body, bit);
+    let mut bits = (hashes.len() * BITS_PER_WORD).max(64).next_power_of_two();
+    let mut words = vec![0_u64; bits / 64];
+    for &h in &hashes {
+        for bit in positions(h, bits as u64) {
+            if let Some(w) = usize::try_from(bit / 64)
+                .ok()
+                .and_then(|i| words.get_mut(i))
+            {
+                *w |= 1 << (bit % 64);
             }
         }
+    }
+    // Distinct words from the fill (Swamidass and Baldi): n = -(m/k)·ln(1 - X/m).
+    let set: u32 = words.iter().map(|w| w.count_ones()).sum();
+    let fill = f64::from(set) / bits as f64;
+    if fill < 1.0 {
+        let distinct = -(bits as f64 / f64::from(PROBES)) * (1.0 - fill).ln();
+        let want = ((distinct * BITS_PER_WORD as f64).ceil() as usize).max(64);
+        while bits / 2 >= want {
+            let (low, high) = words.split_at(bits / 128);
+            words = low.iter().zip(high).map(|(a, b)| a | b).collect();
+            bits /= 2;
+        }
+    }
+    let mut out = Vec::with_capacity(2 + bits / 8);
+    out.extend_from_slice(&[FORMAT, PROBES]);
+    for w in words {
+        out.extend_from_slice(&w.to_le_bytes());
     }
     out
 }
@@ -142,35 +165,11 @@ fn positions(h: u64, bits: u64) -> impl Iterator<Item = u64> {
     (0..u64::from(PROBES)).map(move |i| h.wrapping_add(i.wrapping_mul(step)) % bits)
 }
 
-fn set(body: &mut [u8], bit: u64) {
-    if let Some(byte) = usize::try_from(bit / 8).ok().and_then(|i| body.get_mut(i)) {
-        *byte |= 1 << (bit % 8);
-    }
-}
-
 fn get(body: &[u8], bit: u64) -> bool {
     usize::try_from(bit / 8)
         .ok()
         .and_then(|i| body.get(i))
         .is_some_and(|byte| byte & (1 << (bit % 8)) != 0)
-}
-
-/// A hasher for keys that are already hashes.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl std::hash::Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
 
 /// What a search looks for: typed words, each a sequence of words that must appear in a
@@ -328,6 +327,21 @@ mod tests {
             absent < 400,
             "{absent} of 10000 absent words passed the filter"
         );
+    }
+
+    #[test]
+    fn the_filter_is_sized_by_distinct_words_not_by_all_words() {
+        let same = vec!["timeout upstream"; 256];
+        let few = filter(same.iter().copied());
+        assert_eq!(
+            few.len(),
+            2 + 8,
+            "two distinct words fit the smallest filter"
+        );
+        let lines: Vec<String> = (0..256).map(|i| format!("id {i:x} n {i}")).collect();
+        let many = filter(lines.iter().map(String::as_str));
+        // About 514 distinct words at 10 bits each: 8192 bits, a power of two.
+        assert_eq!(many.len(), 2 + 1024, "{}", many.len());
     }
 
     #[test]
