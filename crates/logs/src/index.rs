@@ -20,10 +20,12 @@
 
 /// Most lines in one chunk (one filter).
 pub const CHUNK_LINES: usize = 256;
-/// Filter bits per distinct word: with [`PROBES`], about 1 % false positives.
+/// Filter bits per distinct word, at least (folding leaves 10 to 20): with [`PROBES`],
+/// 0.2 to 1.2 % false positives.
 const BITS_PER_WORD: usize = 10;
-/// Bits tested per word.
-const PROBES: u8 = 7;
+/// Bits set and tested per word: fewer than the optimum for 10 bits (7), for a cheaper
+/// ingest, at a slightly higher false-positive rate (1.2 % instead of 0.8 % at 10 bits).
+const PROBES: u8 = 4;
 /// The first byte of a stored filter: its hash and layout.
 const FORMAT: u8 = 1;
 /// Most words a search takes, as before.
@@ -162,7 +164,15 @@ pub fn may_hold(filter: &[u8], word: u64) -> bool {
 fn positions(h: u64, bits: u64) -> impl Iterator<Item = u64> {
     // Double hashing (Kirsch and Mitzenmacher): h1 + i·h2, h2 odd.
     let step = (h >> 32) | 1;
-    (0..u64::from(PROBES)).map(move |i| h.wrapping_add(i.wrapping_mul(step)) % bits)
+    // Filters are a power of two bits: a mask instead of a division.
+    let mask = bits.is_power_of_two().then(|| bits - 1);
+    (0..u64::from(PROBES)).map(move |i| {
+        let x = h.wrapping_add(i.wrapping_mul(step));
+        match mask {
+            Some(mask) => x & mask,
+            None => x % bits,
+        }
+    })
 }
 
 fn get(body: &[u8], bit: u64) -> bool {
