@@ -273,3 +273,52 @@ fn a_flooding_source_gets_429_and_the_others_are_still_served() {
         "nothing of the refused batch was stored"
     );
 }
+
+#[test]
+fn gzip_encoded_pushes_are_decoded_and_other_encodings_refused() {
+    let r = start();
+    let token = token_for(&r, "api");
+    let json = format!(
+        r#"{{"streams":[{{"stream":{{"app":"web"}},"values":[["{}","gzipped loki line for erin@example.com"]]}}]}}"#,
+        jiff::Timestamp::now().as_nanosecond()
+    );
+    let plain = r.data_dir().join("push.json");
+    std::fs::write(&plain, &json).unwrap();
+    // gzip(1), as a shipper's HTTP client would compress.
+    let zipped = std::process::Command::new("gzip")
+        .arg("-c")
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert!(zipped.status.success());
+    let file = r.data_dir().join("push.json.gz");
+    std::fs::write(&file, &zipped.stdout).unwrap();
+    let post = |encoding: &str| {
+        let url = format!("{}/loki/api/v1/push", r.origin());
+        let data = format!("@{}", file.display());
+        let auth = format!("Authorization: Bearer {token}");
+        let enc = format!("Content-Encoding: {encoding}");
+        r.curl().run(&[
+            &url,
+            "--data-binary",
+            &data,
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            &enc,
+            "-H",
+            &auth,
+        ])
+    };
+    let answer = post("gzip");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let found = cli_ok(&r, &["logs", "search", "gzipped", "--since", "1h"]);
+    assert!(found.contains("gzipped loki line for [EMAIL]"), "{found}");
+    let refused = post("br");
+    assert_eq!(refused.status, 415, "{}", refused.body);
+    assert!(
+        refused.body.contains("Content-Encoding"),
+        "{}",
+        refused.body
+    );
+}

@@ -1,5 +1,6 @@
 //! Application logs on the front door (LOG-1, LOG-2): `POST /ingest/ndjson` and the Loki
-//! push API `POST /loki/api/v1/push` (JSON or snappy protobuf), authenticated by per-source
+//! push API `POST /loki/api/v1/push` (JSON or snappy protobuf; any body may come gzip-encoded,
+//! `Content-Encoding: gzip`, decoded to at most 8 times the body limit), authenticated by per-source
 //! tokens held by service accounts; the syslog-over-TLS listener ([`syslog`]); the `/logs`
 //! page ([`page`]).
 //!
@@ -25,7 +26,7 @@ use base64::Engine as _;
 use rampart_audit::{Action, Actor, AuditEvent, Outcome};
 use rampart_logs::Parsed;
 use rampart_logs::ingest::{Ingest, IngestError, Report};
-use rampart_logs::parse::{loki, ndjson};
+use rampart_logs::parse::{BodyError, loki, ndjson};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
@@ -204,6 +205,23 @@ async fn push(
                 "the body is larger than logs.max_body_kib\n",
             )
                 .into_response();
+        }
+    };
+    // A gzip body (Vector, Alloy and Fluent Bit can send one) is decoded first, to at most
+    // 8 times the body limit.
+    let encoding = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?"));
+    let body = match rampart_logs::parse::decode_body(encoding, &body, limit.saturating_mul(8)) {
+        Ok(b) => b,
+        Err(e) => {
+            let status = match e {
+                BodyError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyError::Corrupt => StatusCode::BAD_REQUEST,
+            };
+            return (status, format!("{e}\n")).into_response();
         }
     };
     let parsed = match parse(&parts.headers, &body) {
