@@ -3,31 +3,12 @@
 // computed independently by oathtool, and create a user. Exits non-zero on any failure.
 //
 // usage: node admin_flow.mjs ORIGIN ENROLL_URL SCREENSHOT_DIR
-import { chromium } from 'playwright-core';
-import { execFileSync } from 'node:child_process';
+import { argv, expect, launch, password, totp } from './common.mjs';
 
-const [origin, enrollUrl, shots] = process.argv.slice(2);
-if (!origin || !enrollUrl || !shots) {
-  console.error('usage: node admin_flow.mjs ORIGIN ENROLL_URL SCREENSHOT_DIR');
-  process.exit(64);
-}
+const [origin, enrollUrl, shots] = argv('admin_flow.mjs', ['ORIGIN', 'ENROLL_URL', 'SCREENSHOT_DIR']);
 const host = new URL(origin).hostname;
-const password = 'vivid-otter-canyon-42-lamp';
-const totp = (secret, offset) =>
-  execFileSync('oathtool', ['--totp', '-b', '-N', `@${Math.floor(Date.now() / 1000) + offset}`, secret]).toString().trim();
 
-function expect(cond, what) {
-  if (!cond) throw new Error(`expected ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    `--host-resolver-rules=MAP ${host} 127.0.0.1`,
-  ],
-});
+const browser = await launch(host);
 try {
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();

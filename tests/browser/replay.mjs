@@ -4,14 +4,11 @@
 // and shows the recording's text once sought to its end. Exits non-zero on any failure.
 //
 // usage: node replay.mjs ORIGIN COOKIE_JAR RECORDING_PATH EXPECTED_TEXT
-import { chromium } from 'playwright-core';
+import { argv, launch } from './common.mjs';
 import { readFileSync } from 'node:fs';
 
-const [origin, jarPath, path, expected] = process.argv.slice(2);
-if (!origin || !jarPath || !path || !expected) {
-  console.error('usage: node replay.mjs ORIGIN COOKIE_JAR RECORDING_PATH EXPECTED_TEXT');
-  process.exit(64);
-}
+const [origin, jarPath, path, expected] =
+  argv('replay.mjs', ['ORIGIN', 'COOKIE_JAR', 'RECORDING_PATH', 'EXPECTED_TEXT']);
 const host = new URL(origin).hostname;
 
 // Netscape cookie file: domain, subdomains, path, secure, expiry, name, value; HttpOnly
@@ -27,14 +24,7 @@ if (cookies.length === 0) {
   process.exit(1);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    `--host-resolver-rules=MAP ${host} 127.0.0.1`,
-  ],
-});
+const browser = await launch(host);
 try {
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   await context.addCookies(cookies);
