@@ -58,7 +58,7 @@ impl Engine {
             if rule.regex.contains(r"[\s\S]") {
                 multiline |= 1u64 << index;
             }
-            compiled.push(build(&rule.regex).map_err(|e| (index, e))?);
+            compiled.push(build(&rule.regex, rule.literal_prefilter).map_err(|e| (index, e))?);
         }
         Ok(Self {
             rules: compiled,
@@ -222,7 +222,7 @@ struct Pending {
 }
 
 /// A rule's regex, with the syntax every rule is written in.
-fn build(pattern: &str) -> Result<Regex, String> {
+fn build(pattern: &str, literal_prefilter: bool) -> Result<Regex, String> {
     Regex::builder()
         .syntax(
             regex_automata::util::syntax::Config::new()
@@ -232,6 +232,7 @@ fn build(pattern: &str) -> Result<Regex, String> {
         .configure(
             Regex::config()
                 .match_kind(MatchKind::LeftmostFirst)
+                .auto_prefilter(literal_prefilter)
                 .nfa_size_limit(Some(1 << 22)),
         )
         .build(pattern)
