@@ -112,7 +112,7 @@ impl Sieve {
                 }
             }
             let live = slots.iter().any(|slot| slot.lane.is_some());
-            if !live && (first.is_some() || lines.next >= lines.len) {
+            if !live && (first.is_some() || lines.exhausted()) {
                 return first;
             }
         }
@@ -269,6 +269,11 @@ impl<'a> Lines<'a> {
             newlines: memchr::memchr_iter(b'\n', block),
             next: 0,
         }
+    }
+
+    /// Every line has been handed out.
+    fn exhausted(&self) -> bool {
+        self.next >= self.len
     }
 }
 
