@@ -4,6 +4,7 @@
 # so it does less work and redacts more look-alikes).
 #
 # Usage: bench/scrub.sh [SIZE_MB] [PII_PERCENT] [RUNS]   (defaults: 100 3 3)
+# RAMPART_BIN=path runs that binary instead of building one (to compare two builds).
 # Prints MB/s for each run and the median of each tool, and their ratio.
 set -euo pipefail
 
@@ -15,9 +16,12 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-echo "building rampart (release)..." >&2
-cargo build --release -q -p rampart --manifest-path "$root/Cargo.toml"
-bin=$CARGO_TARGET_DIR/release/rampart
+bin=${RAMPART_BIN:-}
+if [ -z "$bin" ]; then
+  echo "building rampart (release)..." >&2
+  cargo build --release -q -p rampart --manifest-path "$root/Cargo.toml"
+  bin=$CARGO_TARGET_DIR/release/rampart
+fi
 
 corpus=$work/corpus.log
 python3 "$root/bench/gen_logs.py" "$corpus" "$size_mb" "$pii_percent"

@@ -372,6 +372,7 @@ fn custom_rule(
         regex: custom.regex.clone(),
         families: prefilter::ALWAYS,
         check: Check::Custom,
+        literal_prefilter: true,
     })
 }
 

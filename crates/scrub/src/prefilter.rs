@@ -644,7 +644,7 @@ mod tests {
         assert!(lines > 1000);
     }
 
-    fn sieve() -> regex_automata::meta::Regex {
+    fn sieve() -> sieve::Sieve {
         sieve::build().expect("the sieve compiles")
     }
 
@@ -720,8 +720,97 @@ mod tests {
         }
     }
 
-    static SIEVE: std::sync::LazyLock<regex_automata::meta::Regex> =
-        std::sync::LazyLock::new(sieve);
+    static SIEVE: std::sync::LazyLock<sieve::Sieve> = std::sync::LazyLock::new(sieve);
+
+    /// The sieve's pattern compiled by regex-automata's own engine, to check the hand walk.
+    static SIEVE_REGEX: std::sync::LazyLock<regex_automata::meta::Regex> =
+        std::sync::LazyLock::new(|| {
+            regex_automata::meta::Regex::builder()
+                .syntax(
+                    regex_automata::util::syntax::Config::new()
+                        .unicode(false)
+                        .utf8(false)
+                        .multi_line(true),
+                )
+                .build(&sieve::pattern())
+                .unwrap()
+        });
+
+    /// Where the first line of `block` that the sieve matches begins, one line at a time.
+    fn first_match_line_one_by_one(block: &[u8]) -> Option<usize> {
+        let mut start = 0;
+        for line in block.split(|&b| b == b'\n') {
+            if start >= block.len() {
+                break;
+            }
+            if SIEVE.is_match(line) {
+                return Some(start);
+            }
+            start += line.len() + 1;
+        }
+        None
+    }
+
+    /// Blocks of lines, some empty, with or without a last newline. Clean lines of words are
+    /// mixed in, so that the first matching line is often not the first one.
+    fn blocks(line: impl Strategy<Value = Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
+        let line = prop_oneof![
+            2 => "[a-z ]{0,40}".prop_map(String::into_bytes),
+            1 => line,
+        ];
+        (prop::collection::vec(line, 0..12), any::<bool>()).prop_map(|(lines, newline)| {
+            let mut block = lines.join(&b'\n');
+            if newline {
+                block.push(b'\n');
+            }
+            block
+        })
+    }
+
+    #[test]
+    fn the_lanes_find_the_first_matching_line_of_the_corpora() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/generated.txt");
+        let corpus = std::fs::read(root).unwrap();
+        let mut at = 0;
+        let mut found = 0;
+        while at < corpus.len() {
+            let block = &corpus[at..];
+            let first = SIEVE.first_match_line(block);
+            assert_eq!(first, first_match_line_one_by_one(block));
+            let Some(first) = first else { break };
+            found += 1;
+            let newline = block[first..].iter().position(|&b| b == b'\n');
+            at += newline.map_or(block.len(), |n| first + n + 1);
+        }
+        assert!(found > 100);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+        #[test]
+        fn the_walk_agrees_with_the_regex_engine(line in pieces()) {
+            prop_assert_eq!(SIEVE.is_match(&line), SIEVE_REGEX.is_match(line.as_slice()));
+        }
+
+        #[test]
+        fn the_walk_agrees_with_the_regex_engine_on_any_bytes(line in prop::collection::vec(any::<u8>(), 0..64)) {
+            let line: Vec<u8> = line.into_iter().filter(|&b| b != b'\n').collect();
+            prop_assert_eq!(SIEVE.is_match(&line), SIEVE_REGEX.is_match(line.as_slice()));
+        }
+
+        #[test]
+        fn the_lanes_find_the_first_matching_line(block in blocks(pieces())) {
+            prop_assert_eq!(SIEVE.first_match_line(&block), first_match_line_one_by_one(&block));
+        }
+
+        #[test]
+        fn the_lanes_find_the_first_matching_line_of_any_bytes(
+            block in blocks(prop::collection::vec(any::<u8>(), 0..48))
+        ) {
+            prop_assert_eq!(SIEVE.first_match_line(&block), first_match_line_one_by_one(&block));
+        }
+    }
 
     #[test]
     fn every_secret_word_is_grouped_under_its_last_letter() {

@@ -15,6 +15,7 @@ use std::ops::Range;
 use regex_automata::meta::Regex;
 use regex_automata::{Input, MatchKind};
 
+use crate::prefilter::sieve::Sieve;
 use crate::prefilter::{self, Families};
 use crate::rules::Rule;
 use crate::validate::{self, Check, Verdict};
@@ -34,7 +35,7 @@ pub(crate) struct Engine {
     /// Some rule runs on every line (a custom pattern).
     always: bool,
     /// Lines it does not match wake no family (see [`prefilter::sieve`]).
-    sieve: Option<Regex>,
+    sieve: Option<Sieve>,
 }
 
 /// A confirmed candidate, before overlaps are resolved.
@@ -58,7 +59,7 @@ impl Engine {
             if rule.regex.contains(r"[\s\S]") {
                 multiline |= 1u64 << index;
             }
-            compiled.push(build(&rule.regex).map_err(|e| (index, e))?);
+            compiled.push(build(&rule.regex, rule.literal_prefilter).map_err(|e| (index, e))?);
         }
         Ok(Self {
             rules: compiled,
@@ -71,7 +72,7 @@ impl Engine {
     }
 
     /// The length of the leading complete lines of `bytes` (each ended by `\n`) on which
-    /// no rule can match: one sieve search over the block instead of a pass per line.
+    /// no rule can match: the sieve over the block's lines, several at a time.
     pub(crate) fn clean_prefix(&self, bytes: &[u8]) -> usize {
         let Some(sieve) = self.sieve.as_ref().filter(|_| !self.always) else {
             return 0;
@@ -80,18 +81,7 @@ impl Engine {
             return 0;
         };
         let block = bytes.get(..=last_newline).unwrap_or(&[]);
-        // Where a match is first seen is enough: its last byte read lies on the line that
-        // holds it (a match may begin with the previous line's `\n`, never end there).
-        let input = regex_automata::Input::new(block).earliest(true);
-        match sieve.search_half(&input) {
-            None => block.len(),
-            // That line, and everything after it, is not known clean.
-            Some(m) => {
-                let last = m.offset().saturating_sub(1);
-                memchr::memrchr(b'\n', block.get(..last).unwrap_or(&[]))
-                    .map_or(0, |newline| newline + 1)
-            }
-        }
+        sieve.first_match_line(block).unwrap_or(block.len())
     }
 
     /// Calls `found(rule, range)` for every confirmed finding, in order, never overlapping.
@@ -222,7 +212,7 @@ struct Pending {
 }
 
 /// A rule's regex, with the syntax every rule is written in.
-fn build(pattern: &str) -> Result<Regex, String> {
+fn build(pattern: &str, literal_prefilter: bool) -> Result<Regex, String> {
     Regex::builder()
         .syntax(
             regex_automata::util::syntax::Config::new()
@@ -232,6 +222,7 @@ fn build(pattern: &str) -> Result<Regex, String> {
         .configure(
             Regex::config()
                 .match_kind(MatchKind::LeftmostFirst)
+                .auto_prefilter(literal_prefilter)
                 .nfa_size_limit(Some(1 << 22)),
         )
         .build(pattern)

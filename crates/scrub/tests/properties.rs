@@ -93,6 +93,29 @@ proptest! {
     }
 
     #[test]
+    fn the_clean_prefix_of_any_text_is_left_unchanged_by_scrubbing(
+        lines in prop::collection::vec(prop_oneof![
+            loggy().prop_map(String::into_bytes),
+            "[a-z ]{0,40}".prop_map(String::into_bytes),
+            "[\\x00-\\x7f]{0,40}".prop_map(String::into_bytes),
+            "\\PC{0,20}".prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 0..24),
+        ], 1..16)
+    ) {
+        let s = tags();
+        let mut text = lines.join(&b'\n');
+        text.push(b'\n');
+        let clean = s.clean_prefix(&text);
+        prop_assert!(clean == 0 || text[clean - 1] == b'\n');
+        let prefix = std::str::from_utf8(&text[..clean]);
+        prop_assert!(prefix.is_ok());
+        for line in prefix.unwrap_or("").split_terminator('\n') {
+            let scrubbed = s.scrub(line, &mut Counts::new());
+            prop_assert_eq!(scrubbed.as_ref(), line);
+        }
+    }
+
+    #[test]
     fn any_unicode_text_comes_out_as_text(text in "\\PC*") {
         // `String` guarantees UTF-8; what this proves is that no slice lands inside a character.
         let out = tags().scrub(&text, &mut Counts::new());
