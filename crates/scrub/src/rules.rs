@@ -168,6 +168,12 @@ pub(crate) fn built_in() -> Vec<Rule> {
         ),
         (
             Detector::Phone,
+            r"(?-u:\b)00[1-9][0-9]{0,2}(?:[ .-]?\(0\))?(?:[ .-]?\(?[0-9]{1,5}\)?){1,6}".to_owned(),
+            Check::PhoneZeroZero,
+            prefilter::DIGITS,
+        ),
+        (
+            Detector::Phone,
             r"(?:(?-u:\b)1[ .-])?(?:\([2-9][0-9]{2}\) ?|(?-u:\b)[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}(?-u:\b)".to_owned(),
             Check::PhoneUs,
             prefilter::DIGITS,
@@ -213,6 +219,7 @@ fn literal_prefilter(check: Check) -> bool {
         | Check::Nino
         | Check::Ipv4
         | Check::Ipv6
+        | Check::PhoneZeroZero
         | Check::PhoneUs
         | Check::PhoneTrunk
         | Check::PhoneNoTrunk => false,

@@ -240,3 +240,26 @@ fn an_address_ending_at_a_character_no_domain_holds_is_redacted_in_one_pass() {
     let twice = s.scrub_json_line(&once, &mut Counts::new()).into_owned();
     assert_eq!(twice, once);
 }
+
+#[test]
+fn numbers_dialled_with_00_are_phones_only_at_a_known_countrys_length() {
+    for (line, want) in [
+        ("call 0044 20 7946 0958 now", "call [PHONE] now"),
+        ("tel 0033 6 12 34 56 78.", "tel [PHONE]."),
+        ("0049 30 1234567", "[PHONE]"),
+        ("fax 0044 (0)20 7946 0958", "fax [PHONE]"),
+        ("us 001-415-555-2671", "us [PHONE]"),
+        ("mobile 0034 612 345 678, thanks", "mobile [PHONE], thanks"),
+    ] {
+        assert_eq!(tags().scrub(line, &mut Counts::new()), want, "{line}");
+    }
+    for line in [
+        // Zero-padded ids and codes: an unknown country, or the wrong length.
+        "invoice 0045123456 paid",
+        "batch 00771234 done",
+        "ref 0033 12 ok",
+        "order x0044207946095 glued",
+    ] {
+        assert_eq!(tags().scrub(line, &mut Counts::new()), line, "{line}");
+    }
+}

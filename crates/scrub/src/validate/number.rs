@@ -110,6 +110,25 @@ pub(super) fn phone_international(c: &str, around: Around) -> Option<Range<usize
         .map(|cut| 0..cut)
 }
 
+/// An international number dialled with `00` instead of `+` (`0044 20 7946 0958`), common
+/// in Europe. Stricter than the `+` form, because zero-padded ids also start with `00`:
+/// only the known countries, each at its own length.
+pub(super) fn phone_zero_zero(c: &str, around: Around) -> Option<Range<usize>> {
+    if !left_ok(around) {
+        return None;
+    }
+    group_ends(c)
+        .into_iter()
+        .rev()
+        .find(|&cut| {
+            c.get(..cut)
+                .and_then(|part| part.strip_prefix("00"))
+                .is_some_and(|rest| country_length_ok(&digits_without_trunk(rest)) == Some(true))
+                && right_ok(around, cut)
+        })
+        .map(|cut| 0..cut)
+}
+
 pub(super) fn phone_us(c: &str, around: Around) -> Option<Range<usize>> {
     if !left_ok(around) || !right_ok(around, c.len()) {
         return None;
@@ -256,18 +275,24 @@ fn issuer_ok(d: &str) -> bool {
 }
 
 fn international_length_ok(digits: &str) -> bool {
+    country_length_ok(digits).unwrap_or_else(|| (8..=15).contains(&digits.len()))
+}
+
+/// For the countries the scrubber knows (US/CA, UK, FR, DE, ES, IT, NL, BE): whether the
+/// digits after the country code have that country's length; `None` for other countries.
+fn country_length_ok(digits: &str) -> Option<bool> {
     let total = digits.len();
     let national = |cc: usize| total.saturating_sub(cc);
     if digits.starts_with('1') {
-        return national(1) == 10;
+        return Some(national(1) == 10);
     }
     match digits.get(..2) {
-        Some("33" | "34" | "31") => national(2) == 9,
-        Some("44") => (9..=10).contains(&national(2)),
-        Some("32") => (8..=9).contains(&national(2)),
-        Some("39") => (6..=11).contains(&national(2)),
-        Some("49") => (6..=13).contains(&national(2)),
-        _ => (8..=15).contains(&total),
+        Some("33" | "34" | "31") => Some(national(2) == 9),
+        Some("44") => Some((9..=10).contains(&national(2))),
+        Some("32") => Some((8..=9).contains(&national(2))),
+        Some("39") => Some((6..=11).contains(&national(2))),
+        Some("49") => Some((6..=13).contains(&national(2))),
+        _ => None,
     }
 }
 
