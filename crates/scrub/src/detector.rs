@@ -14,7 +14,8 @@ pub enum Detector {
     Card,
     /// An IBAN whose mod-97 check holds.
     Iban,
-    /// A phone number: E.164 or a national format of US, UK, FR, DE, ES, IT, NL or BE.
+    /// A phone number: E.164 (with `+`, or with `00` for the countries below), or a national
+    /// format of US, UK, FR, DE, ES, IT, NL or BE.
     Phone,
     /// An IPv4 or IPv6 address (loopback and unspecified addresses are kept).
     Ip,
