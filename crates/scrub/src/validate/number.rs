@@ -13,10 +13,19 @@ pub(super) fn card(c: &str, around: Around) -> Option<Range<usize>> {
     if !left_ok(around) {
         return None;
     }
+    longest_valid_prefix(c, around, card_ok)
+}
+
+/// The longest prefix of `c` that ends on a group boundary, is `valid` and may end there.
+fn longest_valid_prefix(
+    c: &str,
+    around: Around,
+    valid: impl Fn(&str) -> bool,
+) -> Option<Range<usize>> {
     group_ends(c)
         .into_iter()
         .rev()
-        .find(|&cut| c.get(..cut).is_some_and(card_ok) && right_ok(around, cut))
+        .find(|&cut| c.get(..cut).is_some_and(&valid) && right_ok(around, cut))
         .map(|cut| 0..cut)
 }
 
@@ -99,15 +108,9 @@ pub(super) fn phone_international(c: &str, around: Around) -> Option<Range<usize
     if around.before().is_some_and(|b| glues_before(b) || b == '+') {
         return None;
     }
-    group_ends(c)
-        .into_iter()
-        .rev()
-        .find(|&cut| {
-            c.get(..cut)
-                .is_some_and(|part| international_length_ok(&digits_without_trunk(part)))
-                && right_ok(around, cut)
-        })
-        .map(|cut| 0..cut)
+    longest_valid_prefix(c, around, |part| {
+        international_length_ok(&digits_without_trunk(part))
+    })
 }
 
 /// An international number dialled with `00` instead of `+` (`0044 20 7946 0958`), common
@@ -117,16 +120,10 @@ pub(super) fn phone_zero_zero(c: &str, around: Around) -> Option<Range<usize>> {
     if !left_ok(around) {
         return None;
     }
-    group_ends(c)
-        .into_iter()
-        .rev()
-        .find(|&cut| {
-            c.get(..cut)
-                .and_then(|part| part.strip_prefix("00"))
-                .is_some_and(|rest| country_length_ok(&digits_without_trunk(rest)) == Some(true))
-                && right_ok(around, cut)
-        })
-        .map(|cut| 0..cut)
+    longest_valid_prefix(c, around, |part| {
+        part.strip_prefix("00")
+            .is_some_and(|rest| country_length_ok(&digits_without_trunk(rest)) == Some(true))
+    })
 }
 
 pub(super) fn phone_us(c: &str, around: Around) -> Option<Range<usize>> {
