@@ -263,3 +263,20 @@ fn numbers_dialled_with_00_are_phones_only_at_a_known_countrys_length() {
         assert_eq!(tags().scrub(line, &mut Counts::new()), line, "{line}");
     }
 }
+
+#[test]
+fn a_number_before_a_dash_and_an_address_scrubs_the_same_in_one_pass_and_two() {
+    // Found by the scrub_json fuzz target: the address became `[IP]` in the first pass, and
+    // the second pass then took the number before it as a phone.
+    for line in [
+        "[`004454447709-1-4454::",
+        "+4454447709-1-4454::",
+        "0044 544477091-4454::",
+        "4111 1111 1111 1111-4454::",
+        "06 12 34 56 78-4454::",
+    ] {
+        let once = tags().scrub(line, &mut Counts::new()).into_owned();
+        let twice = tags().scrub(&once, &mut Counts::new()).into_owned();
+        assert_eq!(twice, once, "{line}");
+    }
+}
