@@ -19,6 +19,7 @@ seconds=${1:-10}
 conns=${2:-64}
 runs=${3:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 for tool in wrk nginx curl python3 bc; do
   command -v "$tool" >/dev/null || { echo "bench/apps.sh: $tool missing: apt-get install -y wrk nginx curl python3 bc" >&2; exit 1; }
@@ -77,12 +78,13 @@ prefix = "/app"
 upstream = "http://127.0.0.1:$up"
 TOML
 r() { "$bin" --data-dir "$work/r" "$@"; }
-r user add svc-bench --kind service --owner admin --email svc-bench@rampart.localhost >/dev/null
-r role add bench --grant "app *" >/dev/null
-r grant add svc-bench bench >/dev/null
-token=$(r apps token create app --account svc-bench 2>/dev/null)
 RAMPART_LOG=error "$bin" --data-dir "$work/r" serve 2>"$work/rampart.log" &
 pids+=($!)
+secret=$(enroll_admin "$bin" "$work/r" "$r_https")
+r user add svc-bench --kind service --owner admin --email svc-bench@rampart.localhost >/dev/null
+r role add bench --grant "app *" --as admin --code "$(next_code "$secret")" >/dev/null
+r grant add svc-bench bench --as admin >/dev/null
+token=$(r apps token create app --account svc-bench 2>/dev/null)
 
 # nginx as the TLS reverse proxy to the same upstream, pooled.
 mkdir -p "$work/n/logs"

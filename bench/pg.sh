@@ -12,6 +12,7 @@
 set -euo pipefail
 seconds=${1:-30}
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 for tool in pgbouncer python3 "$pgbin/pgbench" "$pgbin/initdb"; do
@@ -59,14 +60,15 @@ metrics_listen = "127.0.0.1:$r_metrics"
 listen = "127.0.0.1:$r_port"
 TOML
 r() { "$bin" --data-dir "$work/r" "$@"; }
-r user add bencher --email bencher@example.com >/dev/null
-r target add bench-db --kind postgres --address "127.0.0.1:$pg_port" --env test >/dev/null
-r role add bench --grant "bench-db test postgres" >/dev/null
-r grant add bencher bench >/dev/null
-echo "unused-with-trust" | r db credential set bench-db postgres >/dev/null
-token=$(r db token issue bencher bench-db --role postgres --hours 2 | sed -n 2p)
 RAMPART_LOG=error "$bin" --data-dir "$work/r" serve 2>"$work/rampart.log" &
 pids+=($!)
+secret=$(enroll_admin "$bin" "$work/r" "$r_https")
+r user add bencher --email bencher@example.com >/dev/null
+r target add bench-db --kind postgres --address "127.0.0.1:$pg_port" --env test >/dev/null
+r role add bench --grant "bench-db test postgres" --as admin --code "$(next_code "$secret")" >/dev/null
+r grant add bencher bench --as admin >/dev/null
+echo "unused-with-trust" | r db credential set bench-db postgres >/dev/null
+token=$(r db token issue bencher bench-db --role postgres --hours 2 | sed -n 2p)
 
 # PgBouncer, session pooling, TLS required from clients with rampart's certificate.
 cp "$work/r/tls/self-signed.pem" "$work/r/tls/self-signed.key" "$work/"

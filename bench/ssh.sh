@@ -15,6 +15,7 @@ size_mib=${1:-1024}
 n=${2:-50}
 idle=${3:-200}
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 bin=${RAMPART_BIN:-}
 if [[ -z $bin ]]; then
@@ -43,11 +44,11 @@ mkdir -p /run/sshd
 ssh-keygen -q -t ed25519 -N '' -C bench -f "$tmp/client"
 
 # rampart with the bastion on, one account with the client's key and a grant to the target.
-R=$(port)
+R=$(port) W=$(port)
 "$bin" --data-dir "$tmp/r" init >/dev/null 2>&1
 cat >"$tmp/r/rampart.toml" <<EOF
 [web]
-https_listen = "127.0.0.1:$(port)"
+https_listen = "127.0.0.1:$W"
 http_listen = "127.0.0.1:$(port)"
 metrics_listen = "127.0.0.1:$(port)"
 
@@ -96,12 +97,13 @@ start_sshd jump "$J" ""
 rpid=$!
 pids+=("$rpid")
 wait_port "$R"
+secret=$(enroll_admin "$bin" "$tmp/r" "$W")
 cli() { "$bin" --data-dir "$tmp/r" "$@" >/dev/null; }
 cli user add bench --email bench@example.com
 cli ssh key add bench "$tmp/client.pub"
 cli target add t1 --kind ssh --address "127.0.0.1:$T" --env production
-cli role add bench --grant "t1 production $(id -un)"
-cli grant add bench bench
+cli role add bench --grant "t1 production $(id -un)" --as admin --code "$(next_code "$secret")"
+cli grant add bench bench --as admin
 
 opts=(-F /dev/null -i "$tmp/client" -o IdentitiesOnly=yes -o IdentityAgent=none
   -o UserKnownHostsFile="$tmp/known_hosts" -o StrictHostKeyChecking=accept-new -o BatchMode=yes

@@ -45,8 +45,11 @@ fn request_steps_are_sent_signed_to_the_webhook() {
     let r = with_webhook(port, &keys);
     let admin = r.curl();
     let secret = enroll(&admin, &r.admin_enroll_url);
-    cli_ok(
+    // The code given for the role is the admin's recent second-factor check (ACC-2) that
+    // the approval below relies on.
+    cli_admin(
         &r,
+        &secret,
         &["role", "add", "ops", "--grant", "web-* production deploy"],
     );
     cli_ok(&r, &["user", "add", "bob", "--email", "bob@example.com"]);
@@ -66,10 +69,7 @@ fn request_steps_are_sent_signed_to_the_webhook() {
             .contains("bob@example.com")
     );
 
-    let approved = admin.post(
-        &format!("/access/{first}/approve"),
-        &[("code", &oathtool(&secret, 30))],
-    );
+    let approved = admin.post(&format!("/access/{first}/approve"), &[]);
     assert_eq!(approved.status, 303, "{}", approved.body);
     let notice = next_notice(&rx, &r, KEY);
     assert_eq!(
@@ -112,9 +112,10 @@ fn a_hanging_webhook_holds_up_nothing_and_is_audited() {
     let keys = tempfile::tempdir().unwrap();
     let r = with_webhook(port, &keys);
     let admin = r.curl();
-    enroll(&admin, &r.admin_enroll_url);
-    cli_ok(
+    let secret = enroll(&admin, &r.admin_enroll_url);
+    cli_admin(
         &r,
+        &secret,
         &["role", "add", "ops", "--grant", "web-* production deploy"],
     );
     cli_ok(&r, &["user", "add", "bob", "--email", "bob@example.com"]);

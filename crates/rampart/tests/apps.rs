@@ -465,16 +465,16 @@ max_request_body_mib = 1
     assert_eq!(resp.status, 403, "{}", resp.body);
     assert_eq!(count(), 0);
 
-    cli_ok(&r, &["role", "add", "app-users", "--grant", "* *"]);
-    cli_ok(&r, &["grant", "add", "admin", "app-users"]);
-
-    // Back to the app after login.
+    // Back to the app after login. The login is the admin's recent second-factor check that
+    // the grant below needs (ACC-2).
     let again = r.curl();
     let page = again.get(support::path_of(&location));
     assert_eq!(page.status, 200);
     let mfa = login(&again, "admin", &secret, 30);
     assert_eq!(mfa.status, 303, "{}", mfa.body);
     assert_eq!(mfa.header("location"), Some("/echo/hello?x=1"));
+    cli_admin(&r, &secret, &["role", "add", "app-users", "--grant", "* *"]);
+    cli_admin(&r, &secret, &["grant", "add", "admin", "app-users"]);
     let resp = again.get("/echo/hello?x=1");
     assert_eq!(resp.status, 200, "{}", resp.body);
 
@@ -615,7 +615,7 @@ max_request_body_mib = 1
         &format!("{origin}/echo/api"),
     ]);
     assert_eq!(bearer.status, 403, "no grant yet: {}", bearer.body);
-    cli_ok(&r, &["grant", "add", "svc-api", "app-users"]);
+    cli_admin(&r, &secret, &["grant", "add", "svc-api", "app-users"]);
     let bearer = anon.run(&[
         "-H",
         &format!("Authorization: Bearer {token}"),
@@ -810,8 +810,13 @@ fn while_the_audit_log_refuses_writes_app_requests_are_refused_and_none_is_lost(
             "svc-api@rampart.localhost",
         ],
     );
-    cli_ok(&r, &["role", "add", "app-users", "--grant", "echo *"]);
-    cli_ok(&r, &["grant", "add", "svc-api", "app-users"]);
+    let secret = enroll(&r.curl(), &r.admin_enroll_url);
+    cli_admin(
+        &r,
+        &secret,
+        &["role", "add", "app-users", "--grant", "echo *"],
+    );
+    cli_admin(&r, &secret, &["grant", "add", "svc-api", "app-users"]);
     let token = cli_ok(
         &r,
         &["apps", "token", "create", "echo", "--account", "svc-api"],
@@ -1032,8 +1037,9 @@ upstream = "https://127.0.0.1:{np}"
             "svc-api@rampart.localhost",
         ],
     );
-    cli_ok(&r, &["role", "add", "app-users", "--grant", "* *"]);
-    cli_ok(&r, &["grant", "add", "svc-api", "app-users"]);
+    let secret = enroll(&r.curl(), &r.admin_enroll_url);
+    cli_admin(&r, &secret, &["role", "add", "app-users", "--grant", "* *"]);
+    cli_admin(&r, &secret, &["grant", "add", "svc-api", "app-users"]);
     let get = |app: &str| {
         let token = cli_ok(
             &r,

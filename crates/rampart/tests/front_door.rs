@@ -287,15 +287,23 @@ fn a_signed_checkpoint_reveals_a_cut_off_tail() {
 fn an_expired_grant_and_a_disabled_account_are_denied() {
     let mut r = start();
     let admin = r.curl();
-    enroll(&admin, &r.admin_enroll_url);
+    let secret = enroll(&admin, &r.admin_enroll_url);
     let out = cli_ok(&r, &["user", "add", "bob", "--email", "bob@example.com"]);
     let link = out
         .split_whitespace()
         .find(|w| w.contains("/enroll/"))
         .unwrap()
         .to_owned();
-    cli_ok(&r, &["role", "add", "helpdesk", "--perm", "users.manage"]);
-    cli_ok(&r, &["grant", "add", "bob", "helpdesk", "--hours", "1"]);
+    cli_admin(
+        &r,
+        &secret,
+        &["role", "add", "helpdesk", "--perm", "users.manage"],
+    );
+    cli_admin(
+        &r,
+        &secret,
+        &["grant", "add", "bob", "helpdesk", "--hours", "1"],
+    );
     let bob = r.curl();
     enroll(&bob, &link);
     assert_eq!(bob.get("/users").status, 200, "a live grant admits");

@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use rampart_testkit::{Postgres, free_port, wait_for_port};
-use support::{Rampart, bin, cli_ok};
+use support::{Curl, Rampart, bin, cli_admin, cli_ok, enroll};
 
 /// A rampart with the gateway on, a postgres target `orders-db` (production) whose role
 /// `app_rw` alice may use, and a token for her.
@@ -24,6 +24,9 @@ struct Setup {
     port: u16,
     database: String,
     token: String,
+    /// The first admin's web session and TOTP secret (changing grants needs them).
+    admin: Curl,
+    admin_secret: String,
 }
 
 fn setup() -> Setup {
@@ -67,11 +70,14 @@ fn setup_with(postgres: &str) -> Setup {
             ],
         );
     }
-    cli_ok(
+    let admin = r.curl();
+    let admin_secret = enroll(&admin, &r.admin_enroll_url);
+    cli_admin(
         &r,
+        &admin_secret,
         &["role", "add", "dba", "--grant", "*-db production app_rw"],
     );
-    cli_ok(&r, &["grant", "add", "alice", "dba"]);
+    cli_admin(&r, &admin_secret, &["grant", "add", "alice", "dba"]);
     for target in ["orders-db", "billing-db"] {
         let mut child = Command::new(bin())
             .arg("--data-dir")
@@ -103,6 +109,8 @@ fn setup_with(postgres: &str) -> Setup {
         port,
         database,
         token,
+        admin,
+        admin_secret,
     }
 }
 
@@ -644,9 +652,8 @@ fn malformed_startup_packets_get_an_error_and_a_closed_connection() {
 #[test]
 fn a_token_from_the_web_page_after_an_mfa_login_connects_psql() {
     let s = setup();
-    let admin = s.r.curl();
-    support::enroll(&admin, &s.r.admin_enroll_url);
-    cli_ok(&s.r, &["grant", "add", "admin", "dba"]);
+    let admin = &s.admin;
+    cli_admin(&s.r, &s.admin_secret, &["grant", "add", "admin", "dba"]);
     let page = admin.get("/databases");
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(
@@ -827,7 +834,7 @@ fn a_session_ends_when_the_grant_it_rests_on_is_removed() {
             assert!(started.elapsed() < Duration::from_secs(20), "no session");
             std::thread::sleep(Duration::from_millis(100));
         }
-        cli_ok(&s.r, &["grant", "remove", "alice", "dba"]);
+        cli_admin(&s.r, &s.admin_secret, &["grant", "remove", "alice", "dba"]);
         running.join().unwrap()
     });
     assert!(!psql.status.success());
@@ -1025,8 +1032,10 @@ fn tls_to_the_database_server_is_verified_against_the_configured_ca() {
             "production",
         ],
     );
-    cli_ok(
+    let other_secret = enroll(&other.curl(), &other.admin_enroll_url);
+    cli_admin(
         &other,
+        &other_secret,
         &[
             "role",
             "add",
@@ -1035,7 +1044,7 @@ fn tls_to_the_database_server_is_verified_against_the_configured_ca() {
             "orders-db production app_rw",
         ],
     );
-    cli_ok(&other, &["grant", "add", "alice", "dba"]);
+    cli_admin(&other, &other_secret, &["grant", "add", "alice", "dba"]);
     let mut child = Command::new(bin())
         .arg("--data-dir")
         .arg(other.data_dir())

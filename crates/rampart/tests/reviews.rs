@@ -14,7 +14,7 @@
 
 mod support;
 
-use support::{cli_ok, enroll, start};
+use support::{cli_admin, cli_ok, enroll, start};
 
 /// The item id on the `review show` row of `account`.
 fn item_of(show: &str, account: &str) -> String {
@@ -47,9 +47,10 @@ fn grants(r: &support::Rampart) -> String {
 fn a_review_left_open_past_its_deadline_revokes_the_grant() {
     let mut r = start();
     let admin = r.curl();
-    enroll(&admin, &r.admin_enroll_url);
-    cli_ok(
+    let secret = enroll(&admin, &r.admin_enroll_url);
+    cli_admin(
         &r,
+        &secret,
         &["role", "add", "ops", "--grant", "web-* production deploy"],
     );
     for who in ["bob", "carol"] {
@@ -57,7 +58,7 @@ fn a_review_left_open_past_its_deadline_revokes_the_grant() {
             &r,
             &["user", "add", who, "--email", &format!("{who}@example.com")],
         );
-        cli_ok(&r, &["grant", "add", who, "ops"]);
+        cli_admin(&r, &secret, &["grant", "add", who, "ops"]);
     }
 
     // Grants reach a target and no review ever completed: ACC-7 fails.
@@ -155,7 +156,7 @@ fn a_review_left_open_past_its_deadline_revokes_the_grant() {
     let (status, text) = control(&r, "ACC-3");
     assert_eq!(status, "pass", "{text}");
     cli_ok(&r, &["user", "add", "dave", "--email", "dave@example.com"]);
-    cli_ok(&r, &["grant", "add", "dave", "ops"]);
+    cli_admin(&r, &secret, &["grant", "add", "dave", "ops"]);
     r.stop();
     support::sqlite(
         &r.data_dir().join("rampart.db"),

@@ -15,10 +15,12 @@ use std::time::Duration;
 
 use rampart_testkit::sshd::{Client, Sshd, run_with_deadline};
 use rampart_testkit::{free_port, wait_for_port};
-use support::{Rampart, bin, cli_ok, enroll, oathtool, sqlite};
+use support::{Curl, Rampart, bin, cli_admin, cli_ok, enroll, oathtool, sqlite};
 
 /// rampart with the bastion on, alice enrolled with a registered key and a grant for
-/// root on `web-*` in production; `web-1` (production) and `db-1` (staging) targets.
+/// root on `web-*` in production; `web-1` (production) and `db-1` (staging) targets. The
+/// first admin is enrolled (its web session and TOTP secret kept): changing roles and grants
+/// needs it.
 struct World {
     r: Rampart,
     port: u16,
@@ -26,6 +28,8 @@ struct World {
     db: Sshd,
     alice: Client,
     secret: String,
+    admin: Curl,
+    admin_secret: String,
 }
 
 fn world(extra: &str) -> World {
@@ -55,6 +59,8 @@ fn world(extra: &str) -> World {
             &format!("https://{}:{}", r.public_host, r.https_port),
         );
     let secret = enroll(&r.curl(), &link);
+    let admin = r.curl();
+    let admin_secret = enroll(&admin, &r.admin_enroll_url);
     let alice = Client::new();
     cli_ok(
         &r,
@@ -82,11 +88,12 @@ fn world(extra: &str) -> World {
             ],
         );
     }
-    cli_ok(
+    cli_admin(
         &r,
+        &admin_secret,
         &["role", "add", "web-ops", "--grant", "web-* production root"],
     );
-    cli_ok(&r, &["grant", "add", "alice", "web-ops"]);
+    cli_admin(&r, &admin_secret, &["grant", "add", "alice", "web-ops"]);
     World {
         r,
         port,
@@ -94,6 +101,8 @@ fn world(extra: &str) -> World {
         db,
         alice,
         secret,
+        admin,
+        admin_secret,
     }
 }
 
@@ -400,8 +409,7 @@ fn a_shell_is_recorded_scrubbed_and_replays() {
     // The web player: the recording page runs the vendored asciinema player under a
     // policy of its own (scripts from rampart itself only); every other page keeps the
     // front door's, which allows no script. Chromium plays the scrubbed session.
-    let admin = w.r.curl();
-    enroll(&admin, &w.r.admin_enroll_url);
+    let admin = &w.admin;
     let recording = format!("/ssh/sessions/{id}/recording");
     let page = admin.get(&recording);
     assert_eq!(page.status, 200, "{}", page.body);
@@ -505,7 +513,11 @@ fn terminate_from_the_cli_ends_the_clients_session() {
 fn a_grant_removed_during_a_session_ends_it() {
     let w = world("");
     let (child, _id) = live_session(&w);
-    cli_ok(&w.r, &["grant", "remove", "alice", "web-ops"]);
+    cli_admin(
+        &w.r,
+        &w.admin_secret,
+        &["grant", "remove", "alice", "web-ops"],
+    );
     let out = ended(child);
     assert_eq!(out.status.code(), Some(255), "{}", text(&out));
     let ends = w.audit("ssh.session.end");
@@ -628,8 +640,9 @@ fn local_forwarding_reaches_only_destinations_the_grant_names_in_its_environment
     let w = world("");
     let web = w.web.address();
     let db = w.db.address();
-    cli_ok(
+    cli_admin(
         &w.r,
+        &w.admin_secret,
         &[
             "role",
             "add",
@@ -639,7 +652,7 @@ fn local_forwarding_reaches_only_destinations_the_grant_names_in_its_environment
         ],
     );
     // Replacing a role drops its bindings (the store deletes the old row): grant it again.
-    cli_ok(&w.r, &["grant", "add", "alice", "web-ops"]);
+    cli_admin(&w.r, &w.admin_secret, &["grant", "add", "alice", "web-ops"]);
     // A named destination in the target's environment: the target's own sshd answers.
     let through = w.ssh("alice:web-1", &["-W", &web]);
     assert!(

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use jiff::ToSpan;
-use rampart_access::{Binding, RoleName};
+use rampart_access::{Binding, Permission, RoleName};
 use rampart_audit::{Action, AuditEvent};
 
 use super::{Ctx, table};
@@ -34,10 +34,12 @@ pub enum TargetCommand {
     },
 }
 
-/// Role commands.
+/// Role commands. Creating, replacing and deleting a role need a person holding
+/// roles.manage with a second-factor check within the last 5 minutes (ACC-2).
 #[derive(Debug, clap::Subcommand)]
 pub enum RoleCommand {
-    /// Create or replace a role.
+    /// Create or replace a role. Needs `--as` a person holding roles.manage with a recent
+    /// second-factor check.
     Add {
         /// Role name.
         name: String,
@@ -47,20 +49,26 @@ pub enum RoleCommand {
         /// Target grant (repeatable): "PATTERN [ENVIRONMENT] LOGIN [forward=HOST:PORT ...]", e.g. "web-* production deploy forward=10.0.1.5:5432".
         #[arg(long = "grant")]
         grants: Vec<String>,
+        #[command(flatten)]
+        person: super::Person,
     },
     /// List roles.
     List,
-    /// Delete a role and its grants to accounts.
+    /// Delete a role and its grants to accounts. Needs `--as`, as for add.
     Remove {
         /// Role name.
         name: String,
+        #[command(flatten)]
+        person: super::Person,
     },
 }
 
-/// Grant commands.
+/// Grant commands. Adding and removing a grant need a person holding roles.manage with a
+/// second-factor check within the last 5 minutes (ACC-2).
 #[derive(Debug, clap::Subcommand)]
 pub enum GrantCommand {
-    /// Grant a role to an account.
+    /// Grant a role to an account. Needs `--as` a person holding roles.manage with a recent
+    /// second-factor check.
     Add {
         /// User name or email.
         user: String,
@@ -69,15 +77,19 @@ pub enum GrantCommand {
         /// Expire after this many hours (default: no expiry).
         #[arg(long)]
         hours: Option<u32>,
+        #[command(flatten)]
+        person: super::Person,
     },
     /// List grants.
     List,
-    /// Remove a role from an account.
+    /// Remove a role from an account. Needs `--as`, as for add.
     Remove {
         /// User name.
         user: String,
         /// Role name.
         role: String,
+        #[command(flatten)]
+        person: super::Person,
     },
 }
 
@@ -144,10 +156,12 @@ pub async fn run_role(ctx: &Ctx, command: RoleCommand) -> Result<Exit> {
             name,
             permissions,
             grants,
+            person,
         } => {
+            let actor = super::person_may(ctx, &person, Permission::ManageRoles).await?;
             let role = rampart_web::ops::make_role(&name, &permissions, &grants.join("\n"))
                 .map_err(|e| exit_usage(e.to_string()))?;
-            let ev = AuditEvent::new(ctx.actor(), Action::RoleCreate, role.name.to_string())
+            let ev = AuditEvent::new(actor, Action::RoleCreate, role.name.to_string())
                 .detail("permissions", permissions.join(","))
                 .detail("grants", role.grants.len().to_string());
             ctx.store.put_role(&role, ev).await?;
@@ -188,11 +202,12 @@ pub async fn run_role(ctx: &Ctx, command: RoleCommand) -> Result<Exit> {
                 .collect();
             println!("{}", table(&["role", "permissions", "target grants"], rows));
         }
-        RoleCommand::Remove { name } => {
+        RoleCommand::Remove { name, person } => {
+            let actor = super::person_may(ctx, &person, Permission::ManageRoles).await?;
             ctx.store
                 .remove_role(
                     &name,
-                    AuditEvent::new(ctx.actor(), Action::RoleDelete, name.clone()),
+                    AuditEvent::new(actor, Action::RoleDelete, name.clone()),
                 )
                 .await
                 .map_err(|e| exit_usage(e.to_string()))?;
@@ -205,7 +220,13 @@ pub async fn run_role(ctx: &Ctx, command: RoleCommand) -> Result<Exit> {
 /// Runs a grant command.
 pub async fn run_grant(ctx: &Ctx, command: GrantCommand) -> Result<Exit> {
     match command {
-        GrantCommand::Add { user, role, hours } => {
+        GrantCommand::Add {
+            user,
+            role,
+            hours,
+            person,
+        } => {
+            let actor = super::person_may(ctx, &person, Permission::ManageRoles).await?;
             let account = ctx
                 .store
                 .account_by_login(&user)
@@ -231,7 +252,7 @@ pub async fn run_grant(ctx: &Ctx, command: GrantCommand) -> Result<Exit> {
                 role,
                 expires_at,
             };
-            let ev = AuditEvent::new(ctx.actor(), Action::GrantAdd, binding.account.clone())
+            let ev = AuditEvent::new(actor, Action::GrantAdd, binding.account.clone())
                 .detail("role", binding.role.to_string())
                 .detail(
                     "expires",
@@ -263,8 +284,9 @@ pub async fn run_grant(ctx: &Ctx, command: GrantCommand) -> Result<Exit> {
                 .collect();
             println!("{}", table(&["account", "role", "expires"], rows));
         }
-        GrantCommand::Remove { user, role } => {
-            let ev = AuditEvent::new(ctx.actor(), Action::GrantRemove, user.clone())
+        GrantCommand::Remove { user, role, person } => {
+            let actor = super::person_may(ctx, &person, Permission::ManageRoles).await?;
+            let ev = AuditEvent::new(actor, Action::GrantRemove, user.clone())
                 .detail("role", role.clone());
             ctx.store
                 .unbind_role(&user, &role, ev)

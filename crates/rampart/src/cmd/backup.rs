@@ -10,11 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Result;
 use jiff::Timestamp;
 use rampart_access::Permission;
-use rampart_audit::{Action, Actor, AuditEvent, Outcome};
+use rampart_audit::{Action, Actor, AuditEvent};
 use rampart_backup::{BackupError, Backups, RestoreTarget, Verdict};
 use rampart_identity::sealed::MasterKey;
 use rampart_store::BackupRow;
-use rampart_web::ops::MfaRefusal;
 
 use super::{Ctx, table};
 use crate::{Exit, exit_usage};
@@ -44,7 +43,7 @@ pub enum BackupCommand {
     /// with a second-factor check within the last 5 minutes.
     Prune {
         #[command(flatten)]
-        person: Person,
+        person: super::Person,
     },
     /// Pin a backup (legal hold): no plan deletes it.
     Pin {
@@ -63,7 +62,7 @@ pub enum BackupCommand {
         /// Backup id.
         id: String,
         #[command(flatten)]
-        person: Person,
+        person: super::Person,
         /// age identity file (from `rampart backup keygen`).
         #[arg(long)]
         identity: PathBuf,
@@ -118,83 +117,6 @@ pub enum DrillIdentityCommand {
     Clear,
     /// Say whether an identity is stored, and its public key.
     Status,
-}
-
-/// The person behind a restore or a prune (BAK-5): `--as` and a recent second factor.
-#[derive(Debug, clap::Args)]
-pub struct Person {
-    /// The rampart account doing this: it must hold the permission and have passed a
-    /// second-factor check within the last 5 minutes (a web login counts), or give --code.
-    #[arg(long = "as", value_name = "USER")]
-    who: String,
-    /// A current authenticator code of that account. Also read from RAMPART_MFA_CODE;
-    /// asked for when needed on a terminal.
-    #[arg(
-        long,
-        value_name = "CODE",
-        env = "RAMPART_MFA_CODE",
-        hide_env_values = true
-    )]
-    code: Option<String>,
-}
-
-/// Checks that `person` exists, is active, holds `permission` and has a second-factor check
-/// within the last 5 minutes (asking for a code on a terminal when needed). Refusals are
-/// audited and exit 64 with the reason.
-pub(crate) async fn person_may(
-    ctx: &Ctx,
-    person: &Person,
-    permission: Permission,
-) -> Result<Actor> {
-    let account = ctx
-        .store
-        .account_by_login(&person.who)
-        .await?
-        .ok_or_else(|| exit_usage(format!("no account is named {:?}", person.who)))?;
-    let actor = Actor::User(account.username.to_string());
-    // A store error refuses too (`?`): the check fails closed.
-    if let Err(denial) =
-        rampart_web::ops::check_permission(&ctx.store, &account, permission).await?
-    {
-        let ev = AuditEvent::new(actor, Action::PermissionDenied, permission.as_str())
-            .outcome(Outcome::Denied)
-            .detail("reason", denial.to_string())
-            .detail("via", "cli");
-        ctx.store.append_audit(&[ev]).await?;
-        return Err(exit_usage(format!(
-            "{} may not do this: {denial}",
-            account.username
-        )));
-    }
-    let master = crate::serve::read_key(&ctx.dir.master_key())?;
-    let master = MasterKey::from_bytes(&master)
-        .map_err(|e| exit_usage(format!("{}: {e}", ctx.dir.master_key().display())))?;
-    let throttle = ctx.config.policy.throttle();
-    let purpose = permission.as_str();
-    let check = |code: Option<String>| {
-        let (store, master, account, throttle) = (&ctx.store, &master, &account, &throttle);
-        async move {
-            rampart_web::ops::recent_mfa(
-                store,
-                master,
-                throttle,
-                account,
-                code.as_deref(),
-                purpose,
-                None,
-            )
-            .await
-        }
-    };
-    let mut result = check(person.code.clone()).await?;
-    if result == Err(MfaRefusal::CodeNeeded) && std::io::stdin().is_terminal() {
-        eprint!("authenticator code for {}: ", account.username);
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line)?;
-        result = check(Some(line.trim().to_owned())).await?;
-    }
-    result.map_err(|refusal| exit_usage(format!("{}: {refusal}", account.username)))?;
-    Ok(actor)
 }
 
 /// Runs a backup command.
@@ -274,7 +196,7 @@ pub async fn run(ctx: &Ctx, command: BackupCommand) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         BackupCommand::Prune { person } => {
-            let actor = person_may(ctx, &person, Permission::BackupPrune).await?;
+            let actor = super::person_may(ctx, &person, Permission::BackupPrune).await?;
             let plan = backups.prune(&actor, now).await?;
             let deleted = plan.deletions().count();
             for d in plan.deletions() {
@@ -301,7 +223,7 @@ pub async fn run(ctx: &Ctx, command: BackupCommand) -> Result<Exit> {
             to,
             out,
         } => {
-            let actor = person_may(ctx, &person, Permission::BackupRestore).await?;
+            let actor = super::person_may(ctx, &person, Permission::BackupRestore).await?;
             let identities = rampart_backup::keys::read_identities(&identity).map_err(usage_or)?;
             let target = match (to, out) {
                 (Some(url), _) => RestoreTarget::Postgres(url),

@@ -40,7 +40,7 @@ pub enum AccessCommand {
         id: String,
         /// The approver.
         #[command(flatten)]
-        person: super::backup::Person,
+        person: super::Person,
     },
     /// Deny a pending request.
     Deny {
@@ -162,8 +162,7 @@ pub async fn run(ctx: &Ctx, command: AccessCommand) -> Result<Exit> {
         }
         AccessCommand::Approve { id, person } => {
             let actor =
-                super::backup::person_may(ctx, &person, rampart_access::Permission::ApproveAccess)
-                    .await?;
+                super::person_may(ctx, &person, rampart_access::Permission::ApproveAccess).await?;
             let approver = match &actor {
                 rampart_audit::Actor::User(name) => name.clone(),
                 other => other.to_string(),

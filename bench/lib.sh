@@ -1,0 +1,35 @@
+# Steps the benchmarks share. Source it: . "$(dirname "$0")/lib.sh"
+
+# Enrolls the first administrator (`admin`) of a serving rampart as a person would: a fresh
+# enrollment link, then password and TOTP through the web UI. Prints the TOTP secret.
+# Changing roles and grants needs a person holding roles.manage with a second-factor check
+# within 5 minutes (ACC-2), so the scripts run those commands with
+# `--as admin --code "$(next_code "$secret")"` (the first) and `--as admin` (the rest).
+# Usage: secret=$(enroll_admin BIN DATA_DIR HTTPS_PORT)
+enroll_admin() {
+  local bin=$1 dir=$2 port=$3 link host path jar page secret sealed
+  for tool in curl oathtool; do
+    command -v "$tool" >/dev/null || { echo "$tool missing: apt-get install -y $tool" >&2; return 1; }
+  done
+  link=$("$bin" --data-dir "$dir" admin enroll-link admin | grep -o 'https://[^ ]*/enroll/[^ ]*')
+  host=${link#https://}
+  host=${host%%[:/]*}
+  path=/enroll/${link##*/enroll/}
+  jar=$(mktemp)
+  web() { curl -sSk --max-time 30 -b "$jar" -c "$jar" --resolve "$host:$port:127.0.0.1" "$@"; }
+  for _ in $(seq 1 100); do web -o /dev/null "https://$host:$port/healthz" 2>/dev/null && break; sleep 0.1; done
+  web -o /dev/null "https://$host:$port$path"
+  web -o /dev/null --data-urlencode "password=bench-otter-canyon-42-lamp" \
+    --data-urlencode "confirm=bench-otter-canyon-42-lamp" "https://$host:$port$path"
+  page=$(web "https://$host:$port/mfa/enroll")
+  secret=$(sed -n 's/.*<code id="totp-secret">\([^<]*\)<\/code>.*/\1/p' <<<"$page")
+  sealed=$(sed -n 's/.*name="sealed" value="\([^"]*\)".*/\1/p' <<<"$page")
+  web -o /dev/null --data-urlencode "sealed=$sealed" \
+    --data-urlencode "code=$(oathtool --totp -b "$secret")" "https://$host:$port/mfa/enroll"
+  rm -f "$jar"
+  [[ -n $secret ]] || { echo "enrolling the first admin failed" >&2; return 1; }
+  echo "$secret"
+}
+
+# The TOTP code of the next 30-second step (the current one was taken by the enrollment).
+next_code() { oathtool --totp -b -N "@$(($(date +%s) + 30))" "$1"; }
