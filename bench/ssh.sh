@@ -52,9 +52,6 @@ https_listen = "127.0.0.1:$W"
 http_listen = "127.0.0.1:$(port)"
 metrics_listen = "127.0.0.1:$(port)"
 
-[policy]
-mfa = "optional"
-
 [ssh]
 listen = "127.0.0.1:$R"
 EOF
@@ -93,17 +90,25 @@ T=$(port) J=$(port)
 start_sshd target "$T" ""
 start_sshd jump "$J" ""
 
+# The admin who grants enrolls TOTP first (MFA required); then the policy is made optional
+# for the measured person and rampart serves again.
 "$bin" --data-dir "$tmp/r" serve 2>"$tmp/serve.log" &
 rpid=$!
-pids+=("$rpid")
 wait_port "$R"
-secret=$(enroll_admin "$bin" "$tmp/r" "$W")
+secret=$(enroll_admin "$bin" "$tmp/r" "$W") || { kill "$rpid"; exit 1; }
 cli() { "$bin" --data-dir "$tmp/r" "$@" >/dev/null; }
 cli user add bench --email bench@example.com
 cli ssh key add bench "$tmp/client.pub"
 cli target add t1 --kind ssh --address "127.0.0.1:$T" --env production
 cli role add bench --grant "t1 production $(id -un)" --as admin --code "$(next_code "$secret")"
 cli grant add bench bench --as admin
+kill "$rpid"
+wait "$rpid" 2>/dev/null || true
+printf '\n[policy]\nmfa = "optional"\n' >>"$tmp/r/rampart.toml"
+"$bin" --data-dir "$tmp/r" serve 2>"$tmp/serve.log" &
+rpid=$!
+pids+=("$rpid")
+wait_port "$R"
 
 opts=(-F /dev/null -i "$tmp/client" -o IdentitiesOnly=yes -o IdentityAgent=none
   -o UserKnownHostsFile="$tmp/known_hosts" -o StrictHostKeyChecking=accept-new -o BatchMode=yes
