@@ -380,6 +380,10 @@ async fn checkpoint_loop(pool: AnyPool, mut stop: oneshot::Receiver<()>) {
             return;
         }
         if let Err(e) = checkpoint(&pool).await {
+            // The store closed while the checkpoint ran (shutdown): nothing is wrong.
+            if pool.is_closed() {
+                return;
+            }
             tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again in a second");
         }
     }
