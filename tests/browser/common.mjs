@@ -3,6 +3,7 @@
 // TOTP codes from oathtool, and the password the scripts enroll with.
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export const password = 'vivid-otter-canyon-42-lamp';
 
@@ -34,4 +35,35 @@ export function launch(host) {
       `--host-resolver-rules=MAP ${host} 127.0.0.1`,
     ],
   });
+}
+
+// The cookies of curl's cookie jar (Netscape format: domain, subdomains, path, secure,
+// expiry, name, value; HttpOnly cookies have their line prefixed with "#HttpOnly_"), for
+// `origin`. Exits 1 when the jar holds none.
+export function jarCookies(jarPath, origin) {
+  const cookies = readFileSync(jarPath, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '' && (!l.startsWith('#') || l.startsWith('#HttpOnly_')))
+    .map((l) => l.split('\t'))
+    .filter((f) => f.length >= 7)
+    .map((f) => ({ name: f[5], value: f[6].trim(), url: origin }));
+  if (cookies.length === 0) {
+    console.error(`no cookie in ${jarPath}`);
+    process.exit(1);
+  }
+  return cookies;
+}
+
+// Collects what goes wrong in `page`: console errors, uncaught exceptions, and responses of
+// 400 or more (the browser's own /favicon.ico request aside: rampart has none).
+export function watchProblems(page) {
+  const problems = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(m.text());
+  });
+  page.on('pageerror', (e) => problems.push(String(e)));
+  page.on('response', (r) => {
+    if (r.status() >= 400 && !r.url().endsWith('/favicon.ico')) problems.push(`${r.status()} for ${r.url()}`);
+  });
+  return problems;
 }

@@ -4,25 +4,13 @@
 // and shows the recording's text once sought to its end. Exits non-zero on any failure.
 //
 // usage: node replay.mjs ORIGIN COOKIE_JAR RECORDING_PATH EXPECTED_TEXT
-import { argv, launch } from './common.mjs';
-import { readFileSync } from 'node:fs';
+import { argv, jarCookies, launch, watchProblems } from './common.mjs';
 
 const [origin, jarPath, path, expected] =
   argv('replay.mjs', ['ORIGIN', 'COOKIE_JAR', 'RECORDING_PATH', 'EXPECTED_TEXT']);
 const host = new URL(origin).hostname;
 
-// Netscape cookie file: domain, subdomains, path, secure, expiry, name, value; HttpOnly
-// cookies have their line prefixed with "#HttpOnly_".
-const cookies = readFileSync(jarPath, 'utf8')
-  .split('\n')
-  .filter((l) => l.trim() !== '' && (!l.startsWith('#') || l.startsWith('#HttpOnly_')))
-  .map((l) => l.split('\t'))
-  .filter((f) => f.length >= 7)
-  .map((f) => ({ name: f[5], value: f[6].trim(), url: origin }));
-if (cookies.length === 0) {
-  console.error(`no cookie in ${jarPath}`);
-  process.exit(1);
-}
+const cookies = jarCookies(jarPath, origin);
 
 const browser = await launch(host);
 try {
@@ -30,15 +18,7 @@ try {
   await context.addCookies(cookies);
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
-  const problems = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(m.text());
-  });
-  page.on('pageerror', (e) => problems.push(String(e)));
-  // A browser asks for /favicon.ico on its own; rampart has none.
-  page.on('response', (r) => {
-    if (r.status() >= 400 && !r.url().endsWith('/favicon.ico')) problems.push(`${r.status()} for ${r.url()}`);
-  });
+  const problems = watchProblems(page);
 
   try {
     const response = await page.goto(origin + path);

@@ -152,9 +152,22 @@ fn pushed_lines_are_scrubbed_stored_and_searchable_and_bad_lines_reported() {
     assert!(page.body.contains("<svg"), "{}", page.body);
     assert!(page.body.contains("error</title>"), "{}", page.body);
     assert!(!page.body.contains("<script"), "{}", page.body);
-    let all = curl.get("/logs?since=1h&refresh=on");
-    assert!(all.body.contains("http-equiv=\"refresh\""), "{}", all.body);
+    let policy = page.header("content-security-policy").unwrap_or_default();
+    assert!(!policy.contains("script-src"), "{policy}");
+    // Live tail on: the page runs rampart's tail script (allowed by its own policy), and
+    // reloads every 10 s without scripts.
+    let all = curl.get("/logs?since=1h&tail=on");
     assert!(all.body.contains("5 matching lines."), "{}", all.body);
+    assert!(
+        all.body.contains("<script src=\"/static/logs-tail.js\"")
+            && all.body.contains("data-stream=\"/logs/stream?")
+            && all.body.contains("<noscript><meta http-equiv=\"refresh\""),
+        "{}",
+        all.body
+    );
+    let policy = all.header("content-security-policy").unwrap_or_default();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert_eq!(curl.get("/static/logs-tail.js").status, 200);
 
     // Nothing in the day files holds the raw values.
     for entry in std::fs::read_dir(r.data_dir().join("logs")).unwrap() {
@@ -320,5 +333,67 @@ fn gzip_encoded_pushes_are_decoded_and_other_encodings_refused() {
         refused.body.contains("Content-Encoding"),
         "{}",
         refused.body
+    );
+}
+
+/// The live tail in Chromium: a line pushed after the page opened appears at the top,
+/// scrubbed, without a reload (`tests/browser/tail.mjs`).
+#[test]
+fn chromium_sees_new_lines_in_the_live_tail() {
+    let r = start();
+    let token = token_for(&r, "api");
+    let admin = r.curl();
+    enroll(&admin, &r.admin_enroll_url);
+    let origin = r.origin();
+    browser(
+        "tail.mjs",
+        &[origin.as_ref(), admin.jar().as_os_str(), token.as_ref()],
+        "tail passed",
+    );
+}
+
+/// The tail's event stream: refused without logs.view; ended, with the reason, once its
+/// session is signed out (checked every 5 s; curl's own limit bounds the wait).
+#[test]
+fn a_live_tail_needs_logs_view_and_ends_when_its_session_is_signed_out() {
+    let r = start();
+    let admin = r.curl();
+    enroll(&admin, &r.admin_enroll_url);
+    let link = cli_ok(&r, &["user", "add", "bob", "--email", "bob@example.com"]);
+    let link = link
+        .split_whitespace()
+        .find(|w| w.contains("/enroll/"))
+        .unwrap()
+        .to_owned();
+    let bob = r.curl();
+    enroll(&bob, &link);
+    assert_eq!(bob.get("/logs/stream").status, 403);
+    let denied = cli_ok(
+        &r,
+        &["audit", "search", "--action", "admin.denied", "--json"],
+    );
+    assert!(denied.contains("logs.view"), "{denied}");
+
+    let mut stream = std::process::Command::new("curl")
+        .args(["-sS", "-k", "-N", "--max-time", "60", "--resolve"])
+        .arg(format!("{}:{}:127.0.0.1", r.public_host, r.https_port))
+        .arg("-b")
+        .arg(admin.jar())
+        .arg(format!("{}/logs/stream", r.origin()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stream.stdout.take().unwrap()));
+    // The stream is open once its first field arrives.
+    let first = lines.next().unwrap().unwrap();
+    assert_eq!(first, "retry: 2000");
+    support::logout(&admin);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = stream.wait().unwrap();
+    assert!(status.success(), "curl ended with {status}: {rest:?}");
+    let text = rest.join("\n");
+    assert!(
+        text.contains("event: end") && text.contains("the session has ended"),
+        "{text}"
     );
 }

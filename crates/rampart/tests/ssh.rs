@@ -439,27 +439,17 @@ fn a_shell_is_recorded_scrubbed_and_replays() {
         policy.starts_with("default-src 'none'") && !policy.contains("script-src"),
         "{policy}"
     );
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    assert!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .exists(),
-        "playwright-core missing: run scripts/test (or `cd tests/browser && npm ci`)"
+    let origin = w.r.origin();
+    support::browser(
+        "replay.mjs",
+        &[
+            origin.as_ref(),
+            admin.jar().as_os_str(),
+            recording.as_ref(),
+            "here".as_ref(),
+        ],
+        "replay passed",
     );
-    let out = std::process::Command::new("node")
-        .arg(root.join("tests/browser/replay.mjs"))
-        .arg(w.r.origin())
-        .arg(admin.jar())
-        .arg(&recording)
-        .arg("here")
-        .output()
-        .expect("node runs (apt-get install -y nodejs)");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{said}");
-    assert!(said.contains("replay passed"), "{said}");
 }
 
 /// Starts `ssh … sleep 120` through the bastion; returns the client and the session id

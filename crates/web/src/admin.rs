@@ -770,7 +770,7 @@ async fn account(State(state): State<AppState>, viewer: Viewer) -> Response {
     );
     // The one page besides the login's second step that runs a script: adding a key.
     if webauthn {
-        crate::webauthn::with_script_policy(page)
+        crate::guard::with_script_policy(page)
     } else {
         page
     }

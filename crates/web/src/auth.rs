@@ -518,7 +518,7 @@ pub(crate) fn mfa_form(
         },
     );
     if webauthn {
-        crate::webauthn::with_script_policy(page)
+        crate::guard::with_script_policy(page)
     } else {
         page
     }

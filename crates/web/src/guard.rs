@@ -13,6 +13,21 @@ pub const HSTS: &str = "max-age=63072000; includeSubDomains";
 /// No scripts at all, no framing, forms only to ourselves.
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The policy of the pages that run one of rampart's own scripts (`webauthn.js` on the
+/// account and second-factor pages, `logs-tail.js` on the logs page with live tail on): the
+/// front door's, plus scripts and fetches from rampart itself. No inline script, no other
+/// origin.
+pub(crate) const SCRIPT_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Sets [`SCRIPT_CSP`] on a page.
+pub(crate) fn with_script_policy(mut page: Response) -> Response {
+    page.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(SCRIPT_CSP),
+    );
+    page
+}
+
 /// The HTTP listener's only answer: 308 to the same path and query on the configured
 /// public host (`origin`). The client's Host header is ignored, so this is never an open
 /// redirect.

@@ -2,7 +2,7 @@
 //! push API `POST /loki/api/v1/push` (JSON or snappy protobuf; any body may come gzip-encoded,
 //! `Content-Encoding: gzip`, decoded to at most 8 times the body limit), authenticated by per-source
 //! tokens held by service accounts; the syslog-over-TLS listener ([`syslog`]); the `/logs`
-//! page ([`page`]).
+//! page ([`page`]) and its live tail ([`tail`]).
 //!
 //! A token is presented as `Authorization: Bearer TOKEN` or as the password of HTTP Basic
 //! (Loki clients' `basic_auth`); only its SHA-256 is looked up. No, unknown or revoked
@@ -12,6 +12,7 @@
 pub mod alerts;
 pub(crate) mod page;
 pub mod syslog;
+pub(crate) mod tail;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -36,7 +37,22 @@ pub type SharedLogs = Option<Arc<Ingest>>;
 
 /// The `/logs` page.
 pub(crate) fn page_routes() -> Router<AppState> {
-    Router::new().route("/logs", axum::routing::get(page::logs_page))
+    Router::new()
+        .route("/logs", axum::routing::get(page::logs_page))
+        .route("/logs/stream", axum::routing::get(tail::logs_stream))
+        .route("/static/logs-tail.js", axum::routing::get(tail_script))
+}
+
+/// The live tail's script (the only one the logs page may run).
+async fn tail_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../static/logs-tail.js"),
+    )
+        .into_response()
 }
 
 /// The ingest routes; the caller gives them their own body limit (`logs.max_body_kib`).

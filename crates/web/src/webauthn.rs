@@ -42,10 +42,6 @@ use crate::pages;
 /// How long a begun ceremony may wait for the authenticator's answer.
 pub const CHALLENGE_SECS: i64 = 5 * 60;
 
-/// The policy of the two pages that run `webauthn.js`: the front door's, plus scripts and
-/// fetches from rampart itself. No inline script, no other origin.
-pub(crate) const WEBAUTHN_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
 /// Longest name a person may give a key.
 const NAME_MAX: usize = 64;
 
@@ -86,15 +82,6 @@ pub(crate) fn relying_party(public_host: &str, origin: &str) -> Option<Arc<Webau
             None
         }
     }
-}
-
-/// Sets the page policy that lets `webauthn.js` run.
-pub(crate) fn with_script_policy(mut page: Response) -> Response {
-    page.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        header::HeaderValue::from_static(WEBAUTHN_CSP),
-    );
-    page
 }
 
 /// The account's keys, parsed; a row that does not parse is skipped and logged (it can

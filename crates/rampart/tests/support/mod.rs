@@ -105,6 +105,30 @@ pub fn cli_admin(r: &Rampart, secret: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `tests/browser/SCRIPT ARGS…` with node (Debian's headless Chromium driven by
+/// playwright-core); asserts that it succeeded and printed `passed`; returns its output.
+pub fn browser(script: &str, args: &[&std::ffi::OsStr], passed: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists(),
+        "playwright-core missing: run scripts/test (or `cd tests/browser && npm ci`)"
+    );
+    let out = std::process::Command::new("node")
+        .arg(root.join("tests/browser").join(script))
+        .args(args)
+        .output()
+        .expect("node runs (apt-get install -y nodejs)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{script}: {said}");
+    assert!(said.contains(passed), "{script}: {said}");
+    said
+}
+
 /// Runs SQL on the SQLite database with python3's sqlite3 module (the server stopped).
 pub fn sqlite(db: &Path, sql: &str) {
     let out = std::process::Command::new("python3")

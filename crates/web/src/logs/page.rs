@@ -1,5 +1,6 @@
 //! `GET /logs`: search with the CLI's filters, a histogram of lines per minute by level
-//! (server-side SVG), firing alerts, and an optional auto-refresh (no script).
+//! (server-side SVG), firing alerts, and an optional live tail ([`super::tail`]: the page
+//! then runs `logs-tail.js` under its own policy; without scripts it reloads every 10 s).
 
 use askama::Template;
 use axum::extract::{Query as UrlQuery, State};
@@ -24,6 +25,8 @@ pub(crate) struct Filters {
     since: String,
     level: String,
     source: String,
+    tail: String,
+    /// The name of the option before the live tail (kept for bookmarks).
     refresh: String,
 }
 
@@ -52,7 +55,8 @@ pub(crate) struct LogsPage {
     pub since: String,
     pub level: String,
     pub source: String,
-    pub refresh: bool,
+    /// Live tail on: the URL of its event stream.
+    pub stream: Option<String>,
     pub sinces: Vec<&'static str>,
     pub levels: Vec<&'static str>,
     pub histogram: String,
@@ -136,7 +140,20 @@ pub(crate) async fn logs_page(
     } else {
         format!("{} matching lines.", lines.len())
     };
-    render(
+    let tail = filters.tail == "on" || filters.refresh == "on";
+    let stream = tail.then(|| {
+        let from = super::tail::TailFilters {
+            q: filters.q.clone(),
+            level: level.map(|l| l.as_str().to_owned()).unwrap_or_default(),
+            source: source.clone().unwrap_or_default(),
+            from: now_us,
+        };
+        format!(
+            "/logs/stream?{}",
+            serde_urlencoded::to_string(&from).unwrap_or_default()
+        )
+    });
+    let page = render(
         StatusCode::OK,
         &LogsPage {
             nav: nav(&viewer),
@@ -145,7 +162,7 @@ pub(crate) async fn logs_page(
             since: since_label.to_owned(),
             level: level.map(|l| l.as_str().to_owned()).unwrap_or_default(),
             source: source.unwrap_or_default(),
-            refresh: filters.refresh == "on",
+            stream,
             sinces: SINCES.iter().map(|(l, _)| *l).collect(),
             levels: Level::ALL.iter().map(|l| l.as_str()).collect(),
             histogram,
@@ -162,7 +179,12 @@ pub(crate) async fn logs_page(
             alerts,
             note,
         },
-    )
+    );
+    if tail {
+        crate::guard::with_script_policy(page)
+    } else {
+        page
+    }
 }
 
 fn time_us(us: i64) -> String {
