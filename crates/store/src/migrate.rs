@@ -188,9 +188,6 @@ CREATE INDEX access_requests_requester ON access_requests(requester, created_us)
 /// When each account last passed a second-factor check, so that restore and prune can ask
 /// for one within the last few minutes (BAK-5).
 const V6_LAST_MFA: &str = "ALTER TABLE accounts ADD COLUMN last_mfa_us BIGINT";
-/// The SSH bastion: public keys registered to accounts (one key, one account: the
-/// fingerprint is the key), target host keys pinned on first use, and one row per SSH
-/// session (live while `ended_us` is null; `kill_us` asks the node serving it to end it).
 /// Service-account tokens for apps behind the front door (only their SHA-256 is stored).
 const V9_APPS: &str = "
 CREATE TABLE app_tokens (
@@ -205,6 +202,9 @@ CREATE INDEX app_tokens_app ON app_tokens(app);
 CREATE INDEX audit_action_time ON audit_log(action, time_us)
 ";
 
+/// The SSH bastion: public keys registered to accounts (one key, one account: the
+/// fingerprint is the key), target host keys pinned on first use, and one row per SSH
+/// session (live while `ended_us` is null; `kill_us` asks the node serving it to end it).
 const V8_SSH: &str = "
 CREATE TABLE ssh_keys (
     fingerprint TEXT PRIMARY KEY,
