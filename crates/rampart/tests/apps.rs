@@ -581,6 +581,40 @@ max_request_body_mib = 1
     let reused = anon.run(&["--resolve", &resolve, &to_tool]);
     assert_eq!(reused.status, 400, "a handoff code works once");
 
+    // Signing out on the main host signs out of the app host too: the session the handoff
+    // opened is revoked with the one it came from (seen once the 5 s decision cache
+    // lapses). Another session's app-host session is untouched.
+    let dash = format!("{tool}/dash");
+    let resp = again.run(&["--resolve", &resolve, &dash]);
+    assert_eq!(resp.status, 303);
+    let resp = again.get(support::path_of(resp.header("location").unwrap()));
+    assert_eq!(resp.status, 303, "{}", resp.body);
+    let to_tool = resp.header("location").unwrap().to_owned();
+    assert_eq!(again.run(&["--resolve", &resolve, &to_tool]).status, 303);
+    assert_eq!(again.run(&["--resolve", &resolve, &dash]).status, 200);
+    support::logout(&again);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = again.run(&["--resolve", &resolve, &dash]);
+        if resp.status == 303 {
+            let to = resp.header("location").unwrap_or_default();
+            assert!(to.starts_with(&format!("{origin}/apps/handoff?")), "{to}");
+            break;
+        }
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        assert!(
+            Instant::now() < deadline,
+            "the app host's session outlived the logout"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(admin.run(&["--resolve", &resolve, &dash]).status, 200);
+    let ended = cli_ok(
+        &r,
+        &["audit", "search", "--action", "session.end", "--json"],
+    );
+    assert!(ended.contains(r#"\"app_sessions\":\"1\""#), "{ended}");
+
     // API clients: a service account's app token with a grant; the token is not forwarded.
     cli_ok(
         &r,

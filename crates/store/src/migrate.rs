@@ -330,6 +330,13 @@ CREATE TABLE webauthn_challenges (
 CREATE INDEX webauthn_challenges_expiry ON webauthn_challenges(expires_us)
 ";
 
+/// The session an app host's session was opened from (the handoff), so that revoking the
+/// one revokes the other.
+const V12_SESSION_PARENT: &str = "
+ALTER TABLE sessions ADD COLUMN parent_hash TEXT;
+CREATE INDEX sessions_parent ON sessions(parent_hash)
+";
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -396,6 +403,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "webauthn",
         sqlite: V11_WEBAUTHN,
         postgres: V11_WEBAUTHN,
+    },
+    Migration {
+        version: 12,
+        name: "session parents",
+        sqlite: V12_SESSION_PARENT,
+        postgres: V12_SESSION_PARENT,
     },
 ];
 

@@ -35,9 +35,30 @@ impl Store {
         row: &SessionRow,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
+        self.insert_session(row, None, events).await
+    }
+
+    /// Stores a session opened from another one (an app host's, through the handoff): it is
+    /// revoked with its parent ([`Store::revoke_session`]), so signing out on the main host
+    /// signs out of the apps too.
+    pub async fn create_child_session(
+        &self,
+        row: &SessionRow,
+        parent_hash: &str,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        self.insert_session(row, Some(parent_hash), events).await
+    }
+
+    async fn insert_session(
+        &self,
+        row: &SessionRow,
+        parent_hash: Option<&str>,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
         let mut w = self.write().await?;
         sqlx::query(&format!(
-            "INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 0)"
+            "INSERT INTO sessions ({COLUMNS}, parent_hash) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)"
         ))
         .bind(&row.id_hash)
         .bind(&row.account_id)
@@ -45,6 +66,7 @@ impl Store {
         .bind(row.created_s)
         .bind(row.last_seen_s)
         .bind(&row.source)
+        .bind(parent_hash)
         .execute(w.conn()?)
         .await?;
         if !events.is_empty() {
@@ -109,7 +131,8 @@ impl Store {
         w.commit().await
     }
 
-    /// Revokes one session of an account.
+    /// Revokes one session of an account, and the app-host sessions opened from it (the
+    /// audit record then says how many, `app_sessions`).
     pub async fn revoke_session(
         &self,
         account_id: &str,
@@ -125,6 +148,19 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
+        let children = sqlx::query(
+            "UPDATE sessions SET revoked = 1 WHERE parent_hash = $1 AND account_id = $2 AND revoked = 0",
+        )
+        .bind(id_hash)
+        .bind(account_id)
+        .execute(w.conn()?)
+        .await?
+        .rows_affected();
+        let event = if children > 0 {
+            event.detail("app_sessions", children.to_string())
+        } else {
+            event
+        };
         w.audit(&[event]).await?;
         w.commit().await?;
         Ok(true)

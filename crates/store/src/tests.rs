@@ -105,6 +105,47 @@ async fn suite(store: &Store) {
     };
     store.create_session(&row, &[]).await.unwrap();
     assert_eq!(store.sessions_of(&alice.id).await.unwrap().len(), 1);
+
+    // Revoking a session revokes the app-host sessions opened from it, and only those;
+    // the record counts them.
+    let child = |id: &str| SessionRow {
+        id_hash: id.into(),
+        ..row.clone()
+    };
+    let parent = child("p1");
+    store.create_session(&parent, &[]).await.unwrap();
+    store
+        .create_child_session(&child("c1"), "p1", &[])
+        .await
+        .unwrap();
+    store
+        .create_child_session(&child("c2"), "s1", &[])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .revoke_session(&alice.id, "p1", ev(Action::SessionEnd, "alice"))
+            .await
+            .unwrap()
+    );
+    assert!(store.session("p1").await.unwrap().unwrap().revoked);
+    assert!(store.session("c1").await.unwrap().unwrap().revoked);
+    assert!(!store.session("c2").await.unwrap().unwrap().revoked);
+    assert!(!store.session("s1").await.unwrap().unwrap().revoked);
+    let ended = store
+        .audit_search(&crate::AuditQuery {
+            action_prefix: Some("session.end".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ended.len(), 1);
+    assert!(
+        ended[0].details.contains(r#""app_sessions":"1""#),
+        "{}",
+        ended[0].details
+    );
     store
         .set_active(&alice.id, false, ev(Action::UserDisable, "alice"))
         .await
@@ -180,7 +221,7 @@ async fn suite(store: &Store) {
     let mut v = Verifier::default();
     store.audit_verify(&mut v, |_| {}).await.unwrap().unwrap();
     let n = v.finish().unwrap();
-    assert_eq!(n, 8, "one record per audited change");
+    assert_eq!(n, 9, "one record per audited change");
     let users = store
         .audit_search(&crate::AuditQuery {
             action_prefix: Some("user.".into()),

@@ -795,7 +795,11 @@ async fn handoff(State(state): State<AppState>, parts: axum::http::request::Part
         "from_session",
         session.id_hash.get(..12).unwrap_or_default(),
     );
-    if let Err(e) = state.store.create_session(&row, &[ev]).await {
+    if let Err(e) = state
+        .store
+        .create_child_session(&row, &session.id_hash, &[ev])
+        .await
+    {
         return internal(e);
     }
     if let Ok(mut h) = apps.handoffs.lock() {
