@@ -124,6 +124,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         db_gateway: config.postgres.listen,
         apps,
         access_webhook: alerts_webhook(&config)?,
+        stopping: tokio::sync::watch::Sender::new(false),
     });
 
     store
@@ -268,6 +269,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         "stopping: finishing in-flight requests (up to {} s)",
         DRAIN.as_secs()
     );
+    state.stopping.send_replace(true);
     handle.graceful_shutdown(Some(DRAIN));
     let deadline = tokio::time::Instant::now() + DRAIN + Duration::from_secs(1);
     while handle.connection_count() > 0 && tokio::time::Instant::now() < deadline {

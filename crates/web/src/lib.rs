@@ -143,6 +143,9 @@ pub struct Inner {
     pub apps: Option<Arc<apps::Apps>>,
     /// The signed webhook of `[logs.alerts]`, for access request notices, when one is set.
     pub access_webhook: Option<Arc<logs::alerts::Webhook>>,
+    /// Set when the server starts stopping: long-lived answers (live log tails) end then,
+    /// so that draining does not wait for them.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {

@@ -12,7 +12,8 @@
 //! browser reconnects with the `Last-Event-ID` of its last line, so every reconnection passes
 //! the session and permission checks again. Within a stream the session and the permission
 //! are checked every [`RECHECK`]: a signed-out session, a disabled account or a removed grant
-//! ends it with an `end` event.
+//! ends it with an `end` event. A stopping server ends its streams at once (no `end` event:
+//! the browser reconnects once a server answers again).
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -137,10 +138,14 @@ async fn follow(state: AppState, viewer: Viewer, mut query: Query, tx: mpsc::Sen
     // Lines already sent: event time and a hash of the line (bounded memory, whatever the
     // lines' length).
     let mut seen: HashSet<(i64, u64)> = HashSet::new();
+    let mut stopping = state.stopping.subscribe();
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping.wait_for(|stop| *stop) => return,
+        }
         if started.elapsed() >= LIFETIME {
             return;
         }
