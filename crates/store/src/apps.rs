@@ -174,3 +174,122 @@ impl Store {
             .collect()
     }
 }
+
+/// A sign-in to an app's own host, made on the main host and waiting for its one-time code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppHandoff {
+    /// The app.
+    pub app: String,
+    /// The person.
+    pub account_id: String,
+    /// The main-host session it comes from: the app host's session is its child.
+    pub parent_hash: String,
+    /// The client's address on the main host.
+    pub source: String,
+}
+
+/// What redeeming a handoff code gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The app host's session was opened.
+    Opened,
+    /// No such code (never made, or used already), or one for another app.
+    Unknown,
+    /// The code is older than its lifetime.
+    Expired,
+    /// The session it came from has ended since.
+    ParentEnded,
+}
+
+impl Store {
+    /// Records a pending handoff under the SHA-256 of its one-time code, valid until
+    /// `expires_us`; removes the handoffs that expired. Any node may redeem it.
+    pub async fn put_app_handoff(
+        &self,
+        code_hash: &str,
+        handoff: &AppHandoff,
+        expires_us: i64,
+    ) -> Result<(), StoreError> {
+        let mut w = self.write().await?;
+        sqlx::query("DELETE FROM app_handoffs WHERE expires_us <= $1")
+            .bind(now_us())
+            .execute(w.conn()?)
+            .await?;
+        sqlx::query(
+            "INSERT INTO app_handoffs (code_hash, app, account_id, parent_hash, source, expires_us) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(code_hash)
+        .bind(&handoff.app)
+        .bind(&handoff.account_id)
+        .bind(&handoff.parent_hash)
+        .bind(&handoff.source)
+        .bind(expires_us)
+        .execute(w.conn()?)
+        .await?;
+        w.commit().await
+    }
+
+    /// Takes the handoff of `code_hash` (once: the row is deleted whatever follows) and, when
+    /// it is for `app`, unexpired at `now_us`, and its parent session still live, opens
+    /// `session` (its account and parent are the handoff's) with the audit records
+    /// `events` makes from the person's user name and the handoff, in one transaction.
+    pub async fn redeem_app_handoff(
+        &self,
+        code_hash: &str,
+        app: &str,
+        session: &crate::SessionRow,
+        now_us: i64,
+        events: impl FnOnce(&str, &AppHandoff) -> Vec<AuditEvent>,
+    ) -> Result<Redeemed, StoreError> {
+        let mut w = self.write().await?;
+        let row = sqlx::query(
+            "SELECT app, account_id, parent_hash, source, expires_us FROM app_handoffs WHERE code_hash = $1",
+        )
+        .bind(code_hash)
+        .fetch_optional(w.conn()?)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Redeemed::Unknown);
+        };
+        let taken = sqlx::query("DELETE FROM app_handoffs WHERE code_hash = $1")
+            .bind(code_hash)
+            .execute(w.conn()?)
+            .await?;
+        let handoff = AppHandoff {
+            app: row.try_get("app")?,
+            account_id: row.try_get("account_id")?,
+            parent_hash: row.try_get("parent_hash")?,
+            source: row.try_get("source")?,
+        };
+        let expires_us: i64 = row.try_get("expires_us")?;
+        let verdict = if taken.rows_affected() != 1 || handoff.app != app {
+            Redeemed::Unknown
+        } else if expires_us <= now_us {
+            Redeemed::Expired
+        } else {
+            let parent = sqlx::query(
+                "SELECT s.revoked, a.username FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.id_hash = $1 AND s.account_id = $2 AND a.active = 1",
+            )
+            .bind(&handoff.parent_hash)
+            .bind(&handoff.account_id)
+            .fetch_optional(w.conn()?)
+            .await?;
+            match parent {
+                Some(p) if p.try_get::<i64, _>("revoked")? == 0 => {
+                    let username: String = p.try_get("username")?;
+                    let row = crate::SessionRow {
+                        account_id: handoff.account_id.clone(),
+                        ..session.clone()
+                    };
+                    crate::sessions::insert_session_in(&mut w, &row, Some(&handoff.parent_hash))
+                        .await?;
+                    w.audit(&events(&username, &handoff)).await?;
+                    Redeemed::Opened
+                }
+                _ => Redeemed::ParentEnded,
+            }
+        };
+        w.commit().await?;
+        Ok(verdict)
+    }
+}

@@ -34,7 +34,7 @@ mod webauthn;
 
 pub use access_requests::{AccessRequest, Approval, DecisionError, RequestStatus};
 pub use accounts::{Account, NewAccount};
-pub use apps::{AppRequestCount, AppToken};
+pub use apps::{AppHandoff, AppRequestCount, AppToken, Redeemed};
 pub use audit::AuditQuery;
 pub use backups::BackupRow;
 pub use db_gateway::{DbCredential, DbToken, NewDbToken};

@@ -331,10 +331,19 @@ CREATE INDEX webauthn_challenges_expiry ON webauthn_challenges(expires_us)
 ";
 
 /// The session an app host's session was opened from (the handoff), so that revoking the
-/// one revokes the other.
+/// one revokes the other; pending handoffs (one-time codes, by SHA-256), shared by every node.
 const V12_SESSION_PARENT: &str = "
 ALTER TABLE sessions ADD COLUMN parent_hash TEXT;
-CREATE INDEX sessions_parent ON sessions(parent_hash)
+CREATE INDEX sessions_parent ON sessions(parent_hash);
+CREATE TABLE app_handoffs (
+    code_hash TEXT PRIMARY KEY,
+    app TEXT NOT NULL,
+    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    parent_hash TEXT NOT NULL,
+    source TEXT NOT NULL,
+    expires_us BIGINT NOT NULL
+);
+CREATE INDEX app_handoffs_expiry ON app_handoffs(expires_us)
 ";
 
 const MIGRATIONS: &[Migration] = &[
@@ -406,7 +415,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 12,
-        name: "session parents",
+        name: "session parents and app handoffs",
         sqlite: V12_SESSION_PARENT,
         postgres: V12_SESSION_PARENT,
     },

@@ -28,6 +28,27 @@ pub struct SessionRow {
 
 const COLUMNS: &str = "id_hash, account_id, stage, created_s, last_seen_s, source, revoked";
 
+/// Inserts a session inside a write transaction (not committed).
+pub(crate) async fn insert_session_in(
+    w: &mut crate::Write,
+    row: &SessionRow,
+    parent_hash: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "INSERT INTO sessions ({COLUMNS}, parent_hash) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)"
+    ))
+    .bind(&row.id_hash)
+    .bind(&row.account_id)
+    .bind(row.stage.as_str())
+    .bind(row.created_s)
+    .bind(row.last_seen_s)
+    .bind(&row.source)
+    .bind(parent_hash)
+    .execute(w.conn()?)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Stores a new session with its audit events, in one transaction.
     pub async fn create_session(
@@ -57,18 +78,7 @@ impl Store {
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         let mut w = self.write().await?;
-        sqlx::query(&format!(
-            "INSERT INTO sessions ({COLUMNS}, parent_hash) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)"
-        ))
-        .bind(&row.id_hash)
-        .bind(&row.account_id)
-        .bind(row.stage.as_str())
-        .bind(row.created_s)
-        .bind(row.last_seen_s)
-        .bind(&row.source)
-        .bind(parent_hash)
-        .execute(w.conn()?)
-        .await?;
+        insert_session_in(&mut w, row, parent_hash).await?;
         if !events.is_empty() {
             w.audit(events).await?;
         }

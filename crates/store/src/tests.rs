@@ -146,6 +146,66 @@ async fn suite(store: &Store) {
         "{}",
         ended[0].details
     );
+
+    // App-host handoffs: a code works once, for its app, before it expires, while the
+    // session it came from is live; the session it opens is that one's child.
+    let handoff = |parent: &str| crate::AppHandoff {
+        app: "tool".into(),
+        account_id: alice.id.clone(),
+        parent_hash: parent.into(),
+        source: "127.0.0.1".into(),
+    };
+    let later = crate::now_us() + 60_000_000;
+    let opened = |name: &str, _: &crate::AppHandoff| vec![ev(Action::SessionStart, name)];
+    let redeem = |code: &'static str, app: &'static str, id: &'static str| {
+        let opened = opened;
+        let row = child(id);
+        async move {
+            store
+                .redeem_app_handoff(code, app, &row, crate::now_us(), opened)
+                .await
+                .unwrap()
+        }
+    };
+    store
+        .put_app_handoff("h1", &handoff("s1"), later)
+        .await
+        .unwrap();
+    assert_eq!(redeem("h1", "tool", "a1").await, crate::Redeemed::Opened);
+    assert_eq!(
+        store.session("a1").await.unwrap().unwrap().account_id,
+        alice.id
+    );
+    assert_eq!(redeem("h1", "tool", "a2").await, crate::Redeemed::Unknown);
+    store
+        .put_app_handoff("h2", &handoff("s1"), crate::now_us() - 1)
+        .await
+        .unwrap();
+    assert_eq!(redeem("h2", "tool", "a3").await, crate::Redeemed::Expired);
+    store
+        .put_app_handoff("h3", &handoff("p1"), later)
+        .await
+        .unwrap();
+    assert_eq!(
+        redeem("h3", "tool", "a4").await,
+        crate::Redeemed::ParentEnded
+    );
+    store
+        .put_app_handoff("h4", &handoff("s1"), later)
+        .await
+        .unwrap();
+    assert_eq!(redeem("h4", "other", "a5").await, crate::Redeemed::Unknown);
+    assert_eq!(redeem("h4", "tool", "a6").await, crate::Redeemed::Unknown);
+    for id in ["a2", "a3", "a4", "a5", "a6"] {
+        assert!(store.session(id).await.unwrap().is_none(), "{id}");
+    }
+    assert!(
+        store
+            .revoke_session(&alice.id, "s1", ev(Action::SessionEnd, "alice"))
+            .await
+            .unwrap()
+    );
+    assert!(store.session("a1").await.unwrap().unwrap().revoked);
     store
         .set_active(&alice.id, false, ev(Action::UserDisable, "alice"))
         .await
@@ -221,7 +281,7 @@ async fn suite(store: &Store) {
     let mut v = Verifier::default();
     store.audit_verify(&mut v, |_| {}).await.unwrap().unwrap();
     let n = v.finish().unwrap();
-    assert_eq!(n, 9, "one record per audited change");
+    assert_eq!(n, 11, "one record per audited change");
     let users = store
         .audit_search(&crate::AuditQuery {
             action_prefix: Some("user.".into()),

@@ -11,10 +11,12 @@
 //! Session cookies on an app's own host: the login cookie is host-only (`__Host-`), so an
 //! app host gets its own session through a one-time handoff. The app host sends the browser
 //! to `/apps/handoff` on the main host; there, with a complete session and a grant, rampart
-//! opens a new session for the same person (audited `session.start`, `via = handoff`) and
-//! sends the browser back with a one-time code (60 s, kept in this node's memory) that
-//! `/.rampart/handoff` on the app host exchanges for a host-only cookie. No cookie is ever
-//! scoped to a parent domain, so a tool on a sibling host cannot read rampart's cookie.
+//! sends the browser back with a one-time code (60 s; its SHA-256 in the store, so any node
+//! takes it, once) that `/.rampart/handoff` on the app host exchanges for a new session of
+//! the same person (audited `session.start`, `via = handoff`) in a host-only cookie. That
+//! session is the child of the main-host one: signing out there signs out here too. No
+//! cookie is ever scoped to a parent domain, so a tool on a sibling host cannot read
+//! rampart's cookie.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -46,10 +48,10 @@ use crate::pages::render;
 /// How long an access decision is reused for one credential and app.
 pub const DECISION_TTL: Duration = Duration::from_secs(5);
 /// How long a handoff code is valid.
-const HANDOFF_TTL: Duration = Duration::from_secs(60);
+const HANDOFF_TTL_US: i64 = 60_000_000;
 /// The path on an app host that exchanges a handoff code for a cookie.
 pub const HANDOFF_PATH: &str = "/.rampart/handoff";
-/// Most cached decisions and pending handoffs.
+/// Most cached decisions.
 const CACHE_MAX: usize = 50_000;
 /// App bearer tokens start with this.
 pub const TOKEN_PREFIX: &str = "rat_";
@@ -58,13 +60,6 @@ pub const TOKEN_PREFIX: &str = "rat_";
 struct Decision {
     username: String,
     email: String,
-    until: Instant,
-}
-
-#[derive(Debug)]
-struct Handoff {
-    token: String,
-    app: usize,
     until: Instant,
 }
 
@@ -78,7 +73,6 @@ pub struct Apps {
     /// The batched request audit.
     pub audit: AuditQueue,
     decisions: Mutex<HashMap<(String, usize), Decision>>,
-    handoffs: Mutex<HashMap<String, Handoff>>,
 }
 
 impl Apps {
@@ -105,7 +99,6 @@ impl Apps {
                 signer,
                 audit,
                 decisions: Mutex::new(HashMap::new()),
-                handoffs: Mutex::new(HashMap::new()),
             },
             task,
         ))
@@ -278,7 +271,17 @@ async fn serve(state: AppState, index: usize, cut: usize, request: Request) -> R
     let app = &upstream.app;
     let path = request.uri().path();
     if matches!(app.mount, Mount::Host(_)) && path == HANDOFF_PATH {
-        return redeem(&apps, index, request.uri().query().unwrap_or(""));
+        let source = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip());
+        return redeem(
+            &state,
+            &app.name.to_string(),
+            request.uri().query().unwrap_or(""),
+            source,
+        )
+        .await;
     }
     let rest_path = match path.get(cut..) {
         Some("") | None => "/",
@@ -725,8 +728,8 @@ struct HandoffQuery {
     next: String,
 }
 
-/// On the main host: with a complete session and a grant, opens a session for the app
-/// host and sends the browser there with a one-time code.
+/// On the main host: with a complete session and a grant, records a handoff and sends the
+/// browser to the app host with its one-time code.
 async fn handoff(State(state): State<AppState>, parts: axum::http::request::Parts) -> Response {
     let Some(apps) = state.apps.clone() else {
         return page(StatusCode::NOT_FOUND, "No such application.");
@@ -735,7 +738,7 @@ async fn handoff(State(state): State<AppState>, parts: axum::http::request::Part
         return page(StatusCode::BAD_REQUEST, "The link is incomplete.");
     };
     let headers = &parts.headers;
-    let Some((index, upstream)) = apps.by_name(&q.app) else {
+    let Some((_, upstream)) = apps.by_name(&q.app) else {
         return page(StatusCode::NOT_FOUND, "No such application.");
     };
     let Mount::Host(host) = &upstream.app.mount else {
@@ -770,55 +773,24 @@ async fn handoff(State(state): State<AppState>, parts: axum::http::request::Part
     {
         return r;
     }
-    let (Ok(token), Ok(code)) = (random_token(), random_token()) else {
+    let Ok(code) = random_token() else {
         return internal("random generator failed");
     };
-    let now = jiff::Timestamp::now().as_second();
-    let row = SessionRow {
-        id_hash: token_hash(&token),
+    // The app host's session is opened when the code comes back (on any node): it is the
+    // child of this one.
+    let handoff = rampart_store::AppHandoff {
+        app: upstream.app.name.to_string(),
         account_id: account.id.clone(),
-        stage: Stage::Complete,
-        created_s: now,
-        last_seen_s: now,
+        parent_hash: session.id_hash.clone(),
         source: source.map(|ip| ip.to_string()).unwrap_or_default(),
-        revoked: false,
     };
-    let ev = AuditEvent::new(
-        Actor::User(username.clone()),
-        Action::SessionStart,
-        username,
-    )
-    .source(source)
-    .detail("via", "handoff")
-    .detail("app", upstream.app.name.to_string())
-    .detail(
-        "from_session",
-        session.id_hash.get(..12).unwrap_or_default(),
-    );
+    let expires_us = jiff::Timestamp::now().as_microsecond() + HANDOFF_TTL_US;
     if let Err(e) = state
         .store
-        .create_child_session(&row, &session.id_hash, &[ev])
+        .put_app_handoff(&token_hash(&code), &handoff, expires_us)
         .await
     {
         return internal(e);
-    }
-    if let Ok(mut h) = apps.handoffs.lock() {
-        let now = Instant::now();
-        h.retain(|_, v| v.until > now);
-        if h.len() >= CACHE_MAX {
-            return page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Too many logins in progress; try again.",
-            );
-        }
-        h.insert(
-            token_hash(&code),
-            Handoff {
-                token,
-                app: index,
-                until: now + HANDOFF_TTL,
-            },
-        );
     }
     let port = state
         .web
@@ -841,8 +813,15 @@ struct RedeemQuery {
     next: String,
 }
 
-/// On an app host: exchanges a one-time code for a host-only session cookie.
-fn redeem(apps: &Apps, index: usize, raw_query: &str) -> Response {
+/// On an app host: exchanges a one-time code for a host-only session cookie. The session,
+/// a child of the main-host one the code was made from, is opened and audited
+/// (`session.start`, `via = handoff`) only now; the code works once, on any node.
+async fn redeem(
+    state: &AppState,
+    app: &str,
+    raw_query: &str,
+    source: Option<std::net::IpAddr>,
+) -> Response {
     let Ok(q) = serde_urlencoded::from_str::<RedeemQuery>(raw_query) else {
         return page(StatusCode::BAD_REQUEST, "The link is incomplete.");
     };
@@ -850,27 +829,68 @@ fn redeem(apps: &Apps, index: usize, raw_query: &str) -> Response {
     if q.next.len() > 2048 || q.next.starts_with("//") || !engine::safe_path(next_path) {
         return page(StatusCode::BAD_REQUEST, "The link is not valid.");
     }
-    let found = apps
-        .handoffs
-        .lock()
-        .ok()
-        .and_then(|mut h| h.remove(&token_hash(&q.code)));
-    let Some(handoff) = found.filter(|h| h.app == index && h.until > Instant::now()) else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "This sign-in link was used already or has expired. Open the application again.",
-        );
+    let Ok(token) = random_token() else {
+        return internal("random generator failed");
     };
+    let now = jiff::Timestamp::now();
+    let row = SessionRow {
+        id_hash: token_hash(&token),
+        account_id: String::new(),
+        stage: Stage::Complete,
+        created_s: now.as_second(),
+        last_seen_s: now.as_second(),
+        source: source.map(|ip| ip.to_string()).unwrap_or_default(),
+        revoked: false,
+    };
+    // The person is known once the code is taken, in the same transaction.
+    let record = |username: &str, handoff: &rampart_store::AppHandoff| {
+        vec![
+            AuditEvent::new(
+                Actor::User(username.to_owned()),
+                Action::SessionStart,
+                username,
+            )
+            .source(source)
+            .detail("via", "handoff")
+            .detail("app", app.to_owned())
+            .detail(
+                "from_session",
+                handoff.parent_hash.get(..12).unwrap_or_default(),
+            ),
+        ]
+    };
+    match state
+        .store
+        .redeem_app_handoff(
+            &token_hash(&q.code),
+            app,
+            &row,
+            now.as_microsecond(),
+            record,
+        )
+        .await
+    {
+        Ok(rampart_store::Redeemed::Opened) => {}
+        Ok(_) => return used_or_expired(),
+        Err(e) => return internal(e),
+    }
     let cookie = format!(
         "{}={}; Path=/; Secure; HttpOnly; SameSite=Lax",
         crate::auth::COOKIE,
-        handoff.token
+        token
     );
     let mut r = see_other(&q.next);
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
+}
+
+fn used_or_expired() -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "This sign-in link was used already or has expired. Open the application again.",
+    )
 }
 
 #[derive(Template)]
