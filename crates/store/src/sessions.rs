@@ -28,7 +28,9 @@ pub struct SessionRow {
 
 const COLUMNS: &str = "id_hash, account_id, stage, created_s, last_seen_s, source, revoked";
 
-/// Inserts a session inside a write transaction (not committed).
+/// Inserts a session inside a write transaction (not committed). A session with a parent
+/// (an app host's, opened through the handoff) is revoked with it
+/// ([`Store::revoke_session`]).
 pub(crate) async fn insert_session_in(
     w: &mut crate::Write,
     row: &SessionRow,
@@ -56,29 +58,8 @@ impl Store {
         row: &SessionRow,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        self.insert_session(row, None, events).await
-    }
-
-    /// Stores a session opened from another one (an app host's, through the handoff): it is
-    /// revoked with its parent ([`Store::revoke_session`]), so signing out on the main host
-    /// signs out of the apps too.
-    pub async fn create_child_session(
-        &self,
-        row: &SessionRow,
-        parent_hash: &str,
-        events: &[AuditEvent],
-    ) -> Result<(), StoreError> {
-        self.insert_session(row, Some(parent_hash), events).await
-    }
-
-    async fn insert_session(
-        &self,
-        row: &SessionRow,
-        parent_hash: Option<&str>,
-        events: &[AuditEvent],
-    ) -> Result<(), StoreError> {
         let mut w = self.write().await?;
-        insert_session_in(&mut w, row, parent_hash).await?;
+        insert_session_in(&mut w, row, None).await?;
         if !events.is_empty() {
             w.audit(events).await?;
         }

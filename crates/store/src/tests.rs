@@ -106,22 +106,63 @@ async fn suite(store: &Store) {
     store.create_session(&row, &[]).await.unwrap();
     assert_eq!(store.sessions_of(&alice.id).await.unwrap().len(), 1);
 
-    // Revoking a session revokes the app-host sessions opened from it, and only those;
-    // the record counts them.
+    // App-host handoffs: a code works once, for its app, before it expires, while the
+    // session it came from is live; the session it opens is that one's child.
     let child = |id: &str| SessionRow {
         id_hash: id.into(),
         ..row.clone()
     };
-    let parent = child("p1");
-    store.create_session(&parent, &[]).await.unwrap();
+    let handoff = |parent: &str| crate::AppHandoff {
+        app: "tool".into(),
+        account_id: alice.id.clone(),
+        parent_hash: parent.into(),
+        source: "127.0.0.1".into(),
+    };
+    let later = crate::now_us() + 60_000_000;
+    let opened = |name: &str, _: &crate::AppHandoff| vec![ev(Action::SessionStart, name)];
+    let redeem = |code: &'static str, app: &'static str, id: &'static str| {
+        let row = child(id);
+        async move {
+            store
+                .redeem_app_handoff(code, app, &row, crate::now_us(), opened)
+                .await
+                .unwrap()
+        }
+    };
+    store.create_session(&child("p1"), &[]).await.unwrap();
+    store.create_session(&child("s9"), &[]).await.unwrap();
     store
-        .create_child_session(&child("c1"), "p1", &[])
+        .put_app_handoff("h0", &handoff("p1"), later)
         .await
         .unwrap();
+    assert_eq!(redeem("h0", "tool", "c1").await, crate::Redeemed::Opened);
     store
-        .create_child_session(&child("c2"), "s1", &[])
+        .put_app_handoff("h1", &handoff("s9"), later)
         .await
         .unwrap();
+    assert_eq!(redeem("h1", "tool", "a1").await, crate::Redeemed::Opened);
+    assert_eq!(
+        store.session("a1").await.unwrap().unwrap().account_id,
+        alice.id
+    );
+    assert_eq!(redeem("h1", "tool", "a2").await, crate::Redeemed::Unknown);
+    store
+        .put_app_handoff("h2", &handoff("s9"), crate::now_us() - 1)
+        .await
+        .unwrap();
+    assert_eq!(redeem("h2", "tool", "a3").await, crate::Redeemed::Expired);
+    store
+        .put_app_handoff("h4", &handoff("s9"), later)
+        .await
+        .unwrap();
+    assert_eq!(redeem("h4", "other", "a5").await, crate::Redeemed::Unknown);
+    assert_eq!(redeem("h4", "tool", "a6").await, crate::Redeemed::Unknown);
+    for id in ["a2", "a3", "a5", "a6"] {
+        assert!(store.session(id).await.unwrap().is_none(), "{id}");
+    }
+
+    // Revoking a session revokes the app-host sessions opened from it, and only those;
+    // the record counts them. A handoff from an ended session opens nothing.
     assert!(
         store
             .revoke_session(&alice.id, "p1", ev(Action::SessionEnd, "alice"))
@@ -130,8 +171,8 @@ async fn suite(store: &Store) {
     );
     assert!(store.session("p1").await.unwrap().unwrap().revoked);
     assert!(store.session("c1").await.unwrap().unwrap().revoked);
-    assert!(!store.session("c2").await.unwrap().unwrap().revoked);
-    assert!(!store.session("s1").await.unwrap().unwrap().revoked);
+    assert!(!store.session("a1").await.unwrap().unwrap().revoked);
+    assert!(!store.session("s9").await.unwrap().unwrap().revoked);
     let ended = store
         .audit_search(&crate::AuditQuery {
             action_prefix: Some("session.end".into()),
@@ -146,42 +187,6 @@ async fn suite(store: &Store) {
         "{}",
         ended[0].details
     );
-
-    // App-host handoffs: a code works once, for its app, before it expires, while the
-    // session it came from is live; the session it opens is that one's child.
-    let handoff = |parent: &str| crate::AppHandoff {
-        app: "tool".into(),
-        account_id: alice.id.clone(),
-        parent_hash: parent.into(),
-        source: "127.0.0.1".into(),
-    };
-    let later = crate::now_us() + 60_000_000;
-    let opened = |name: &str, _: &crate::AppHandoff| vec![ev(Action::SessionStart, name)];
-    let redeem = |code: &'static str, app: &'static str, id: &'static str| {
-        let opened = opened;
-        let row = child(id);
-        async move {
-            store
-                .redeem_app_handoff(code, app, &row, crate::now_us(), opened)
-                .await
-                .unwrap()
-        }
-    };
-    store
-        .put_app_handoff("h1", &handoff("s1"), later)
-        .await
-        .unwrap();
-    assert_eq!(redeem("h1", "tool", "a1").await, crate::Redeemed::Opened);
-    assert_eq!(
-        store.session("a1").await.unwrap().unwrap().account_id,
-        alice.id
-    );
-    assert_eq!(redeem("h1", "tool", "a2").await, crate::Redeemed::Unknown);
-    store
-        .put_app_handoff("h2", &handoff("s1"), crate::now_us() - 1)
-        .await
-        .unwrap();
-    assert_eq!(redeem("h2", "tool", "a3").await, crate::Redeemed::Expired);
     store
         .put_app_handoff("h3", &handoff("p1"), later)
         .await
@@ -190,18 +195,10 @@ async fn suite(store: &Store) {
         redeem("h3", "tool", "a4").await,
         crate::Redeemed::ParentEnded
     );
-    store
-        .put_app_handoff("h4", &handoff("s1"), later)
-        .await
-        .unwrap();
-    assert_eq!(redeem("h4", "other", "a5").await, crate::Redeemed::Unknown);
-    assert_eq!(redeem("h4", "tool", "a6").await, crate::Redeemed::Unknown);
-    for id in ["a2", "a3", "a4", "a5", "a6"] {
-        assert!(store.session(id).await.unwrap().is_none(), "{id}");
-    }
+    assert!(store.session("a4").await.unwrap().is_none());
     assert!(
         store
-            .revoke_session(&alice.id, "s1", ev(Action::SessionEnd, "alice"))
+            .revoke_session(&alice.id, "s9", ev(Action::SessionEnd, "alice"))
             .await
             .unwrap()
     );
@@ -281,7 +278,7 @@ async fn suite(store: &Store) {
     let mut v = Verifier::default();
     store.audit_verify(&mut v, |_| {}).await.unwrap().unwrap();
     let n = v.finish().unwrap();
-    assert_eq!(n, 11, "one record per audited change");
+    assert_eq!(n, 12, "one record per audited change");
     let users = store
         .audit_search(&crate::AuditQuery {
             action_prefix: Some("user.".into()),
