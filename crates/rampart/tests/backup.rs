@@ -356,12 +356,19 @@ fn a_multipart_upload_killed_halfway_is_aborted_by_the_next_run() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Killed once the upload has begun and its marker is written (the marker follows the
+    // upload's creation: a kill between the two is not what this test is about).
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !s3.multipart_uploads().contains("<Upload>") {
+    while !s3.multipart_uploads().contains("<Upload>")
+        || !s3
+            .list("rampart/uploads-in-progress/")
+            .contains("<Key>rampart/uploads-in-progress/")
+    {
         assert!(
             Instant::now() < deadline,
-            "the multipart upload never started: {}",
-            s3.multipart_uploads()
+            "the multipart upload never started: {} {}",
+            s3.multipart_uploads(),
+            s3.list("rampart/uploads-in-progress/")
         );
         assert!(run.try_wait().unwrap().is_none(), "the run ended early");
         std::thread::sleep(Duration::from_millis(100));

@@ -115,11 +115,23 @@ impl SeaweedFs {
     /// The bucket's multipart uploads in progress, as the S3 API lists them
     /// (`GET /BUCKET?uploads`, signed): the XML body.
     pub fn multipart_uploads(&self) -> String {
+        self.signed_get("uploads=")
+    }
+
+    /// ListObjectsV2 of the keys under `prefix`, as XML.
+    pub fn list(&self, prefix: &str) -> String {
+        // The signature covers the query as S3 encodes it: `/` as %2F.
+        let prefix = prefix.replace('/', "%2F");
+        self.signed_get(&format!("list-type=2&prefix={prefix}"))
+    }
+
+    /// A signed GET of the bucket with `query`; the answer's body.
+    fn signed_get(&self, query: &str) -> String {
         let out = Command::new("curl")
             .args(["-sS", "--max-time", "30"])
             .args(["--aws-sigv4", "aws:amz:us-east-1:s3", "--user"])
             .arg(format!("{}:{}", self.access_key, self.secret_key))
-            .arg(format!("{}/{}?uploads=", self.endpoint, self.bucket))
+            .arg(format!("{}/{}?{query}", self.endpoint, self.bucket))
             .output()
             .expect("curl (apt-get install -y curl)");
         assert!(
