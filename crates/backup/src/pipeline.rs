@@ -365,16 +365,16 @@ fn compress(
 ) -> Result<u64, Compress> {
     let mut encoder =
         zstd::stream::write::Encoder::new(SyncSend(out), level).map_err(Compress::Stage)?;
-    // The dump program and its database server take about a core; zstd gets the rest.
+    // The dump program and its database server take about a core; zstd gets the rest. At
+    // least one worker, as the zstd CLI's default (-T1): compression runs on a thread of its
+    // own, overlapping this thread's reads and row counting.
     let workers = std::thread::available_parallelism()
         .map(|n| n.get() / 2)
         .unwrap_or(1)
         .clamp(1, 8);
-    if workers > 1 {
-        encoder
-            .multithread(u32::try_from(workers).unwrap_or(1))
-            .map_err(Compress::Stage)?;
-    }
+    encoder
+        .multithread(u32::try_from(workers).unwrap_or(1))
+        .map_err(Compress::Stage)?;
     let mut buf = vec![0_u8; CHUNK];
     let mut raw = 0_u64;
     loop {
