@@ -5,7 +5,9 @@
 //! stored line that matches and is newer is sent once as a `line` event (JSON: time, level,
 //! source, message, fields: all scrubbed before they were stored), oldest first. Lines
 //! whose event time is up to [`LATE_US`] behind the newest line sent (a shipper that
-//! batches, a source whose clock lags) are still sent; older ones are not.
+//! batches, a source whose clock lags) are still sent; older ones are not. A line dated
+//! ahead of now counts as now there. A reader that takes no event for [`SEND_WAIT`] is
+//! dropped.
 //!
 //! Limits: at most [`MAX_TAILS`] streams at once on a node (more get 503); the store is read
 //! once a second, at most [`BATCH`] lines each time; a stream ends after [`LIFETIME`], and the
@@ -44,6 +46,8 @@ const BATCH: u32 = 500;
 const POLL: Duration = Duration::from_secs(1);
 /// How often the session and the permission are checked again.
 const RECHECK: Duration = Duration::from_secs(5);
+/// How long a line may wait for a reader that does not read before the stream is dropped.
+const SEND_WAIT: Duration = Duration::from_secs(10);
 /// How long the browser waits before it reconnects after a stream ends.
 const RECONNECT: Duration = Duration::from_secs(2);
 /// How long one stream lasts before the browser reconnects.
@@ -130,7 +134,7 @@ async fn follow(state: AppState, viewer: Viewer, mut query: Query, tx: mpsc::Sen
         return;
     };
     // First, how long the browser waits before reconnecting after a normal end.
-    if tx.send(Event::default().retry(RECONNECT)).await.is_err() {
+    if !send(&tx, Event::default().retry(RECONNECT)).await {
         return;
     }
     let started = tokio::time::Instant::now();
@@ -152,7 +156,7 @@ async fn follow(state: AppState, viewer: Viewer, mut query: Query, tx: mpsc::Sen
         if checked.elapsed() >= RECHECK {
             checked = tokio::time::Instant::now();
             if let Some(why) = gone(&state, &viewer).await {
-                let _ = tx.send(Event::default().event("end").data(why)).await;
+                send(&tx, Event::default().event("end").data(why)).await;
                 return;
             }
         }
@@ -161,7 +165,7 @@ async fn follow(state: AppState, viewer: Viewer, mut query: Query, tx: mpsc::Sen
             Err(e) => {
                 tracing::warn!(error = %e, "live tail: reading the log store failed");
                 let end = "Live tail stopped: the log store could not be read.";
-                let _ = tx.send(Event::default().event("end").data(end)).await;
+                send(&tx, Event::default().event("end").data(end)).await;
                 return;
             }
         };
@@ -172,14 +176,17 @@ async fn follow(state: AppState, viewer: Viewer, mut query: Query, tx: mpsc::Sen
                 continue;
             }
             if let Some(event) = event(line)
-                && tx.send(event).await.is_err()
+                && !send(&tx, event).await
             {
                 return;
             }
             seen.insert(key);
         }
         if let Some(newest) = lines.first() {
-            let from = newest.time_us - LATE_US;
+            // A line dated ahead (within the accepted clock skew) does not move the window
+            // past the present: lines of now would be missed.
+            let now_us = jiff::Timestamp::now().as_microsecond();
+            let from = newest.time_us.min(now_us) - LATE_US;
             if query.since_us.is_none_or(|s| from > s) {
                 seen.retain(|k| k.0 >= from);
                 query.since_us = Some(from);
@@ -189,6 +196,15 @@ async fn follow(state: AppState, viewer: Viewer, mut query: Query, tx: mpsc::Sen
             return;
         }
     }
+}
+
+/// Sends one event; `false` when the reader is gone or has not taken events for
+/// [`SEND_WAIT`] (a client that stops reading holds no slot).
+async fn send(tx: &mpsc::Sender<Event>, event: Event) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_WAIT, tx.send(event)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Why the viewer may no longer tail, if so.
