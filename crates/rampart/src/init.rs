@@ -83,6 +83,67 @@ pub async fn run(dir: &DataDir, admin_email: &str) -> Result<Initialized> {
     })
 }
 
+/// Gives the `admin` role that `init` made the permissions added to rampart since (an
+/// upgrade would otherwise keep its first administrator out of the new pages), audited as a
+/// `role.create` by `system` with `via = upgrade`. A role a person has changed or made
+/// (any `role.*` record for `admin` by someone other than `system`) is left as it is:
+/// their choice stands.
+pub async fn top_up_admin(store: &Store) -> Result<()> {
+    let Some(mut role) = store
+        .roles()
+        .await?
+        .into_iter()
+        .find(|r| r.name.as_str() == "admin")
+    else {
+        return Ok(());
+    };
+    let missing: Vec<Permission> = Permission::ALL
+        .iter()
+        .copied()
+        .filter(|p| !role.permissions.contains(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // Role changes are rare: the records are read back page by page, a bounded number.
+    let mut before = None;
+    for _ in 0..1000 {
+        let page = store
+            .audit_search(&rampart_store::AuditQuery {
+                action_prefix: Some("role.".into()),
+                before_seq: before,
+                limit: 1000,
+                ..Default::default()
+            })
+            .await?;
+        if page
+            .iter()
+            .any(|r| r.subject == "admin" && r.actor != Actor::System.to_string())
+        {
+            return Ok(());
+        }
+        match page.iter().map(|r| r.seq).min() {
+            Some(oldest) if page.len() == 1000 => before = Some(oldest),
+            _ => break,
+        }
+    }
+    role.permissions.extend(missing.iter().copied());
+    let added = missing
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    store
+        .put_role(
+            &role,
+            AuditEvent::new(Actor::System, Action::RoleCreate, "admin")
+                .detail("via", "upgrade")
+                .detail("added", added),
+        )
+        .await?;
+    Ok(())
+}
+
 /// The `admin` role with every permission, an account holding it, and its enrollment URL.
 async fn first_admin(store: &Store, config: &Config, email: &str) -> Result<String> {
     let actor = Actor::System;

@@ -93,6 +93,9 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     store
         .set_meta("audit.public_key", &signing.public_key_hex())
         .await?;
+    crate::init::top_up_admin(&store)
+        .await
+        .context("cannot bring the admin role up to date")?;
     let logs = crate::logs::open(dir, &config).await?;
     let decoy_hash =
         tokio::task::spawn_blocking(move || rampart_identity::password::decoy_hash(cost)).await??;

@@ -583,3 +583,60 @@ fn certificate_files_are_reloaded_when_they_change() {
     }
     assert!(subject().contains("second-certificate"), "{}", subject());
 }
+
+/// An `admin` role made by an older version lacks the permissions added since: serving
+/// gives them back (audited), unless a person has changed that role, whose choice stands.
+#[test]
+fn an_upgrade_gives_the_init_admin_role_new_permissions_unless_a_person_changed_it() {
+    let mut r = start();
+    let curl = r.curl();
+    let secret = enroll(&curl, &r.admin_enroll_url);
+    let drop_logs_view = "UPDATE roles SET body = json_set(body, '$.permissions', \
+         (SELECT json_group_array(value) FROM json_each(roles.body, '$.permissions') \
+          WHERE value <> 'logs.view')) WHERE name = 'admin';";
+    let admin_row = |r: &Rampart| {
+        cli_ok(r, &["role", "list"])
+            .lines()
+            .find(|l| l.contains(" admin "))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(admin_row(&r).contains("logs.view"), "{}", admin_row(&r));
+
+    // As an older version left it: no logs.view. Serving again adds it back, audited.
+    r.stop();
+    sqlite(&r.data_dir().join("rampart.db"), drop_logs_view);
+    assert!(!admin_row(&r).contains("logs.view"), "{}", admin_row(&r));
+    r.serve();
+    assert!(admin_row(&r).contains("logs.view"), "{}", admin_row(&r));
+    let upgrade = cli_ok(
+        &r,
+        &["audit", "search", "--action", "role.create", "--json"],
+    );
+    assert!(
+        upgrade.contains(r#"\"via\":\"upgrade\""#) && upgrade.contains("logs.view"),
+        "{upgrade}"
+    );
+
+    // A person changes the role: what they chose is kept through restarts.
+    cli_admin(
+        &r,
+        &secret,
+        &[
+            "role",
+            "add",
+            "admin",
+            "--perm",
+            "users.manage",
+            "--perm",
+            "roles.manage",
+        ],
+    );
+    r.stop();
+    r.serve();
+    let row = admin_row(&r);
+    assert!(
+        row.contains("users.manage") && !row.contains("logs.view"),
+        "{row}"
+    );
+}
