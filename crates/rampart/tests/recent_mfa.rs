@@ -207,6 +207,20 @@ fn approvals_and_grant_changes_need_a_recent_second_factor() {
             "{action}: {audit}"
         );
     }
+
+    // A command refused for itself (no such account) is refused before the person is
+    // checked: the code it carried is not used up, and the next change takes it.
+    age(&r, "admin");
+    let code = oathtool(&secret, 30);
+    let bad = ["grant", "add", "nobody", "more"];
+    let out = r.cli(&[&bad[..], &["--as", "admin", "--code", &code]].concat());
+    cli_refused(&out, &bad, "no account");
+    cli_ok(
+        &r,
+        &[
+            "grant", "add", "carol", "more", "--as", "admin", "--code", &code,
+        ],
+    );
 }
 
 /// The CLI with `--as admin` and no code.

@@ -158,9 +158,10 @@ pub async fn run_role(ctx: &Ctx, command: RoleCommand) -> Result<Exit> {
             grants,
             person,
         } => {
-            let actor = super::person_may(ctx, &person, Permission::ManageRoles).await?;
+            // The command is checked before the person: a refused command uses no code.
             let role = rampart_web::ops::make_role(&name, &permissions, &grants.join("\n"))
                 .map_err(|e| exit_usage(e.to_string()))?;
+            let actor = super::person_may(ctx, &person, Permission::ManageRoles).await?;
             let ev = AuditEvent::new(actor, Action::RoleCreate, role.name.to_string())
                 .detail("permissions", permissions.join(","))
                 .detail("grants", role.grants.len().to_string());
@@ -226,7 +227,6 @@ pub async fn run_grant(ctx: &Ctx, command: GrantCommand) -> Result<Exit> {
             hours,
             person,
         } => {
-            let actor = super::person_may(ctx, &person, Permission::ManageRoles).await?;
             let account = ctx
                 .store
                 .account_by_login(&user)
@@ -247,6 +247,8 @@ pub async fn run_grant(ctx: &Ctx, command: GrantCommand) -> Result<Exit> {
                 &ctx.config.policy,
             )
             .map_err(|e| exit_usage(e.to_string()))?;
+            // The command is checked before the person: a refused command uses no code.
+            let actor = super::person_may(ctx, &person, Permission::ManageRoles).await?;
             let binding = Binding {
                 account: account.username.to_string(),
                 role,
