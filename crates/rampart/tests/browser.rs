@@ -6,35 +6,24 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use support::*;
 
 /// Runs `tests/browser/SCRIPT` against `r` (origin, the admin's enrollment link and a
 /// screenshot folder); returns its output after asserting it succeeded and printed `passed`.
 fn run_script(r: &Rampart, script: &str, passed: &str) -> (String, PathBuf) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    assert!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .exists(),
-        "playwright-core missing: run scripts/test (or `cd tests/browser && npm ci`)"
-    );
     let shots = r.data_dir().join("shots");
     std::fs::create_dir_all(&shots).unwrap();
-    let out = Command::new("node")
-        .arg(root.join("tests/browser").join(script))
-        .arg(r.origin())
-        .arg(&r.admin_enroll_url)
-        .arg(&shots)
-        .output()
-        .expect("node runs (apt-get install -y nodejs)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let origin = r.origin();
+    let text = browser(
+        script,
+        &[
+            origin.as_ref(),
+            r.admin_enroll_url.as_ref(),
+            shots.as_os_str(),
+        ],
+        passed,
     );
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains(passed), "{text}");
     (text, shots)
 }
 
