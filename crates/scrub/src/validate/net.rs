@@ -30,8 +30,10 @@ pub(super) fn email(c: &str, around: Around) -> Option<Range<usize>> {
         if glues_after(ch) {
             return None;
         }
-        let prefix = domain.get(..cut)?;
-        return domain_ok(prefix).then_some(0..local.len() + 1 + cut);
+        // A dot right before that character ends the sentence, not a label: the address
+        // ends before it, as a second pass (with the text after it redacted) would see it.
+        let prefix = domain.get(..cut)?.trim_end_matches('.');
+        return domain_ok(prefix).then_some(0..local.len() + 1 + prefix.len());
     }
     let glued = around
         .after()
