@@ -100,17 +100,7 @@ impl Store {
             .bind(old_hash)
             .execute(w.conn()?)
             .await?;
-        sqlx::query(&format!(
-            "INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 0)"
-        ))
-        .bind(&new.id_hash)
-        .bind(&new.account_id)
-        .bind(new.stage.as_str())
-        .bind(new.created_s)
-        .bind(new.last_seen_s)
-        .bind(&new.source)
-        .execute(w.conn()?)
-        .await?;
+        insert_session_in(&mut w, new, None).await?;
         if new.stage == Stage::Complete {
             sqlx::query("UPDATE accounts SET last_login_us = $1 WHERE id = $2")
                 .bind(crate::now_us())
