@@ -304,7 +304,8 @@ fn left_ok(around: Around) -> bool {
     match around.before2() {
         (None, _) => true,
         (Some(c), _) if glues_before(c) || c == '+' => false,
-        (Some('.' | '-' | ','), Some(p)) => !p.is_alphanumeric(),
+        // A tag before the separator (`[IP]-`) stands for what it replaced: see `right_ok`.
+        (Some('.' | '-' | ','), Some(p)) => !(p.is_alphanumeric() || p == ']'),
         _ => true,
     }
 }
