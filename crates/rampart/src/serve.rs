@@ -150,11 +150,11 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
                 .into_make_service_with_connect_info::<SocketAddr>(),
         ),
     );
-    let http_task = tokio::spawn(
-        axum_server::from_tcp(http)
-            .handle(handle.clone())
-            .serve(rampart_web::http_service(state.clone())),
-    );
+    let http_task = tokio::spawn(rampart_web::redirect::serve(
+        tokio::net::TcpListener::from_std(http).context("cannot use the HTTP listener")?,
+        rampart_web::http_redirect(&state),
+        state.stopping.subscribe(),
+    ));
     let metrics_task = tokio::spawn(
         axum_server::from_tcp(metrics)
             .handle(handle.clone())
@@ -257,7 +257,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         _ = tokio::signal::ctrl_c() => None,
         _ = term.recv() => None,
         r = https_task => Some(("HTTPS", r)),
-        r = http_task => Some(("HTTP", r)),
+        r = http_task => Some(("HTTP", r.map(Ok::<(), std::io::Error>))),
         r = metrics_task => Some(("metrics", r)),
     };
     if let Some((which, result)) = failed {

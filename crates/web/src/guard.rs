@@ -28,20 +28,6 @@ pub(crate) fn with_script_policy(mut page: Response) -> Response {
     page
 }
 
-/// The HTTP listener's only answer: 308 to the same path and query on the configured
-/// public host (`origin`). The client's Host header is ignored, so this is never an open
-/// redirect.
-pub(crate) fn redirect_to_https(origin: &str, uri: &axum::http::Uri) -> Response {
-    let path_and_query = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
-    let mut location = String::with_capacity(origin.len() + path_and_query.len());
-    location.push_str(origin);
-    location.push_str(path_and_query);
-    match HeaderValue::from_str(&location) {
-        Ok(value) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, value)]).into_response(),
-        Err(_) => StatusCode::BAD_REQUEST.into_response(),
-    }
-}
-
 /// The layer every HTTPS request passes: counts it, refuses cross-site state changes
 /// ([`csrf_allows`]), and adds HSTS and the other security headers to the response.
 /// Hand-written rather than three `from_fn` middlewares: those box a future and clone

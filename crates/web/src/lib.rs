@@ -23,6 +23,7 @@ pub mod network;
 pub mod ops;
 mod pages;
 pub mod probe;
+pub mod redirect;
 pub mod reviews;
 mod sensitive;
 pub mod ssh;
@@ -208,53 +209,11 @@ pub fn https_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The HTTP listener's service: one redirect for everything, except the answers to pending
-/// ACME HTTP-01 challenges (RFC 8555 §8.3). No router: one prefix test, then the answer,
-/// ready at once.
-#[derive(Debug, Clone)]
-pub struct HttpService(AppState);
-
-/// The service of the HTTP listener (see [`HttpService`]), one clone per connection.
-pub fn http_service(state: AppState) -> tower::make::Shared<HttpService> {
-    tower::make::Shared::new(HttpService(state))
-}
-
-impl<B> tower::Service<axum::http::Request<B>> for HttpService {
-    type Response = axum::response::Response;
-    type Error = std::convert::Infallible;
-    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
-        std::future::ready(Ok(self.answer(request.uri())))
-    }
-}
-
-impl HttpService {
-    fn answer(&self, uri: &axum::http::Uri) -> axum::response::Response {
-        use axum::response::IntoResponse;
-        if let Some(token) = uri.path().strip_prefix("/.well-known/acme-challenge/") {
-            let answer = self
-                .0
-                .challenges
-                .read()
-                .ok()
-                .and_then(|m| m.get(token).cloned());
-            if let Some(key_authorization) = answer {
-                return (
-                    [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-                    key_authorization,
-                )
-                    .into_response();
-            }
-        }
-        guard::redirect_to_https(self.0.public_origin(), uri)
+/// What the HTTP listener answers with (see [`redirect`]).
+pub fn http_redirect(state: &AppState) -> redirect::Redirect {
+    redirect::Redirect {
+        origin: std::sync::Arc::from(state.public_origin()),
+        challenges: state.challenges.clone(),
     }
 }
 
