@@ -151,7 +151,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         ),
     );
     let http_task = tokio::spawn(rampart_web::redirect::serve(
-        tokio::net::TcpListener::from_std(http).context("cannot use the HTTP listener")?,
+        http,
         rampart_web::http_redirect(&state),
         state.stopping.subscribe(),
     ));
@@ -257,7 +257,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         _ = tokio::signal::ctrl_c() => None,
         _ = term.recv() => None,
         r = https_task => Some(("HTTPS", r)),
-        r = http_task => Some(("HTTP", r.map(Ok::<(), std::io::Error>))),
+        r = http_task => Some(("HTTP", r)),
         r = metrics_task => Some(("metrics", r)),
     };
     if let Some((which, result)) = failed {

@@ -53,10 +53,63 @@ pub struct Redirect {
     pub challenges: Challenges,
 }
 
-/// Serves `listener` until `stopping` turns true. Connections then end after the answer
-/// they are writing, or at once when idle.
-pub async fn serve(listener: TcpListener, redirect: Redirect, stopping: watch::Receiver<bool>) {
+/// Serves `listener` until `stopping` turns true, on threads of its own: one per core (at
+/// most 8), each with a single-threaded runtime that accepts from the shared socket and
+/// keeps its connections, as nginx's workers do. A connection's reads, parses and writes
+/// then never cross threads. Returns once every thread has ended: after `stopping`, when
+/// the connections have finished the answer they were writing (idle ones close at once),
+/// or on the first thread that could not start.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    redirect: Redirect,
+    stopping: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8));
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let (done, mut ended) = tokio::sync::mpsc::channel::<io::Result<()>>(threads);
+    for n in 0..threads {
+        let listener = listener.try_clone()?;
+        let (redirect, stopping, permits, done) = (
+            redirect.clone(),
+            stopping.clone(),
+            permits.clone(),
+            done.clone(),
+        );
+        std::thread::Builder::new()
+            .name(format!("rampart-http-{n}"))
+            .spawn(move || {
+                let served = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .and_then(|runtime| {
+                        runtime.block_on(async {
+                            let listener = TcpListener::from_std(listener)?;
+                            accept(listener, redirect, stopping, permits).await;
+                            Ok(())
+                        })
+                    });
+                let _ = done.blocking_send(served);
+            })?;
+    }
+    drop(done);
+    let mut outcome = Ok(());
+    while let Some(served) = ended.recv().await {
+        if served.is_err() {
+            outcome = served;
+            break;
+        }
+    }
+    outcome
+}
+
+/// One thread's accept loop; when stopping, it waits (at most [`IO_TIMEOUT`]) for the
+/// connections of every thread to end, running its own meanwhile.
+async fn accept(
+    listener: TcpListener,
+    redirect: Redirect,
+    stopping: watch::Receiver<bool>,
+    permits: Arc<Semaphore>,
+) {
     let mut stop = stopping.clone();
     loop {
         let permit = tokio::select! {
@@ -64,7 +117,7 @@ pub async fn serve(listener: TcpListener, redirect: Redirect, stopping: watch::R
                 Ok(permit) => permit,
                 Err(_) => return,
             },
-            () = stopped(&mut stop) => return,
+            () = stopped(&mut stop) => break,
         };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -77,7 +130,7 @@ pub async fn serve(listener: TcpListener, redirect: Redirect, stopping: watch::R
                     continue;
                 }
             },
-            () = stopped(&mut stop) => return,
+            () = stopped(&mut stop) => break,
         };
         let redirect = redirect.clone();
         let stopping = stopping.clone();
@@ -87,6 +140,9 @@ pub async fn serve(listener: TcpListener, redirect: Redirect, stopping: watch::R
             drop(permit);
         });
     }
+    drop(listener);
+    let all = u32::try_from(MAX_CONNECTIONS).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(IO_TIMEOUT, permits.acquire_many(all)).await;
 }
 
 /// Returns once `stopping` is true (or its sender is gone).
@@ -108,9 +164,13 @@ enum After {
 async fn connection(
     mut stream: TcpStream,
     redirect: &Redirect,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
+    // One wait for the stop per connection, not one per read.
+    let mut until_stopped = stopping.clone();
+    let stop = async move { stopped(&mut until_stopped).await };
+    tokio::pin!(stop);
     let mut buf = vec![0u8; FIRST_BUFFER];
     let mut out = Vec::with_capacity(512);
     let (mut start, mut end) = (0usize, 0usize);
@@ -176,7 +236,7 @@ async fn connection(
         };
         let read = tokio::select! {
             read = tokio::time::timeout(wait, stream.read(room)) => read,
-            () = stopped(&mut stopping), if idle => return Ok(()),
+            () = &mut stop, if idle => return Ok(()),
         };
         match read {
             Ok(Ok(0)) | Err(_) => return Ok(()),
@@ -482,7 +542,8 @@ mod tests {
     /// than the limit, and the end of an idle connection when the server stops.
     #[tokio::test]
     async fn a_connection_answers_pipelined_requests_and_refuses_an_oversized_head() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopping) = watch::channel(false);
         let server = tokio::spawn(serve(listener, redirect(), stopping));
@@ -537,6 +598,7 @@ mod tests {
         assert_eq!(n, 0);
         tokio::time::timeout(Duration::from_secs(5), server)
             .await
+            .unwrap()
             .unwrap()
             .unwrap();
     }
