@@ -103,9 +103,18 @@ pub struct Metrics {
     pub denials: AtomicU64,
 }
 
-/// Everything a handler needs.
+/// Everything a handler needs. One `Arc`: the state is cloned for every request (the
+/// router's `State`, the front door's layer), so a clone is one atomic increment.
 #[derive(Debug, Clone)]
-pub struct AppState(Arc<Inner>, Arc<str>, Option<Arc<::webauthn_rs::Webauthn>>);
+pub struct AppState(Arc<Whole>);
+
+/// The parts, with what is computed from them once.
+#[derive(Debug)]
+struct Whole {
+    inner: Inner,
+    origin: Box<str>,
+    relying_party: Option<Arc<::webauthn_rs::Webauthn>>,
+}
 
 /// The parts of [`AppState`].
 #[derive(Debug)]
@@ -152,27 +161,31 @@ pub struct Inner {
 impl AppState {
     /// Wraps the parts.
     pub fn new(inner: Inner) -> Self {
-        let origin: Arc<str> = Arc::from(inner.web.public_origin());
+        let origin: Box<str> = Box::from(inner.web.public_origin());
         let relying_party = webauthn::relying_party(&inner.web.public_host, &origin);
-        Self(Arc::new(inner), origin, relying_party)
+        Self(Arc::new(Whole {
+            inner,
+            origin,
+            relying_party,
+        }))
     }
 
     /// `https://host[:port]`, computed once: every redirect uses it.
     pub fn public_origin(&self) -> &str {
-        &self.1
+        &self.0.origin
     }
 
     /// The WebAuthn relying party (`web.public_host`, the public origin); `None` when the
     /// host is not a domain name WebAuthn accepts.
     pub(crate) fn webauthn(&self) -> Option<Arc<::webauthn_rs::Webauthn>> {
-        self.2.clone()
+        self.0.relying_party.clone()
     }
 }
 
 impl std::ops::Deref for AppState {
     type Target = Inner;
     fn deref(&self) -> &Inner {
-        &self.0
+        &self.0.inner
     }
 }
 
