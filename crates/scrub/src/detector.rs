@@ -41,6 +41,9 @@ pub enum Detector {
     PersonalField,
     /// A pattern from the configuration, by its name.
     Custom(Arc<str>),
+    /// A text withheld whole because its redactions did not settle (see
+    /// [`crate::MAX_PASSES`]); not a detector one can turn off.
+    Withheld,
 }
 
 impl Detector {
@@ -81,6 +84,7 @@ impl Detector {
             Detector::ApiKey => "api_key",
             Detector::PrivateKey => "private_key",
             Detector::PersonalField => "personal_field",
+            Detector::Withheld => "withheld",
             Detector::Custom(name) => name,
         }
     }

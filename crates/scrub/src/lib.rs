@@ -111,6 +111,13 @@ pub const DEFAULT_PERSONAL_FIELDS: &[&str] = &[
 /// Most custom patterns a configuration may hold.
 pub const MAX_CUSTOM_PATTERNS: usize = 32;
 
+/// Passes of the detectors over one text at most before it is withheld: each pass after
+/// the first runs only when the one before changed something.
+pub const MAX_PASSES: usize = 4;
+
+/// What replaces a text whose redactions did not settle within [`MAX_PASSES`].
+pub const WITHHELD: &str = "[WITHHELD]";
+
 /// Finds personal data and secrets in text and replaces them. Build one from a
 /// [`ScrubConfig`] at start-up and share it (`Arc<Scrubber>`); it is immutable.
 #[derive(Debug)]
@@ -191,7 +198,41 @@ impl Scrubber {
     }
 
     /// Scrubs free text (one line or many). Returns the input borrowed when nothing was found.
+    ///
+    /// The result is settled: scrubbing it again changes nothing (see [`MAX_PASSES`]).
     pub fn scrub<'a>(&self, text: &'a str, counts: &mut Counts) -> Cow<'a, str> {
+        self.settled(text, counts, Self::scrub_once)
+    }
+
+    /// Applies `pass` until its output no longer changes. A redaction can change what the
+    /// detectors see around it (a number that reached into an address, a domain cut short),
+    /// so one pass alone is not always a fixed point; the fuzz targets keep finding such
+    /// neighbourhoods. A text that has not settled after [`MAX_PASSES`] is withheld whole
+    /// ([`WITHHELD`]): never stored half-scrubbed. Text with nothing to scrub, nearly all of
+    /// it, takes one pass.
+    fn settled<'a>(
+        &self,
+        text: &'a str,
+        counts: &mut Counts,
+        pass: for<'b> fn(&Self, &'b str, &mut Counts) -> Cow<'b, str>,
+    ) -> Cow<'a, str> {
+        let mut current = match pass(self, text, counts) {
+            Cow::Borrowed(same) => return Cow::Borrowed(same),
+            Cow::Owned(changed) => changed,
+        };
+        for _ in 1..MAX_PASSES {
+            match pass(self, &current, counts) {
+                Cow::Borrowed(_) => return Cow::Owned(current),
+                Cow::Owned(next) if next == current => return Cow::Owned(current),
+                Cow::Owned(next) => current = next,
+            }
+        }
+        counts.add(&Detector::Withheld, 1);
+        Cow::Owned(WITHHELD.to_owned())
+    }
+
+    /// One pass of the detectors over `text`.
+    fn scrub_once<'a>(&self, text: &'a str, counts: &mut Counts) -> Cow<'a, str> {
         let mut out: Option<String> = None;
         let mut copied = 0;
         self.engine.scan(text, |index, range| {
@@ -233,9 +274,14 @@ impl Scrubber {
     /// is scanned as text, and the layout of the line is kept. A line that is not JSON is
     /// scrubbed as text.
     pub fn scrub_json_line<'a>(&self, line: &'a str, counts: &mut Counts) -> Cow<'a, str> {
+        self.settled(line, counts, Self::scrub_json_once)
+    }
+
+    /// One pass over a JSON line (its strings are each settled by [`Scrubber::scrub`]).
+    fn scrub_json_once<'a>(&self, line: &'a str, counts: &mut Counts) -> Cow<'a, str> {
         match json::scrub(self, line, counts) {
             Some(scrubbed) => scrubbed,
-            None => self.scrub(line, counts),
+            None => self.scrub_once(line, counts),
         }
     }
 

@@ -63,7 +63,7 @@ fn kind_of(detector: &Detector) -> &'static str {
         | Detector::UrlCredentials
         | Detector::SecretValue
         | Detector::PrivateKey => "secret",
-        Detector::PersonalField | Detector::Custom(_) => "other",
+        Detector::PersonalField | Detector::Withheld | Detector::Custom(_) => "other",
     }
 }
 
