@@ -325,7 +325,9 @@ fn text_whose_redaction_changes_its_neighbours_is_settled_in_one_call() {
     .unwrap();
     let text = String::from_utf8_lossy(&raw);
     for scrubber in [tags(), pseudonyms()] {
-        let once = scrubber.scrub_json_line(&text, &mut Counts::new()).into_owned();
+        let once = scrubber
+            .scrub_json_line(&text, &mut Counts::new())
+            .into_owned();
         let twice = scrubber.scrub_json_line(&once, &mut Counts::new());
         assert_eq!(twice, once);
         let once = scrubber.scrub(&text, &mut Counts::new()).into_owned();
@@ -350,12 +352,18 @@ fn a_text_that_does_not_settle_is_withheld_whole() {
     // The replacement is itself settled, in both modes.
     for scrubber in [tags(), pseudonyms()] {
         assert_eq!(scrubber.scrub(WITHHELD, &mut Counts::new()), WITHHELD);
-        assert_eq!(scrubber.scrub_json_line(WITHHELD, &mut Counts::new()), WITHHELD);
+        assert_eq!(
+            scrubber.scrub_json_line(WITHHELD, &mut Counts::new()),
+            WITHHELD
+        );
     }
 }
 
 #[test]
 fn clean_text_takes_one_pass_and_comes_back_borrowed() {
     let line = "GET /health 200 in 3 ms";
-    assert!(matches!(tags().scrub(line, &mut Counts::new()), Cow::Borrowed(_)));
+    assert!(matches!(
+        tags().scrub(line, &mut Counts::new()),
+        Cow::Borrowed(_)
+    ));
 }
