@@ -641,8 +641,8 @@ fn local_forwarding_reaches_only_destinations_the_grant_names_in_its_environment
             &format!("web-* production root forward={web} forward={db}"),
         ],
     );
-    // Replacing a role drops its bindings (the store deletes the old row): grant it again.
-    cli_admin(&w.r, &w.admin_secret, &["grant", "add", "alice", "web-ops"]);
+    // Replacing the role keeps alice's grant to it (the store updates the role in place):
+    // what follows goes through the grant `world` made.
     // A named destination in the target's environment: the target's own sshd answers.
     let through = w.ssh("alice:web-1", &["-W", &web]);
     assert!(
