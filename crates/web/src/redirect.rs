@@ -41,6 +41,11 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the rest of a started request, or the taking of an answer, may take.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a closing connection may go on sending before it is closed (see `linger`).
+pub const LINGER: Duration = Duration::from_secs(2);
+/// How much a closing connection may still send before it is closed.
+pub const LINGER_BYTES: usize = 1024 * 1024;
+
 /// The first read's buffer; it grows up to [`MAX_HEAD`] for a longer head.
 const FIRST_BUFFER: usize = 4096;
 
@@ -213,7 +218,7 @@ async fn connection(
             out.clear();
         }
         if close {
-            let _ = stream.shutdown().await;
+            linger(stream, &mut buf).await;
             return Ok(());
         }
         if start > 0 {
@@ -225,6 +230,7 @@ async fn connection(
             if buf.len() >= MAX_HEAD {
                 status_only(&mut out, "431 Request Header Fields Too Large");
                 let _ = tokio::time::timeout(IO_TIMEOUT, stream.write_all(&out)).await;
+                linger(stream, &mut buf).await;
                 return Ok(());
             }
             buf.resize((buf.len() * 2).min(MAX_HEAD), 0);
@@ -244,6 +250,26 @@ async fn connection(
             Ok(Err(e)) => return Err(e),
         }
     }
+}
+
+/// Closes after a last answer without losing it: the write side is shut, then what the
+/// client still sends (the rest of a body or of a head) is read and dropped, at most
+/// [`LINGER_BYTES`] for at most [`LINGER`]. Closing a socket with unread bytes makes the
+/// kernel send a reset, which can destroy the answer before the client has read it.
+async fn linger(mut stream: TcpStream, buf: &mut [u8]) {
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match stream.read(buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }
 
 /// The outcome of looking at the start of the unanswered bytes.
@@ -580,14 +606,41 @@ mod tests {
         let filler = "a".repeat(MAX_HEAD);
         long.write_all(format!("GET / HTTP/1.1\r\nX-Long: {filler}\r\n\r\n").as_bytes())
             .await
-            .unwrap_or(());
+            .unwrap();
+        long.shutdown().await.unwrap();
         let mut answer = Vec::new();
-        long.read_to_end(&mut answer).await.unwrap_or(0);
+        long.read_to_end(&mut answer).await.unwrap();
         assert!(
             String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 431 "),
             "{}",
             String::from_utf8_lossy(&answer)
         );
+
+        // A body too large to drop: the answer comes first, marked `connection: close`; the
+        // client may still send its body, then reads the end of the connection.
+        let mut upload = TcpStream::connect(addr).await.unwrap();
+        upload
+            .write_all(b"POST /up HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        while !answer.ends_with(b"\r\n\r\n") {
+            let n = upload.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed before the answer");
+            answer.extend_from_slice(&chunk[..n]);
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 308 "), "{answer}");
+        assert!(
+            answer.contains("location: https://gateway.test/up\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("connection: close\r\n"), "{answer}");
+        upload.write_all(&vec![b'x'; 200_000]).await.unwrap();
+        upload.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        upload.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
 
         // Stopping ends the idle kept-alive connection and the accept loop.
         stop.send_replace(true);
