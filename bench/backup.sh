@@ -13,6 +13,7 @@
 # Usage: bench/backup.sh [SCALE] [RUNS]   (defaults: 70 ≈ 1 GB of pgbench data, 3 runs)
 # Prints each time, the median of each, and the rampart/pipeline ratio. The two take turns
 # in each run, so load from elsewhere falls on both. Loopback only.
+# RAMPART_BIN=path uses that binary instead of building one (release).
 set -euo pipefail
 scale=${1:-70}
 runs=${2:-3}
@@ -31,9 +32,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "building rampart (release)..." >&2
-cargo build --release -q -p rampart --manifest-path "$root/Cargo.toml"
-bin=$CARGO_TARGET_DIR/release/rampart
+if [[ -n ${RAMPART_BIN:-} ]]; then
+  bin=$RAMPART_BIN
+else
+  echo "building rampart (release)..." >&2
+  cargo build --release -q -p rampart --manifest-path "$root/Cargo.toml"
+  bin=$CARGO_TARGET_DIR/release/rampart
+fi
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$work/pg"
@@ -62,9 +67,11 @@ https_listen = "127.0.0.1:$hp"
 http_listen = "127.0.0.1:$pp"
 metrics_listen = "127.0.0.1:$mp"
 TOML
-RAMPART_LOG=error "$bin" --data-dir "$work/r" serve >/dev/null 2>&1 &
+RAMPART_LOG=error "$bin" --data-dir "$work/r" serve >/dev/null 2>"$work/serve.log" &
 serve_pid=$!
-for _ in $(seq 1 100); do curl -sk --resolve "bench.test:$hp:127.0.0.1" "https://bench.test:$hp/healthz" >/dev/null && break; sleep 0.1; done
+up=
+for _ in $(seq 1 100); do curl -sk --resolve "bench.test:$hp:127.0.0.1" "https://bench.test:$hp/healthz" >/dev/null && up=1 && break; sleep 0.1; done
+[[ -n $up ]] || { echo "bench/backup.sh: rampart did not start to enroll the operator:" >&2; cat "$work/serve.log" >&2; exit 1; }
 web() { curl -sSk --max-time 30 -b "$work/jar" -c "$work/jar" --resolve "bench.test:$hp:127.0.0.1" "$@"; }
 path=/enroll/${enroll##*/enroll/}
 web -o /dev/null "https://bench.test:$hp$path"

@@ -6,6 +6,7 @@
 #
 # Usage: bench/https.sh [SECONDS] [CONNECTIONS] [RUNS]   (defaults: 10 64 3)
 # Prints requests/s per run, the medians, and rampart/nginx ratios. Loopback only.
+# RAMPART_BIN=path uses that binary instead of building one (release).
 set -euo pipefail
 seconds=${1:-10}
 conns=${2:-64}
@@ -20,9 +21,13 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-echo "building rampart (release)..." >&2
-cargo build --release -q -p rampart --manifest-path "$root/Cargo.toml"
-bin=$CARGO_TARGET_DIR/release/rampart
+if [[ -n ${RAMPART_BIN:-} ]]; then
+  bin=$RAMPART_BIN
+else
+  echo "building rampart (release)..." >&2
+  cargo build --release -q -p rampart --manifest-path "$root/Cargo.toml"
+  bin=$CARGO_TARGET_DIR/release/rampart
+fi
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 r_https=$(port) r_http=$(port) r_metrics=$(port) n_https=$(port) n_http=$(port)

@@ -12,6 +12,8 @@
 #
 # Usage: bench/logs.sh [LINES] [CLIENTS] [BATCH] [SEARCH_LINES]
 #        (defaults: 1000000 8 1000 10000000). Loopback only.
+# RAMPART_BIN=path uses that rampart binary instead of building one (release); the helper
+# that sends the lines is still built.
 set -euo pipefail
 lines=${1:-1000000}
 clients=${2:-8}
@@ -25,9 +27,9 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 echo "building rampart and the helper (release)..." >&2
-cargo build --release -q -p rampart --manifest-path "$root/Cargo.toml"
+[[ -n ${RAMPART_BIN:-} ]] || cargo build --release -q -p rampart --manifest-path "$root/Cargo.toml"
 cargo build --release -q -p rampart-logs --example logs_bench --manifest-path "$root/Cargo.toml"
-bin=$CARGO_TARGET_DIR/release/rampart
+bin=${RAMPART_BIN:-$CARGO_TARGET_DIR/release/rampart}
 helper=$CARGO_TARGET_DIR/release/examples/logs_bench
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
