@@ -29,13 +29,7 @@ pids=()
 cleanup() { [[ -n ${BENCH_DEBUG:-} ]] && "$bin" --data-dir "$work/r" audit search --action access.authorize --json | tail -3 >&2; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-if [[ -n ${RAMPART_BIN:-} ]]; then
-  bin=$RAMPART_BIN
-else
-  echo "building rampart (release)..." >&2
-  cargo build --release -q -p rampart --manifest-path "$root/Cargo.toml"
-  bin=$CARGO_TARGET_DIR/release/rampart
-fi
+bin=$(rampart_bin "$root")
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 r_https=$(port) r_http=$(port) r_metrics=$(port) n_https=$(port) up=$(port)

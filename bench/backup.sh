@@ -18,6 +18,7 @@ set -euo pipefail
 scale=${1:-70}
 runs=${2:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 for tool in "$pgbin/initdb" "$pgbin/pgbench" zstd age age-keygen psql curl oathtool; do
@@ -32,13 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [[ -n ${RAMPART_BIN:-} ]]; then
-  bin=$RAMPART_BIN
-else
-  echo "building rampart (release)..." >&2
-  cargo build --release -q -p rampart --manifest-path "$root/Cargo.toml"
-  bin=$CARGO_TARGET_DIR/release/rampart
-fi
+bin=$(rampart_bin "$root")
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$work/pg"

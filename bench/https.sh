@@ -12,6 +12,7 @@ seconds=${1:-10}
 conns=${2:-64}
 runs=${3:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 for tool in wrk nginx curl; do
   command -v "$tool" >/dev/null || { echo "bench/https.sh: $tool missing: apt-get install -y wrk nginx curl" >&2; exit 1; }
@@ -21,13 +22,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-if [[ -n ${RAMPART_BIN:-} ]]; then
-  bin=$RAMPART_BIN
-else
-  echo "building rampart (release)..." >&2
-  cargo build --release -q -p rampart --manifest-path "$root/Cargo.toml"
-  bin=$CARGO_TARGET_DIR/release/rampart
-fi
+bin=$(rampart_bin "$root")
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 r_https=$(port) r_http=$(port) r_metrics=$(port) n_https=$(port) n_http=$(port)

@@ -1,5 +1,18 @@
 # Steps the benchmarks share. Source it: . "$(dirname "$0")/lib.sh"
 
+# The rampart binary to measure: RAMPART_BIN when set (to compare two builds, or to skip
+# the build), else a release build of this checkout in CARGO_TARGET_DIR.
+# Usage: bin=$(rampart_bin ROOT)
+rampart_bin() {
+  if [[ -n ${RAMPART_BIN:-} ]]; then
+    echo "$RAMPART_BIN"
+    return
+  fi
+  echo "building rampart (release)..." >&2
+  cargo build --release -q -p rampart --manifest-path "$1/Cargo.toml" >&2 || return 1
+  echo "${CARGO_TARGET_DIR:-$1/target}/release/rampart"
+}
+
 # Enrolls the first administrator (`admin`) of a serving rampart as a person would: a fresh
 # enrollment link, then password and TOTP through the web UI. Prints the TOTP secret.
 # Changing roles and grants needs a person holding roles.manage with a second-factor check

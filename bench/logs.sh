@@ -20,16 +20,16 @@ clients=${2:-8}
 batch=${3:-1000}
 search_lines=${4:-10000000}
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-echo "building rampart and the helper (release)..." >&2
-[[ -n ${RAMPART_BIN:-} ]] || cargo build --release -q -p rampart --manifest-path "$root/Cargo.toml"
+bin=$(rampart_bin "$root")
+echo "building the helper (release)..." >&2
 cargo build --release -q -p rampart-logs --example logs_bench --manifest-path "$root/Cargo.toml"
-bin=${RAMPART_BIN:-$CARGO_TARGET_DIR/release/rampart}
 helper=$CARGO_TARGET_DIR/release/examples/logs_bench
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -18,12 +18,7 @@ pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 for tool in pgbouncer python3 "$pgbin/pgbench" "$pgbin/initdb"; do
   command -v "$tool" >/dev/null || { echo "bench/pg.sh: $tool missing: apt-get install -y postgresql pgbouncer python3" >&2; exit 1; }
 done
-if [[ -z ${RAMPART_BIN:-} ]]; then
-  echo "building rampart (release)..." >&2
-  cargo build --release -q -p rampart --manifest-path "$root/Cargo.toml"
-  RAMPART_BIN=$CARGO_TARGET_DIR/release/rampart
-fi
-bin=$RAMPART_BIN
+bin=$(rampart_bin "$root")
 work=$(mktemp -d)
 chmod 755 "$work"
 pids=()

@@ -12,16 +12,12 @@ size_mb=${1:-100}
 pii_percent=${2:-3}
 runs=${3:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-bin=${RAMPART_BIN:-}
-if [ -z "$bin" ]; then
-  echo "building rampart (release)..." >&2
-  cargo build --release -q -p rampart --manifest-path "$root/Cargo.toml"
-  bin=$CARGO_TARGET_DIR/release/rampart
-fi
+bin=$(rampart_bin "$root")
 
 corpus=$work/corpus.log
 python3 "$root/bench/gen_logs.py" "$corpus" "$size_mb" "$pii_percent"

@@ -17,12 +17,7 @@ idle=${3:-200}
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/lib.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
-bin=${RAMPART_BIN:-}
-if [[ -z $bin ]]; then
-  echo "building rampart (release)..." >&2
-  cargo build --release -q -p rampart --manifest-path "$root/Cargo.toml"
-  bin=$CARGO_TARGET_DIR/release/rampart
-fi
+bin=$(rampart_bin "$root")
 
 tmp=$(mktemp -d /tmp/rampart-bench-ssh.XXXXXX)
 pids=()
