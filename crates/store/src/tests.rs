@@ -947,6 +947,39 @@ async fn groups_of_every_size_land_and_the_wal_is_checkpointed() {
     );
 }
 
+/// Appends that never pause keep a passive checkpoint from catching up, so SQLite never
+/// starts the WAL over: from the limit on, the checkpoint empties the WAL file, and later
+/// appends still link to the chain (the writer's cached head stays right).
+#[tokio::test]
+async fn a_wal_past_the_limit_is_emptied_and_appends_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+    let store = Store::open(&url).await.unwrap();
+    for i in 0..20 {
+        store
+            .append_audit(&[ev(Action::Authorize, &format!("before {i}"))])
+            .await
+            .unwrap();
+    }
+    let wal = dir.path().join("r.db-wal");
+    let (frames, copied) = super::checkpoint(&store.pool, i64::MAX).await.unwrap();
+    assert!(
+        frames > 0 && copied == frames,
+        "below the limit: copied, kept"
+    );
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+    let emptied = super::checkpoint(&store.pool, frames).await.unwrap();
+    assert_eq!(emptied, (0, 0), "at the limit the WAL is emptied");
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+    for i in 0..5 {
+        store
+            .append_audit(&[ev(Action::Authorize, &format!("after {i}"))])
+            .await
+            .unwrap();
+    }
+    assert_eq!(verified(&store).await, 25);
+}
+
 /// Two processes append to one SQLite file, taking turns: each one's cached head goes
 /// stale at every turn, and neither loses an event nor forks the chain.
 #[tokio::test]
