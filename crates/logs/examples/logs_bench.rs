@@ -168,11 +168,13 @@ async fn search(dir: &str, lines: u64, queries: usize) {
                 fields: None,
             });
             if batch.len() == 10_000 {
-                store.append(&batch, &[]).await.unwrap();
-                batch.clear();
+                store
+                    .append(std::mem::take(&mut batch), Vec::new())
+                    .await
+                    .unwrap();
             }
         }
-        store.append(&batch, &[]).await.unwrap();
+        store.append(batch, Vec::new()).await.unwrap();
         eprintln!(
             "filled {} lines in {:.0} s",
             lines - have as u64,

@@ -172,7 +172,7 @@ impl Ingest {
             errors: parsed.errors.into_iter().map(ReportedError::from).collect(),
         };
         self.store
-            .append(&lines, &[(source.to_owned(), counts)])
+            .append(lines, vec![(source.to_owned(), counts)])
             .await?;
         Ok(report)
     }

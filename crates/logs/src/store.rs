@@ -20,11 +20,10 @@ use std::time::Duration;
 use jiff::civil::Date;
 use jiff::{Timestamp, tz::TimeZone};
 use rampart_scrub::Counts;
+use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection, Row};
 
 use crate::config::RetentionDays;
 use crate::index::{self, CHUNK_LINES, TextQuery};
@@ -53,6 +52,23 @@ pub enum LogError {
     /// A time outside what the store can name as a day.
     #[error("a time outside the supported range")]
     Time,
+    /// Writing a day file failed.
+    #[error("log database write error: {0}")]
+    Write(rusqlite::Error),
+    /// The day's writer is gone: the store was closed, or a writer task died.
+    #[error("the log store is closed")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for LogError {
+    fn from(e: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(failure, _) = &e
+            && failure.code == rusqlite::ErrorCode::DiskFull
+        {
+            return LogError::DiskFull;
+        }
+        LogError::Write(e)
+    }
 }
 
 impl From<sqlx::Error> for LogError {
@@ -79,15 +95,24 @@ pub struct LogStore {
 /// One day's file: a writer connection (one transaction per batch) and a reader pool.
 #[derive(Debug)]
 struct Day {
-    write: tokio::sync::Mutex<Writer>,
+    write: Arc<std::sync::Mutex<Option<Writer>>>,
     read: SqlitePool,
     /// A file from before the chunk index: words are in an FTS5 table, one row per line.
     fts: bool,
 }
 
-#[derive(Debug)]
+/// The day's writing connection: the SQLite library itself (the one sqlx links), driven
+/// from a blocking thread. A batch is one call, every statement of its transaction run
+/// back to back; through sqlx each statement was a round trip to sqlx's own thread, made
+/// under the day's write lock, and that lock was what bounded ingest.
 struct Writer {
-    conn: SqliteConnection,
+    conn: rusqlite::Connection,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
 }
 
 /// A stored line, as search returns it.
@@ -214,105 +239,35 @@ impl LogStore {
     }
 
     /// Stores lines in one transaction per day touched, with the batch's scrub counts and
-    /// per-source counters. All of a day's lines commit together or not at all.
+    /// per-source counters. All of a day's lines commit together or not at all. The
+    /// writing (and the word filters) happen on a blocking thread.
     pub async fn append(
         &self,
-        lines: &[Line],
-        counts: &[(String, Counts)],
+        lines: Vec<Line>,
+        counts: Vec<(String, Counts)>,
     ) -> Result<(), LogError> {
-        let mut by_day: BTreeMap<Date, Vec<&Line>> = BTreeMap::new();
-        for line in lines {
-            by_day.entry(day_of(line.time_us)?).or_default().push(line);
-        }
         // Counts come from scrubbing these lines: none without lines.
         let Some(first) = lines.first() else {
             return Ok(());
         };
         let count_day = day_of(first.received_us)?;
+        let mut by_day: BTreeMap<Date, Vec<Line>> = BTreeMap::new();
+        for line in lines {
+            by_day.entry(day_of(line.time_us)?).or_default().push(line);
+        }
         by_day.entry(count_day).or_default();
+        let mut counts = Some(counts);
         for (date, lines) in by_day {
             let day = self.day(date, true).await?.ok_or(LogError::Time)?;
-            // The filters need no id: built before taking the day's write lock.
-            let chunks: Vec<(&[&Line], Vec<u8>)> = if day.fts {
-                Vec::new()
+            let counts = if date == count_day {
+                counts.take().unwrap_or_default()
             } else {
-                lines
-                    .chunks(CHUNK_LINES)
-                    .map(|chunk| {
-                        let texts = chunk.iter().flat_map(|l| {
-                            std::iter::once(l.message.as_str()).chain(l.fields.as_deref())
-                        });
-                        (chunk, index::filter(texts))
-                    })
-                    .collect()
+                Vec::new()
             };
-            let mut w = day.write.lock().await;
-            let mut tx = w.conn.begin().await?;
-            for (chunk, filter) in chunks {
-                let (first_id, last_id) = insert_lines(&mut tx, chunk).await?;
-                let (min_time, max_time) =
-                    chunk.iter().fold((i64::MAX, i64::MIN), |(lo, hi), l| {
-                        (lo.min(l.time_us), hi.max(l.time_us))
-                    });
-                sqlx::query(
-                    "INSERT INTO chunks (first_id, last_id, min_time_us, max_time_us, filter) VALUES (?, ?, ?, ?, ?)",
-                )
-                .bind(first_id)
-                .bind(last_id)
-                .bind(min_time)
-                .bind(max_time)
-                .bind(filter)
-                .execute(&mut *tx)
-                .await?;
-            }
-            // A file from before the chunk index: one FTS5 row per line.
-            for chunk in lines.chunks(ROWS_PER_INSERT).filter(|_| day.fts) {
-                let (first, _) = insert_lines(&mut tx, chunk).await?;
-                let mut fts =
-                    String::from("INSERT INTO lines_fts (rowid, message, fields) VALUES ");
-                for i in 0..chunk.len() {
-                    if i > 0 {
-                        fts.push(',');
-                    }
-                    fts.push_str("(?,?,?)");
-                }
-                let mut index = sqlx::query(&fts);
-                for (id, line) in (first..).zip(chunk) {
-                    index = index.bind(id).bind(&line.message).bind(&line.fields);
-                }
-                index.execute(&mut *tx).await?;
-            }
-            let mut per_source: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-            for line in &lines {
-                let entry = per_source.entry(&line.source).or_insert((0, 0));
-                entry.0 += 1;
-                entry.1 = entry.1.max(line.received_us);
-            }
-            for (source, (n, last)) in per_source {
-                sqlx::query(
-                    "INSERT INTO sources (source, lines, last_us) VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET lines = lines + excluded.lines, last_us = MAX(last_us, excluded.last_us)",
-                )
-                .bind(source)
-                .bind(n)
-                .bind(last)
-                .execute(&mut *tx)
-                .await?;
-            }
-            if date == count_day {
-                for (source, counts) in counts {
-                    for (detector, n) in counts.iter() {
-                        sqlx::query(
-                            "INSERT INTO scrub_counts (source, detector, count) VALUES (?, ?, ?) ON CONFLICT (source, detector) DO UPDATE SET count = count + excluded.count",
-                        )
-                        .bind(source)
-                        .bind(detector.name())
-                        .bind(i64::try_from(n).unwrap_or(i64::MAX))
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-            }
-            tx.commit().await?;
+            let (writer, fts) = (day.write.clone(), day.fts);
+            tokio::task::spawn_blocking(move || write_day(&writer, fts, &lines, &counts))
+                .await
+                .map_err(|_| LogError::Closed)??;
         }
         Ok(())
     }
@@ -343,12 +298,10 @@ impl LogStore {
         for date in &plan.remove {
             let day = self.days.lock().await.remove(date);
             if let Some(day) = day {
-                let w = day.write.lock().await;
                 day.read.close().await;
-                drop(w);
-                if let Ok(day) = Arc::try_unwrap(day) {
-                    let _ = day.write.into_inner().conn.close().await;
-                }
+                // Waits for a write in progress, then closes: later appends to that day
+                // find it closed.
+                close_writer(day.write.clone()).await;
             }
             let path = self.path(*date);
             let trash = trash_path(&path);
@@ -592,9 +545,7 @@ impl LogStore {
         let days = std::mem::take(&mut *self.days.lock().await);
         for (_, day) in days {
             day.read.close().await;
-            if let Ok(day) = Arc::try_unwrap(day) {
-                let _ = day.write.into_inner().conn.close().await;
-            }
+            close_writer(day.write.clone()).await;
         }
     }
 
@@ -612,39 +563,82 @@ impl LogStore {
         if !create && !path.exists() {
             return Ok(None);
         }
+        let (writer, fts) = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || open_writer(&path))
+                .await
+                .map_err(|_| LogError::Closed)??
+        };
         let options = SqliteConnectOptions::new()
             .filename(&path)
-            .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
-        let mut conn = SqliteConnection::connect_with(&options).await?;
-        for statement in SCHEMA {
-            sqlx::query(statement).execute(&mut conn).await?;
-        }
-        let fts: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'lines_fts')",
-        )
-        .fetch_one(&mut conn)
-        .await?;
-        if !fts {
-            sqlx::query(CHUNKS).execute(&mut conn).await?;
-        }
+            .busy_timeout(Duration::from_secs(10))
+            .read_only(true);
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(0)
             .idle_timeout(Duration::from_secs(60))
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.create_if_missing(false).read_only(true))
+            .connect_with(options)
             .await?;
         let day = Arc::new(Day {
-            write: tokio::sync::Mutex::new(Writer { conn }),
+            write: Arc::new(std::sync::Mutex::new(Some(writer))),
             read,
             fts,
         });
         days.insert(date, day.clone());
         Ok(Some(day))
     }
+}
+
+/// Opens (creating) a day file for writing: WAL, commits not fsynced (checkpoints are),
+/// a 10-second wait for another writer (the CLI), the schema. Says whether the file holds
+/// the older FTS5 index.
+fn open_writer(path: &Path) -> Result<(Writer, bool), LogError> {
+    use rusqlite::OpenFlags;
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(LogError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(format!("the day file stays in journal mode {mode}")),
+        });
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    for statement in SCHEMA {
+        conn.execute(statement, [])?;
+    }
+    let fts: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'lines_fts')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !fts {
+        conn.execute(CHUNKS, [])?;
+    }
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok((Writer { conn }, fts))
+}
+
+/// Closes a day's writer (SQLite folds the WAL back when it is the last connection).
+async fn close_writer(writer: Arc<std::sync::Mutex<Option<Writer>>>) {
+    let _ = tokio::task::spawn_blocking(move || {
+        let writer = match writer.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(w) = writer {
+            let _ = w.conn.close();
+        }
+    })
+    .await;
 }
 
 /// Chunks read per query of a chunk scan: bounds the memory of one scan step.
@@ -723,37 +717,126 @@ async fn scan_chunks(
     }
 }
 
+/// One day's share of a batch, in one transaction: the lines, their word index (a filter
+/// per chunk, built before taking the lock; or FTS5 rows in an older file), the per-source
+/// counters and, on the day that counts them, the scrub counts.
+fn write_day(
+    writer: &std::sync::Mutex<Option<Writer>>,
+    fts: bool,
+    lines: &[Line],
+    counts: &[(String, Counts)],
+) -> Result<(), LogError> {
+    let filters: Vec<Vec<u8>> =
+        if fts {
+            Vec::new()
+        } else {
+            lines
+                .chunks(CHUNK_LINES)
+                .map(|chunk| {
+                    index::filter(chunk.iter().flat_map(|l| {
+                        std::iter::once(l.message.as_str()).chain(l.fields.as_deref())
+                    }))
+                })
+                .collect()
+        };
+    let mut guard = writer.lock().map_err(|_| LogError::Closed)?;
+    let writer = guard.as_mut().ok_or(LogError::Closed)?;
+    let tx = writer
+        .conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for (chunk, filter) in lines.chunks(CHUNK_LINES).zip(&filters) {
+        let (first_id, last_id) = insert_lines(&tx, chunk)?;
+        let (min_time, max_time) = chunk.iter().fold((i64::MAX, i64::MIN), |(lo, hi), l| {
+            (lo.min(l.time_us), hi.max(l.time_us))
+        });
+        tx.prepare_cached(
+            "INSERT INTO chunks (first_id, last_id, min_time_us, max_time_us, filter) VALUES (?, ?, ?, ?, ?)",
+        )?
+        .execute(rusqlite::params![first_id, last_id, min_time, max_time, filter])?;
+    }
+    // A file from before the chunk index: one FTS5 row per line.
+    for chunk in lines.chunks(ROWS_PER_INSERT).filter(|_| fts) {
+        let (first, _) = insert_lines(&tx, chunk)?;
+        let mut index = tx.prepare_cached(&rows_sql(
+            "INSERT INTO lines_fts (rowid, message, fields) VALUES ",
+            "(?,?,?)",
+            chunk.len(),
+        ))?;
+        let mut at = 0;
+        for (id, line) in (first..).zip(chunk) {
+            index.raw_bind_parameter(at + 1, id)?;
+            index.raw_bind_parameter(at + 2, &line.message)?;
+            index.raw_bind_parameter(at + 3, &line.fields)?;
+            at += 3;
+        }
+        index.raw_execute()?;
+    }
+    let mut per_source: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for line in lines {
+        let entry = per_source.entry(&line.source).or_insert((0, 0));
+        entry.0 += 1;
+        entry.1 = entry.1.max(line.received_us);
+    }
+    for (source, (n, last)) in per_source {
+        tx.prepare_cached(
+            "INSERT INTO sources (source, lines, last_us) VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET lines = lines + excluded.lines, last_us = MAX(last_us, excluded.last_us)",
+        )?
+        .execute(rusqlite::params![source, n, last])?;
+    }
+    for (source, counts) in counts {
+        for (detector, n) in counts.iter() {
+            tx.prepare_cached(
+                "INSERT INTO scrub_counts (source, detector, count) VALUES (?, ?, ?) ON CONFLICT (source, detector) DO UPDATE SET count = count + excluded.count",
+            )?
+            .execute(rusqlite::params![
+                source,
+                detector.name(),
+                i64::try_from(n).unwrap_or(i64::MAX)
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// `head` followed by `rows` copies of `row`, comma-separated.
+fn rows_sql(head: &str, row: &str, rows: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * (row.len() + 1));
+    sql.push_str(head);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(row);
+    }
+    sql
+}
+
 /// Inserts lines in statements of [`ROWS_PER_INSERT`] rows; returns the first and last id.
-/// Under the day's write lock the ids are consecutive.
-async fn insert_lines(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    lines: &[&Line],
-) -> Result<(i64, i64), LogError> {
+/// Inside the day's write transaction the ids are consecutive.
+fn insert_lines(tx: &rusqlite::Transaction<'_>, lines: &[Line]) -> Result<(i64, i64), LogError> {
     let mut ids = (0, 0);
     for (n, part) in lines.chunks(ROWS_PER_INSERT).enumerate() {
-        let mut sql = String::from(
+        let mut insert = tx.prepare_cached(&rows_sql(
             "INSERT INTO lines (time_us, received_us, source, level, flags, message, fields) VALUES ",
-        );
-        for i in 0..part.len() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str("(?,?,?,?,?,?,?)");
-        }
-        let mut insert = sqlx::query(&sql);
+            "(?,?,?,?,?,?,?)",
+            part.len(),
+        ))?;
+        let mut at = 0;
         for line in part {
-            insert = insert
-                .bind(line.time_us)
-                .bind(line.received_us)
-                .bind(&line.source)
-                .bind(line.level.code())
-                .bind(line.flags)
-                .bind(&line.message)
-                .bind(&line.fields);
+            insert.raw_bind_parameter(at + 1, line.time_us)?;
+            insert.raw_bind_parameter(at + 2, line.received_us)?;
+            insert.raw_bind_parameter(at + 3, &line.source)?;
+            insert.raw_bind_parameter(at + 4, line.level.code())?;
+            insert.raw_bind_parameter(at + 5, line.flags)?;
+            insert.raw_bind_parameter(at + 6, &line.message)?;
+            insert.raw_bind_parameter(at + 7, &line.fields)?;
+            at += 7;
         }
-        // One statement under the write lock: its rows get consecutive rowids ending at
+        insert.raw_execute()?;
+        // One statement in a write transaction: its rows get consecutive rowids ending at
         // the last one (another process's writes wait for our commit).
-        let last = insert.execute(&mut **tx).await?.last_insert_rowid();
+        let last = tx.last_insert_rowid();
         let first = last - i64::try_from(part.len()).unwrap_or(0) + 1;
         if n == 0 {
             ids.0 = first;

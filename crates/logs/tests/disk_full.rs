@@ -51,7 +51,7 @@ async fn a_full_disk_refuses_the_batch_and_keeps_what_was_stored() {
     let mut refused = None;
     for batch in 0..1000 {
         let lines: Vec<Line> = (0..20).map(|i| line(batch * 20 + i, t)).collect();
-        match store.append(&lines, &[]).await {
+        match store.append(lines, Vec::new()).await {
             Ok(()) => stored += 20,
             Err(e) => {
                 refused = Some(e);

@@ -2,6 +2,8 @@ use super::*;
 use crate::record::{Entry, Limits, prepare};
 use jiff::ToSpan;
 use rampart_scrub::{ScrubConfig, Scrubber};
+use sqlx::Connection;
+use sqlx::sqlite::SqliteConnection;
 
 fn line(time: Timestamp, source: &str, level: Level, message: &str) -> Line {
     Line {
@@ -32,8 +34,8 @@ async fn with_a_fake_clock_a_21_day_purge_removes_day_22_and_keeps_days_15_to_21
         let day = today.checked_sub(age.days()).unwrap();
         store
             .append(
-                &[line(noon(day), "api", Level::Info, &format!("age {age}"))],
-                &[],
+                vec![line(noon(day), "api", Level::Info, &format!("age {age}"))],
+                Vec::new(),
             )
             .await
             .unwrap();
@@ -132,7 +134,7 @@ async fn stored_and_searched_lines_are_scrubbed_and_filters_apply() {
         lines.push(prepare(entry, "api", now, limits, &scrubber, &mut counts));
     }
     store
-        .append(&lines, &[("api".into(), counts)])
+        .append(lines.clone(), vec![("api".into(), counts)])
         .await
         .unwrap();
     let all = store
@@ -237,10 +239,10 @@ async fn word_search_over_many_chunks_finds_exactly_the_matching_lines_newest_fi
     // 5,000 lines in one batch (several chunks), then 200 batches of one line each (more
     // chunks than one page of a scan).
     let lines = numbered(start, 5_000, 7);
-    store.append(&lines, &[]).await.unwrap();
+    store.append(lines.clone(), Vec::new()).await.unwrap();
     let later = numbered(start + 2.hours(), 200, 7);
     for l in &later {
-        store.append(std::slice::from_ref(l), &[]).await.unwrap();
+        store.append(vec![l.clone()], Vec::new()).await.unwrap();
     }
     let all = |text: &str, limit: u32| Query {
         text: Some(text.into()),
@@ -339,13 +341,13 @@ async fn a_day_file_with_the_older_fts_index_is_still_searched_and_appended_to()
     let store = LogStore::open(dir.path()).await.unwrap();
     store
         .append(
-            &[line(
+            vec![line(
                 noon(day) + 1.seconds(),
                 "api",
                 Level::Info,
                 "new disk warning",
             )],
-            &[],
+            Vec::new(),
         )
         .await
         .unwrap();
@@ -388,7 +390,7 @@ async fn word_search_ignores_letter_case_in_and_beyond_ascii() {
         .enumerate()
         .map(|(i, t)| line(at + (i as i64).seconds(), "api", Level::Info, t))
         .collect();
-    store.append(&lines, &[]).await.unwrap();
+    store.append(lines, Vec::new()).await.unwrap();
     for (typed, want) in [
         ("timeout", texts[0]),
         ("upstream Timeout", texts[0]),
