@@ -93,8 +93,9 @@ pub struct Entry {
     pub level: Option<Level>,
     /// The message text.
     pub message: String,
-    /// Other fields as a JSON object (labels, structured data, free fields); `None` when empty.
-    pub fields: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Other fields (labels, structured data, free fields) as a JSON object's text, as
+    /// sent or as a parser wrote it; `None` when there are none.
+    pub fields: Option<String>,
 }
 
 impl Entry {
@@ -106,6 +107,11 @@ impl Entry {
             message: text.into(),
             fields: None,
         }
+    }
+
+    /// Fields given as a map: its JSON text, `None` when the map is empty.
+    pub fn fields_of(map: serde_json::Map<String, serde_json::Value>) -> Option<String> {
+        (!map.is_empty()).then(|| serde_json::Value::Object(map).to_string())
     }
 }
 
@@ -238,8 +244,7 @@ pub fn prepare(
         Cow::Borrowed(_) => message,
         Cow::Owned(scrubbed) => scrubbed,
     };
-    let fields = entry.fields.filter(|f| !f.is_empty()).map(|f| {
-        let mut text = serde_json::Value::Object(f).to_string();
+    let fields = entry.fields.filter(|f| !f.is_empty()).map(|mut text| {
         if text.len() > limits.max_line_bytes {
             // Too large to keep as JSON: kept as a cut string, still scrubbed below.
             let mut cut = limits.max_line_bytes;
@@ -321,7 +326,7 @@ mod tests {
         let mut fields = serde_json::Map::new();
         fields.insert("email".into(), "alice@example.org".into());
         fields.insert("note".into(), "call +33 6 12 34 56 78".into());
-        entry.fields = Some(fields);
+        entry.fields = Entry::fields_of(fields);
         let limits = Limits {
             max_line_bytes: 4096,
             ..LIMITS

@@ -208,7 +208,7 @@ fn entry_of(
         time,
         level,
         message,
-        fields: (!fields.is_empty()).then_some(fields),
+        fields: Entry::fields_of(fields),
     }
 }
 
@@ -302,7 +302,8 @@ mod tests {
         assert_eq!(entry.message, "login failed for bob@example.com");
         assert_eq!(entry.level, Some(Level::Error));
         assert_eq!(entry.time.map(|t| t.as_second()), Some(1_800_000_000));
-        let fields = entry.fields.clone().unwrap();
+        let fields: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(entry.fields.as_deref().unwrap()).unwrap();
         assert_eq!(fields.get("app").and_then(|v| v.as_str()), Some("api"));
         assert_eq!(fields.get("trace_id").and_then(|v| v.as_str()), Some("abc"));
         assert_eq!(

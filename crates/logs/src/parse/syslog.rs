@@ -35,18 +35,18 @@ pub fn parse(raw: &[u8], received: Timestamp) -> Message {
     };
     let facility = pri / 8;
     let level = Level::from_syslog(pri % 8);
-    let mut message = match rest.strip_prefix("1 ") {
+    let (mut message, mut fields) = match rest.strip_prefix("1 ") {
         Some(body) => rfc5424(body).unwrap_or_else(|| rfc3164(rest, received)),
         None => rfc3164(rest, received),
     };
     message.entry.level = Some(level);
-    message
-        .entry
-        .fields
-        .get_or_insert_with(serde_json::Map::new)
-        .insert("facility".into(), facility.into());
+    fields.insert("facility".into(), facility.into());
+    message.entry.fields = Entry::fields_of(fields);
     message
 }
+
+/// Fields as a parser collects them, before they become the entry's JSON text.
+type Fields = serde_json::Map<String, serde_json::Value>;
 
 fn bare(text: &str) -> Message {
     Message {
@@ -68,7 +68,7 @@ fn pri(text: &str) -> Option<(u8, &str)> {
 }
 
 /// RFC 5424 §6: TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA [MSG].
-fn rfc5424(body: &str) -> Option<Message> {
+fn rfc5424(body: &str) -> Option<(Message, Fields)> {
     let mut rest = body;
     let mut header = [""; 5];
     for slot in &mut header {
@@ -108,15 +108,18 @@ fn rfc5424(body: &str) -> Option<Message> {
         fields.insert("sd".into(), sd_fields.into());
     }
     let msg = msg.strip_prefix('\u{feff}').unwrap_or(msg);
-    Some(Message {
-        entry: Entry {
-            time: if time == "-" { None } else { time.parse().ok() },
-            level: None,
-            message: msg.to_owned(),
-            fields: Some(fields),
+    Some((
+        Message {
+            entry: Entry {
+                time: if time == "-" { None } else { time.parse().ok() },
+                level: None,
+                message: msg.to_owned(),
+                fields: None,
+            },
+            token,
         },
-        token,
-    })
+        fields,
+    ))
 }
 
 type Element = (String, Vec<(String, String)>);
@@ -181,7 +184,7 @@ fn structured_data(text: &str) -> Option<(Vec<Element>, &str)> {
 }
 
 /// RFC 3164 §4.1.2, best effort: `Mmm dd hh:mm:ss HOST TAG[PID]: MSG`.
-fn rfc3164(text: &str, received: Timestamp) -> Message {
+fn rfc3164(text: &str, received: Timestamp) -> (Message, Fields) {
     let mut fields = serde_json::Map::new();
     let mut time = None;
     let mut rest = text;
@@ -214,15 +217,18 @@ fn rfc3164(text: &str, received: Timestamp) -> Message {
         }
         rest = after;
     }
-    Message {
-        entry: Entry {
-            time,
-            level: None,
-            message: rest.to_owned(),
-            fields: Some(fields),
+    (
+        Message {
+            entry: Entry {
+                time,
+                level: None,
+                message: rest.to_owned(),
+                fields: None,
+            },
+            token: None,
         },
-        token: None,
-    }
+        fields,
+    )
 }
 
 /// A frame that cannot be read: the stream must be closed.
@@ -336,7 +342,7 @@ mod tests {
         assert_eq!(m.entry.level, Some(Level::Error));
         assert_eq!(m.entry.message, "payment failed");
         assert!(m.entry.time.is_some());
-        let fields = serde_json::Value::Object(m.entry.fields.unwrap()).to_string();
+        let fields = m.entry.fields.unwrap();
         assert!(!fields.contains("rlt_secret"), "{fields}");
         assert!(fields.contains(r#""k":"a\"b""#), "{fields}");
         assert!(fields.contains(r#""app":"api""#), "{fields}");
@@ -361,7 +367,7 @@ mod tests {
         assert_eq!(m.entry.message, "Connection closed");
         let t = m.entry.time.unwrap().to_zoned(TimeZone::UTC);
         assert_eq!((t.month(), t.day(), t.hour()), (11, 9, 6));
-        let fields = m.entry.fields.unwrap();
+        let fields: Fields = serde_json::from_str(&m.entry.fields.unwrap()).unwrap();
         assert_eq!(fields.get("app").and_then(|v| v.as_str()), Some("sshd"));
         assert_eq!(fields.get("host").and_then(|v| v.as_str()), Some("web01"));
         // Not syslog at all: the whole line is the message.
