@@ -16,7 +16,11 @@ const MESSAGE_KEYS: &[&str] = &["message", "msg", "log", "text"];
 /// JSON or not an object is reported by its 1-based number.
 pub fn parse(body: &[u8]) -> Parsed {
     let mut parsed = Parsed::default();
-    for (index, raw) in body.split(|b| *b == b'\n').enumerate() {
+    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    let mut start = 0;
+    for (index, end) in ends.enumerate() {
+        let raw = body.get(start..end).unwrap_or_default();
+        start = end + 1;
         let number = u64::try_from(index).unwrap_or(u64::MAX).saturating_add(1);
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.iter().all(u8::is_ascii_whitespace) {
