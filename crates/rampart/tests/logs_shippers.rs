@@ -1,6 +1,8 @@
-//! Real shippers from Debian's packages sending to rampart, each run as a plain process
-//! with its own config, pid and state files in a temp dir (no system service):
-//! rsyslog forwarding over TCP with TLS (RFC 5425 octet counting) to the syslog listener.
+//! Real shippers sending to rampart, each run as a plain process with its own config, pid
+//! and state files in a temp dir (no system service): from Debian's packages, rsyslog
+//! forwarding over TCP with TLS (RFC 5425 octet counting) to the syslog listener and
+//! syslog-ng posting NDJSON; from the npm registry (`tests/shippers`, installed by
+//! `scripts/test`), winston-loki pushing snappy-compressed protobuf to the Loki endpoint.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -278,4 +280,75 @@ log {{ source(s_in); destination(d_rampart); }};
     );
     assert_eq!(errors.lines().count(), 1, "{errors}");
     assert!(errors.contains("billing"), "{errors}");
+}
+
+#[test]
+fn winston_loki_pushes_snappy_protobuf_and_lines_arrive_scrubbed_with_their_labels() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = root.join("tests/shippers");
+    assert!(
+        dir.join("node_modules/winston-loki").exists(),
+        "winston-loki missing: run scripts/test (or `cd tests/shippers && npm ci`)"
+    );
+    let r = start();
+    let token = token_for(&r, "winston");
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("winston.log");
+    let child = Command::new("node")
+        .arg(dir.join("winston_loki.mjs"))
+        .arg(format!("https://localhost:{}", r.https_port))
+        .arg(r.data_dir().join("tls/self-signed.pem"))
+        .arg(&token)
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(work.path().join("winston.err")).unwrap())
+        .spawn()
+        .expect("node runs (apt-get install -y nodejs)");
+    let mut node = Stopper(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = node.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "winston-loki did not finish in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let said = format!(
+        "{}{}",
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        std::fs::read_to_string(work.path().join("winston.err")).unwrap_or_default()
+    );
+    // The script checks that winston-loki sends protobuf (it falls back to JSON when
+    // snappy cannot load) and that every push was acknowledged.
+    assert!(status.success() && said.contains("passed"), "{said}");
+    let all = wait_for_lines(
+        &r,
+        &[
+            "logs", "search", "--since", "1h", "--source", "winston", "--json",
+        ],
+        3,
+        &log,
+    );
+    for leaked in ["dora@example.com", "4111 1111 1111 1111"] {
+        assert!(!all.contains(leaked), "{leaked} leaked: {all}");
+    }
+    let errors = cli_ok(
+        &r,
+        &[
+            "logs", "search", "declined", "--level", "error", "--source", "winston", "--json",
+        ],
+    );
+    assert_eq!(errors.lines().count(), 1, "{errors}");
+    let line: serde_json::Value = serde_json::from_str(errors.trim()).unwrap();
+    // The stream's labels and the line's own label are fields; the level label gave the level.
+    assert_eq!(line["fields"]["app"], "checkout", "{line}");
+    assert_eq!(line["fields"]["order"], "A-17", "{line}");
+    assert_eq!(line["level"], "error", "{line}");
+    let message = line["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("[CARD]") && message.contains("[EMAIL]"),
+        "{message}"
+    );
 }
