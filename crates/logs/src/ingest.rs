@@ -83,6 +83,17 @@ pub struct Ingest {
     config: LogsConfig,
     clock: Arc<dyn Clock>,
     buckets: std::sync::Mutex<HashMap<String, Bucket>>,
+    /// Batches being scrubbed or written at once ([`busy_limit`]); more wait their turn
+    /// without holding a thread.
+    busy: tokio::sync::Semaphore,
+}
+
+/// How many batches may be scrubbed or written at once: twice the cores, at least 4. Both
+/// steps run on blocking threads and keep per-thread scrubber caches, so without a bound a
+/// crowd of shippers would make a thread (and its caches) each; the work is CPU-bound, so
+/// more at once would not go faster.
+pub fn busy_limit() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get().saturating_mul(2).max(4))
 }
 
 impl Ingest {
@@ -99,6 +110,7 @@ impl Ingest {
             config,
             clock,
             buckets: std::sync::Mutex::new(HashMap::new()),
+            busy: tokio::sync::Semaphore::new(busy_limit()),
         }
     }
 
@@ -144,6 +156,7 @@ impl Ingest {
             max_line_bytes: usize::try_from(self.config.max_line_bytes.get()).unwrap_or(65_536),
             skew_us: self.config.skew_us(),
         };
+        let _busy = self.busy.acquire().await.map_err(|_| IngestError::Worker)?;
         let scrubber = self.scrubber.clone();
         let owned_source = source.to_owned();
         let entries = parsed.entries;
@@ -219,6 +232,39 @@ impl Bucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Entry;
+
+    #[tokio::test]
+    async fn a_batch_waits_while_every_busy_slot_is_taken_then_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path()).await.unwrap();
+        let scrubber = Scrubber::new(&rampart_scrub::ScrubConfig::default(), None).unwrap();
+        let ingest = Arc::new(Ingest::new(
+            store,
+            Arc::new(scrubber),
+            LogsConfig::default(),
+            Arc::new(rampart_core::SystemClock),
+        ));
+        let all = u32::try_from(busy_limit()).unwrap();
+        let held = ingest.busy.acquire_many(all).await.unwrap();
+        let batch = || Parsed {
+            entries: vec![Entry::message("mail ann@example.com")],
+            errors: Vec::new(),
+        };
+        let waiting = tokio::spawn({
+            let ingest = ingest.clone();
+            async move { ingest.ingest("api", batch()).await }
+        });
+        // Unheld, the batch is stored in a few milliseconds; held, it waits for good.
+        for _ in 0..100 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            assert!(!waiting.is_finished(), "a batch ran with no busy slot free");
+        }
+        drop(held);
+        let report = waiting.await.unwrap().unwrap();
+        assert_eq!((report.stored, report.scrubbed), (1, 1));
+        ingest.store().close().await;
+    }
 
     #[test]
     fn a_flooding_source_is_refused_then_refilled() {
