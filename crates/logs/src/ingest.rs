@@ -88,12 +88,12 @@ pub struct Ingest {
     busy: tokio::sync::Semaphore,
 }
 
-/// How many batches may be scrubbed or written at once: twice the cores, at least 4. Both
+/// How many batches may be scrubbed or written at once: twice the cores, at least 8. Both
 /// steps run on blocking threads and keep per-thread scrubber caches, so without a bound a
 /// crowd of shippers would make a thread (and its caches) each; the work is CPU-bound, so
 /// more at once would not go faster.
 pub fn busy_limit() -> usize {
-    std::thread::available_parallelism().map_or(4, |n| n.get().saturating_mul(2).max(4))
+    std::thread::available_parallelism().map_or(8, |n| n.get().saturating_mul(2).max(8))
 }
 
 impl Ingest {
