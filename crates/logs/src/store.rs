@@ -95,24 +95,15 @@ pub struct LogStore {
 /// One day's file: a writer connection (one transaction per batch) and a reader pool.
 #[derive(Debug)]
 struct Day {
-    write: Arc<std::sync::Mutex<Option<Writer>>>,
+    /// The day's writing connection: the SQLite library itself (the one sqlx links),
+    /// driven from a blocking thread. A batch is one call, every statement of its
+    /// transaction run back to back; through sqlx each statement was a round trip to sqlx's
+    /// own thread, made under the day's write lock, and that lock was what bounded ingest.
+    /// `None` once closed.
+    write: Arc<std::sync::Mutex<Option<rusqlite::Connection>>>,
     read: SqlitePool,
     /// A file from before the chunk index: words are in an FTS5 table, one row per line.
     fts: bool,
-}
-
-/// The day's writing connection: the SQLite library itself (the one sqlx links), driven
-/// from a blocking thread. A batch is one call, every statement of its transaction run
-/// back to back; through sqlx each statement was a round trip to sqlx's own thread, made
-/// under the day's write lock, and that lock was what bounded ingest.
-struct Writer {
-    conn: rusqlite::Connection,
-}
-
-impl std::fmt::Debug for Writer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").finish_non_exhaustive()
-    }
 }
 
 /// A stored line, as search returns it.
@@ -595,7 +586,7 @@ impl LogStore {
 /// Opens (creating) a day file for writing: WAL, commits not fsynced (checkpoints are),
 /// a 10-second wait for another writer (the CLI), the schema. Says whether the file holds
 /// the older FTS5 index.
-fn open_writer(path: &Path) -> Result<(Writer, bool), LogError> {
+fn open_writer(path: &Path) -> Result<(rusqlite::Connection, bool), LogError> {
     use rusqlite::OpenFlags;
     let conn = rusqlite::Connection::open_with_flags(
         path,
@@ -624,18 +615,18 @@ fn open_writer(path: &Path) -> Result<(Writer, bool), LogError> {
         conn.execute(CHUNKS, [])?;
     }
     conn.set_prepared_statement_cache_capacity(32);
-    Ok((Writer { conn }, fts))
+    Ok((conn, fts))
 }
 
 /// Closes a day's writer (SQLite folds the WAL back when it is the last connection).
-async fn close_writer(writer: Arc<std::sync::Mutex<Option<Writer>>>) {
+async fn close_writer(writer: Arc<std::sync::Mutex<Option<rusqlite::Connection>>>) {
     let _ = tokio::task::spawn_blocking(move || {
         let writer = match writer.lock() {
             Ok(mut guard) => guard.take(),
             Err(poisoned) => poisoned.into_inner().take(),
         };
-        if let Some(w) = writer {
-            let _ = w.conn.close();
+        if let Some(conn) = writer {
+            let _ = conn.close();
         }
     })
     .await;
@@ -721,7 +712,7 @@ async fn scan_chunks(
 /// per chunk, built before taking the lock; or FTS5 rows in an older file), the per-source
 /// counters and, on the day that counts them, the scrub counts.
 fn write_day(
-    writer: &std::sync::Mutex<Option<Writer>>,
+    writer: &std::sync::Mutex<Option<rusqlite::Connection>>,
     fts: bool,
     lines: &[Line],
     counts: &[(String, Counts)],
@@ -740,10 +731,8 @@ fn write_day(
                 .collect()
         };
     let mut guard = writer.lock().map_err(|_| LogError::Closed)?;
-    let writer = guard.as_mut().ok_or(LogError::Closed)?;
-    let tx = writer
-        .conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let conn = guard.as_mut().ok_or(LogError::Closed)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     for (chunk, filter) in lines.chunks(CHUNK_LINES).zip(&filters) {
         let (first_id, last_id) = insert_lines(&tx, chunk)?;
         let (min_time, max_time) = chunk.iter().fold((i64::MAX, i64::MIN), |(lo, hi), l| {

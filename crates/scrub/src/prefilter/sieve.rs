@@ -109,7 +109,7 @@ impl Sieve {
                     if local.len() >= LOCAL_SIEVES {
                         local.remove(0);
                     }
-                    local.push((self.id, Box::new(self.new_slots())));
+                    local.push((self.id, Box::new(slots_of(&self.dfa))));
                     local.len() - 1
                 }
             };
@@ -120,13 +120,6 @@ impl Sieve {
             Ok(Some(out)) => out,
             _ => f(&mut self.slots.get()),
         }
-    }
-
-    fn new_slots(&self) -> Slots {
-        std::array::from_fn(|_| Slot {
-            cache: self.dfa.create_cache(),
-            lane: None,
-        })
     }
 
     fn first_match_line_with(&self, block: &[u8], slots: &mut Slots) -> Option<usize> {
@@ -375,6 +368,14 @@ pub(super) const SECRET_WORDS: [&str; 24] = [
     "cookie",
 ];
 
+/// Fresh caches for every lane of `dfa`.
+fn slots_of(dfa: &DFA) -> Slots {
+    std::array::from_fn(|_| Slot {
+        cache: dfa.create_cache(),
+        lane: None,
+    })
+}
+
 /// Builds the sieve; `None` when the pattern does not compile within the size limits (then
 /// every line goes to the prefilter, which is only slower).
 pub(crate) fn build() -> Option<Sieve> {
@@ -392,12 +393,7 @@ pub(crate) fn build() -> Option<Sieve> {
         .build(&pattern())
         .ok()?;
     let for_caches = dfa.clone();
-    let create: CreateSlots = Box::new(move || {
-        std::array::from_fn(|_| Slot {
-            cache: for_caches.create_cache(),
-            lane: None,
-        })
-    });
+    let create: CreateSlots = Box::new(move || slots_of(&for_caches));
     Some(Sieve {
         dfa,
         slots: Pool::new(create),
