@@ -4,13 +4,14 @@
 # against a small HTTPS page carrying HSTS and the security headers, over keep-alive TLS.
 # Both servers use the same certificate (rampart's self-signed ECDSA P-256) and TLS 1.2/1.3.
 #
-# Usage: bench/https.sh [SECONDS] [CONNECTIONS] [RUNS]   (defaults: 10 64 3)
-# Prints requests/s per run, the medians, and rampart/nginx ratios. Loopback only.
+# Usage: bench/https.sh [SECONDS] [CONNECTIONS] [RUNS]   (defaults: 10 64 5)
+# Prints requests/s and the server's CPU time per request for each run, the medians, and the
+# rampart/nginx ratios. The two servers take turns within each run. Loopback only.
 # RAMPART_BIN=path uses that binary instead of building one (release).
 set -euo pipefail
 seconds=${1:-10}
 conns=${2:-64}
-runs=${3:-3}
+runs=${3:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/lib.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
@@ -80,30 +81,65 @@ curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$n_http/a?b=1" | grep -
 curl -sk -D - -o /dev/null "https://127.0.0.1:$r_https/healthz" | grep -qi strict-transport-security
 curl -sk -D - -o /dev/null "https://127.0.0.1:$n_https/healthz" | grep -qi strict-transport-security
 
-rps() { wrk -t2 -c"$conns" -d"${seconds}s" "$1" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
+# CPU ticks (user + system, 1/100 s) of every thread of the given processes.
+ticks() {
+  local t=0 f fields
+  for p in "$@"; do
+    for f in /proc/"$p"/task/*/stat; do
+      read -ra fields < <(sed 's/.*) //' "$f" 2>/dev/null) || continue
+      t=$((t + ${fields[11]:-0} + ${fields[12]:-0}))
+    done
+  done
+  echo "$t"
+}
+# One wrk run: "requests/s server-CPU-µs-per-request". The server's CPU per request does not
+# depend on how much of the machine wrk got, so it is the steadier of the two figures.
+measure() {
+  local url=$1 out before after n
+  shift
+  before=$(ticks "$@")
+  out=$(wrk -t2 -c"$conns" -d"${seconds}s" "$url" 2>/dev/null)
+  after=$(ticks "$@")
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
+  printf '%s %s\n' "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
+    "$(echo "($after - $before) * 10000 / $n" | bc -l)"
+}
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-declare -A results
+rampart_pids=("${pids[0]}")
+mapfile -t nginx_pids < <(pgrep -P "${pids[1]}"; echo "${pids[1]}")
+
+# The two servers take turns, the first one changing from run to run, so that load from
+# elsewhere on this shared machine falls on both alike.
+declare -A rps cpu
 for case in redirect https; do
-  for server in rampart nginx; do
-    case "$case/$server" in
-      redirect/rampart) url="http://127.0.0.1:$r_http/some/path?x=1" ;;
-      redirect/nginx) url="http://127.0.0.1:$n_http/some/path?x=1" ;;
-      https/rampart) url="https://127.0.0.1:$r_https/healthz" ;;
-      https/nginx) url="https://127.0.0.1:$n_https/healthz" ;;
-    esac
-    vals=()
-    for i in $(seq 1 "$runs"); do
-      v=$(rps "$url"); vals+=("$v")
-      echo "$case $server run $i: $v req/s" >&2
+  for i in $(seq 1 "$runs"); do
+    order=(rampart nginx)
+    (( i % 2 )) || order=(nginx rampart)
+    for server in "${order[@]}"; do
+      case "$case/$server" in
+        redirect/rampart) url="http://127.0.0.1:$r_http/some/path?x=1" ;;
+        redirect/nginx) url="http://127.0.0.1:$n_http/some/path?x=1" ;;
+        https/rampart) url="https://127.0.0.1:$r_https/healthz" ;;
+        https/nginx) url="https://127.0.0.1:$n_https/healthz" ;;
+      esac
+      if [[ $server == rampart ]]; then
+        read -r r c < <(measure "$url" "${rampart_pids[@]}")
+      else
+        read -r r c < <(measure "$url" "${nginx_pids[@]}")
+      fi
+      rps[$case/$server]+="$r " cpu[$case/$server]+="$c "
+      printf '%s %s run %s: %s req/s, %.2f µs server CPU per request\n' "$case" "$server" "$i" "$r" "$c" >&2
     done
-    results[$case/$server]=$(median "${vals[@]}")
   done
 done
 
-printf '\n%-10s %14s %14s %8s\n' case rampart nginx ratio
+printf '\n%-10s %14s %14s %8s %18s\n' case rampart nginx ratio "CPU µs/req r / n"
 for case in redirect https; do
-  r=${results[$case/rampart]} n=${results[$case/nginx]}
-  printf '%-10s %14.0f %14.0f %7.2fx\n' "$case" "$r" "$n" "$(echo "$r / $n" | bc -l)"
+  # shellcheck disable=SC2086
+  r=$(median ${rps[$case/rampart]}) n=$(median ${rps[$case/nginx]})
+  # shellcheck disable=SC2086
+  rc=$(median ${cpu[$case/rampart]}) nc=$(median ${cpu[$case/nginx]})
+  printf '%-10s %14.0f %14.0f %7.2fx %8.2f / %-8.2f\n' "$case" "$r" "$n" "$(echo "$r / $n" | bc -l)" "$rc" "$nc"
 done
-echo "(medians of $runs runs of ${seconds}s, wrk -t2 -c$conns, loopback, $(nproc) cores shared by client and server)"
+echo "(medians of $runs runs of ${seconds}s each, taking turns; wrk -t2 -c$conns, loopback, $(nproc) cores shared by client and servers)"
