@@ -12,7 +12,8 @@
 #
 # Usage: bench/backup.sh [SCALE] [RUNS]   (defaults: 70 ≈ 1 GB of pgbench data, 3 runs)
 # Prints each time, the median of each, and the rampart/pipeline ratio. The two take turns
-# in each run, so load from elsewhere falls on both. Loopback only.
+# in each run, the first one changing from run to run, so load from elsewhere falls on both.
+# Loopback only.
 # RAMPART_BIN=path uses that binary instead of building one (release).
 set -euo pipefail
 scale=${1:-70}
@@ -45,6 +46,9 @@ url="postgres://postgres@127.0.0.1:$port"
 psql -qX "$url/postgres" -c "CREATE DATABASE bench"
 echo "pgbench -i -s $scale ..." >&2
 "$pgbin/pgbench" -q -i -s "$scale" "$url/bench" 2>/dev/null
+# The tables' pages on disk before the first run, so no run shares the disk with the
+# checkpointer writing them.
+psql -qX "$url/postgres" -c "CHECKPOINT"
 size=$(psql -AtX "$url/bench" -c "SELECT pg_size_pretty(pg_database_size('bench'))")
 
 age-keygen -o "$work/key" 2>/dev/null
@@ -92,14 +96,21 @@ TOML
 now() { date +%s.%N; }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 pipeline_times=() rampart_times=()
-for i in $(seq 1 "$runs"); do
+pipeline() {
+  local t0
   t0=$(now)
   "$pgbin/pg_dump" -Fc -Z0 -d "$url/bench" | zstd -q | age -r "$key" > "$work/pipeline.age"
-  t1=$(now)
+  pipeline_times+=("$(echo "$(now) - $t0" | bc)")
+}
+rampart() {
+  local t0
+  t0=$(now)
   RAMPART_LOG=error "$bin" --data-dir "$work/r" backup run >/dev/null
-  t2=$(now)
-  pipeline_times+=("$(echo "$t1 - $t0" | bc)")
-  rampart_times+=("$(echo "$t2 - $t1" | bc)")
+  rampart_times+=("$(echo "$(now) - $t0" | bc)")
+}
+# The two take turns, the first one changing from run to run.
+for i in $(seq 1 "$runs"); do
+  if (( i % 2 )); then pipeline; rampart; else rampart; pipeline; fi
   echo "run $i: pipeline ${pipeline_times[-1]} s, rampart ${rampart_times[-1]} s" >&2
 done
 p=$(median "${pipeline_times[@]}") r=$(median "${rampart_times[@]}")
