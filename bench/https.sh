@@ -92,8 +92,9 @@ ticks() {
   done
   echo "$t"
 }
-# One wrk run: "requests/s server-CPU-µs-per-request". The server's CPU per request does not
-# depend on how much of the machine wrk got, so it is the steadier of the two figures.
+# One wrk run: "requests/s server-CPU-µs-per-request". The second figure is what each request
+# cost the server, a view of its own efficiency beside the rate; contention on the shared
+# cores still moves it (by up to a fifth between runs here).
 measure() {
   local url=$1 out before after n
   shift
