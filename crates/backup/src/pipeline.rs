@@ -265,8 +265,9 @@ impl S3Writer {
 /// byte is handed to the upload; the caller then commits or aborts it.
 ///
 /// The source is read with blocking reads on the compressing thread, as `zstd` reads its
-/// stdin in a shell pipeline: a program's pipe delivers a few KiB per write, and an async
-/// reader would pay a wake-up per write.
+/// stdin in a shell pipeline: a program's pipe delivers a few KiB per write, a blocking
+/// read is woken by the kernel directly, and an async reader would add the reactor's epoll
+/// and a task wake-up to each of those writes.
 pub async fn write(
     source: impl Read + Send + 'static,
     storage: &Storage,
