@@ -3,11 +3,12 @@
 //! What is guaranteed: a request reaches an app only after it holds a slot in a bounded
 //! queue *and* the writer's last commit succeeded. Its record goes into that slot when the
 //! request is over (the slot cannot be lost to a full queue). The writer commits up to
-//! [`BATCH`] records per transaction; a failed commit is retried, with the same records,
+//! [`BATCH`] records per transaction, at most one transaction per [`WINDOW`] unless a full
+//! batch is waiting; a failed commit is retried, with the same records,
 //! until it succeeds, and meanwhile no new request passes: each waits at most the
 //! configured bound for the log to take writes again, then gets 503. Records of requests
 //! in flight when the log fails are kept in memory and written once it recovers; they are
-//! lost only if the process dies before that (as are those of the last few milliseconds).
+//! lost only if the process dies before that (as are those of the last [`WINDOW`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +20,12 @@ use tokio::sync::{mpsc, watch};
 
 /// Most records per transaction.
 pub const BATCH: usize = 512;
+/// The shortest time between two commits that are not full batches. Records wait at most
+/// this long (the requests they describe are already answered). Under load a commit then
+/// takes hundreds of records instead of a handful, and most of a commit's cost is per
+/// commit: the same few index leaves written again. `bench/apps.sh` (30,000 requests/s):
+/// without it 1.9 WAL writes and 19 µs of system CPU per request; with it 0.5 and 14.5 µs.
+pub const WINDOW: Duration = Duration::from_millis(10);
 /// Records waiting at most (each in-flight request holds one slot).
 pub const CAPACITY: usize = 65_536;
 
@@ -50,10 +57,18 @@ pub struct AuditQueue {
 impl AuditQueue {
     /// Starts the writer; requests wait at most `wait` for a slot.
     pub fn spawn(store: Arc<Store>, wait: Duration) -> (Self, tokio::task::JoinHandle<()>) {
+        Self::spawn_with_window(store, wait, WINDOW)
+    }
+
+    fn spawn_with_window(
+        store: Arc<Store>,
+        wait: Duration,
+        window: Duration,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(CAPACITY);
         let (health_tx, healthy) = watch::channel(true);
         let busy = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(write_loop(store, rx, health_tx, busy.clone()));
+        let task = tokio::spawn(write_loop(store, rx, health_tx, busy.clone(), window));
         (
             Self {
                 tx,
@@ -99,10 +114,27 @@ async fn write_loop(
     mut rx: mpsc::Receiver<AuditEvent>,
     healthy: watch::Sender<bool>,
     busy: Arc<AtomicBool>,
+    window: Duration,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut last: Option<tokio::time::Instant> = None;
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        // Busy from here: the records have left the queue, so the queue alone would look
+        // idle to a shutdown while they wait for the window.
         busy.store(true, Ordering::Release);
+        if let Some(last) = last
+            && batch.len() < BATCH
+            && last.elapsed() < window
+        {
+            tokio::time::sleep_until(last + window).await;
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(_) => break,
+                }
+            }
+        }
+        last = Some(tokio::time::Instant::now());
         let mut delay = Duration::from_millis(100);
         loop {
             match store.append_audit(&batch).await {
@@ -121,5 +153,89 @@ async fn write_loop(
         }
         batch.clear();
         busy.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_audit::{Action, Actor};
+
+    fn event(n: usize) -> AuditEvent {
+        AuditEvent::new(Actor::User("alice".into()), Action::AppRequest, "app")
+            .detail("n", n.to_string())
+    }
+
+    /// A store on a file (the direct path needs one) whose chain head is already known.
+    async fn store(dir: &tempfile::TempDir) -> Arc<Store> {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+        let store = Arc::new(Store::open(&url).await.unwrap());
+        store.append_audit(&[event(0)]).await.unwrap();
+        store
+    }
+
+    async fn idle(queue: &AuditQueue) {
+        for _ in 0..2000 {
+            if queue.is_idle() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the writer never went idle");
+    }
+
+    async fn written(store: &Store) -> u64 {
+        store.audit_head().await.unwrap().map_or(0, |r| r.seq)
+    }
+
+    #[tokio::test]
+    async fn records_within_a_window_share_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let window = Duration::from_millis(200);
+        let (queue, _task) =
+            AuditQueue::spawn_with_window(store.clone(), Duration::from_secs(5), window);
+        queue.slot().await.unwrap().send(event(1));
+        idle(&queue).await;
+        assert_eq!(written(&store).await, 2);
+        let before = store.direct_audit_commits().await;
+        let started = std::time::Instant::now();
+        for n in 2..102 {
+            queue.slot().await.unwrap().send(event(n));
+            // The writer runs between two records (one thread): without the window each
+            // would be a commit of its own.
+            tokio::task::yield_now().await;
+        }
+        let sending = started.elapsed();
+        idle(&queue).await;
+        assert_eq!(written(&store).await, 102, "every record is written");
+        let commits = store.direct_audit_commits().await - before;
+        // One commit per window the sending spanned, and one more for the edge.
+        let bound = 2 + (sending.as_millis() / window.as_millis().max(1)) as u64;
+        assert!(
+            commits <= bound,
+            "{commits} commits for 100 records sent in {sending:?} (at most {bound})"
+        );
+    }
+
+    #[tokio::test]
+    async fn records_waiting_for_the_window_keep_the_writer_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let (queue, _task) = AuditQueue::spawn_with_window(
+            store.clone(),
+            Duration::from_secs(5),
+            Duration::from_secs(3600),
+        );
+        queue.slot().await.unwrap().send(event(1));
+        idle(&queue).await;
+        queue.slot().await.unwrap().send(event(2));
+        while queue.tx.capacity() < queue.tx.max_capacity() {
+            tokio::task::yield_now().await;
+        }
+        // The record has left the queue and waits for the window: a shutdown that saw
+        // the writer idle now would lose it.
+        assert!(!queue.is_idle());
+        assert_eq!(written(&store).await, 2);
     }
 }
