@@ -81,17 +81,6 @@ curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$n_http/a?b=1" | grep -
 curl -sk -D - -o /dev/null "https://127.0.0.1:$r_https/healthz" | grep -qi strict-transport-security
 curl -sk -D - -o /dev/null "https://127.0.0.1:$n_https/healthz" | grep -qi strict-transport-security
 
-# CPU ticks (user + system, 1/100 s) of every thread of the given processes.
-ticks() {
-  local t=0 f fields
-  for p in "$@"; do
-    for f in /proc/"$p"/task/*/stat; do
-      read -ra fields < <(sed 's/.*) //' "$f" 2>/dev/null) || continue
-      t=$((t + ${fields[11]:-0} + ${fields[12]:-0}))
-    done
-  done
-  echo "$t"
-}
 # One wrk run: "requests/s server-CPU-µs-per-request". The second figure is what each request
 # cost the server, a view of its own efficiency beside the rate; contention on the shared
 # cores still moves it (by up to a fifth between runs here).

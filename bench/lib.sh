@@ -46,3 +46,16 @@ enroll_admin() {
 
 # The TOTP code of the next 30-second step (the current one was taken by the enrollment).
 next_code() { oathtool --totp -b -N "@$(($(date +%s) + 30))" "$1"; }
+
+# CPU ticks (user + system, 1/100 s) of every thread of the given processes.
+# Usage: before=$(ticks PID...)
+ticks() {
+  local t=0 f fields
+  for p in "$@"; do
+    for f in /proc/"$p"/task/*/stat; do
+      read -ra fields < <(sed 's/.*) //' "$f" 2>/dev/null) || continue
+      t=$((t + ${fields[11]:-0} + ${fields[12]:-0}))
+    done
+  done
+  echo "$t"
+}
