@@ -177,10 +177,13 @@ enum Expect {
 }
 
 /// Relay state shared by both halves.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     queue: Mutex<VecDeque<Expect>>,
     statements: AtomicU64,
+    /// Begun while the server owes answers (the queue is not empty): the store's group
+    /// committer then waits a moment for this session's record to join a commit.
+    executing: rampart_store::Executing,
 }
 
 /// What the relay needs besides the two connections.
@@ -247,7 +250,11 @@ impl Relay {
         SR: AsyncRead + Unpin,
         SW: AsyncWrite + Unpin,
     {
-        let shared = Shared::default();
+        let shared = Shared {
+            queue: Mutex::default(),
+            statements: AtomicU64::default(),
+            executing: self.store.executing(),
+        };
         let end = tokio::select! {
             end = client_to_server(client_r, server_w, &shared, self) => end,
             end = server_to_client(server_r, client_w, &shared, self) => end,
@@ -312,6 +319,7 @@ async fn client_to_server<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                 return End::ClientProtocol;
             }
             queue.extend(expects.drain(..));
+            shared.executing.begin();
         }
         if consumed > 0 {
             let Some(out) = buf.get(..consumed) else {
@@ -439,6 +447,9 @@ async fn server_to_client<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
             let body = rest.get(5..len).unwrap_or_default();
             if let Ok(mut queue) = shared.queue.lock() {
                 respond(tag, body, &mut queue, &relay.session, &mut events);
+                if queue.is_empty() {
+                    shared.executing.end();
+                }
             }
             if tag == b'Z' && !events.is_empty() {
                 // ReadyForQuery goes only after the commit. What came before it goes now

@@ -45,6 +45,7 @@ pub use webauthn::{Ceremony, TakenChallenge, WebauthnKey};
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -96,6 +97,8 @@ pub struct Store {
     engine: Engine,
     writer: Arc<tokio::sync::Mutex<Writer>>,
     group: mpsc::Sender<Pending>,
+    /// Callers whose audit records are on their way (see [`Executing`]).
+    executing: Arc<AtomicUsize>,
     /// Dropped with the store: ends the background checkpointer.
     _checkpointer: Option<oneshot::Sender<()>>,
 }
@@ -231,7 +234,13 @@ impl Store {
             direct_commits: 0,
         }));
         let (group, queue) = mpsc::channel(4096);
-        tokio::spawn(group_commit(engine, writer.clone(), queue));
+        let executing = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(group_commit(
+            engine,
+            writer.clone(),
+            queue,
+            executing.clone(),
+        ));
         let checkpointer = (engine == Engine::Sqlite).then(|| {
             let (stop, stopped) = oneshot::channel();
             tokio::spawn(checkpoint_loop(pool.clone(), stopped));
@@ -242,6 +251,7 @@ impl Store {
             engine,
             writer,
             group,
+            executing,
             _checkpointer: checkpointer,
         };
         migrate::run(&store).await?;
@@ -300,6 +310,15 @@ impl Store {
             .map_err(|_| StoreError::AuditWrite("the audit writer has stopped".into()))?;
         wait.await
             .map_err(|_| StoreError::AuditWrite("the audit writer has stopped".into()))?
+    }
+
+    /// A hint for the group committer, held by one caller (a database session): while it
+    /// is [`Executing::begin`]-ed, an audit record from that caller is on its way.
+    pub fn executing(&self) -> Executing {
+        Executing {
+            counter: self.executing.clone(),
+            held: AtomicBool::new(false),
+        }
     }
 
     /// Starts a serialized write transaction. Audit records appended through it are
@@ -444,24 +463,77 @@ async fn checkpoint(pool: &AnyPool, restart_after: i64) -> Result<(i64, i64), St
     Ok((row.try_get(1)?, row.try_get(2)?))
 }
 
+/// One caller's part in [`Store::executing`]: counted while begun, uncounted when ended
+/// or dropped. Beginning or ending twice counts once.
+#[derive(Debug)]
+pub struct Executing {
+    counter: Arc<AtomicUsize>,
+    held: AtomicBool,
+}
+
+impl Executing {
+    /// An audit record of this caller will follow (a statement went to the server).
+    pub fn begin(&self) {
+        if !self.held.swap(true, Ordering::AcqRel) {
+            self.counter.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Nothing of this caller is on its way any more.
+    pub fn end(&self) {
+        if self.held.swap(false, Ordering::AcqRel) {
+            self.counter.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Executing {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// How many times a commit lets the runtime run other tasks first, while records are on
+/// their way. `bench/pg.sh` (16 sessions): without it a commit held about 1.5 statements
+/// and cost 47–55 µs of CPU per transaction; with one or two rounds 34–37 µs.
+const GATHER_ROUNDS: usize = 2;
+
 /// The group committer: takes whatever is queued (up to [`GROUP_MAX`] events), commits it
 /// in one transaction, and answers every waiter. Ends when the store is dropped.
+///
+/// While some caller has a record on its way ([`Executing`]), it first yields to the
+/// runtime (at most [`GATHER_ROUNDS`] times): a yielding task resumes after the runtime
+/// polled for I/O and ran the tasks that woke, so sessions whose results just arrived
+/// join this commit instead of each making its own. Nothing waits on a timer, and a
+/// lone session, whose own hint ended before it appended, never yields.
 async fn group_commit(
     engine: Engine,
     writer: Arc<tokio::sync::Mutex<Writer>>,
     mut queue: mpsc::Receiver<Pending>,
+    executing: Arc<AtomicUsize>,
 ) {
     while let Some(first) = queue.recv().await {
         let mut group = vec![first];
         let mut count = group.iter().map(|(e, _)| e.len()).sum::<usize>();
-        while count < GROUP_MAX {
-            match queue.try_recv() {
-                Ok(next) => {
-                    count += next.0.len();
-                    group.push(next);
+        let mut rounds = 0;
+        loop {
+            while count < GROUP_MAX {
+                match queue.try_recv() {
+                    Ok(next) => {
+                        count += next.0.len();
+                        group.push(next);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
+            if rounds == GATHER_ROUNDS
+                || count >= GROUP_MAX
+                || executing.load(Ordering::Acquire) == 0
+            {
+                break;
+            }
+            rounds += 1;
+            tokio::task::yield_now().await;
         }
         let mut sizes = Vec::with_capacity(group.len());
         let mut waiters = Vec::with_capacity(group.len());
