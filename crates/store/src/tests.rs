@@ -916,6 +916,72 @@ async fn access_requests_grant_only_after_enough_approvals_by_others() {
     );
 }
 
+/// A file store whose chain head is known, so that every later group is one direct commit.
+async fn warm_file_store(dir: &tempfile::TempDir) -> std::sync::Arc<Store> {
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+    let store = std::sync::Arc::new(Store::open(&url).await.unwrap());
+    store
+        .append_audit(&[ev(Action::Authorize, "warm")])
+        .await
+        .unwrap();
+    store
+}
+
+/// Two sessions with statements executing: the first to append waits while the other's
+/// record is on its way (one round of the runtime), and both land in one commit.
+#[tokio::test]
+async fn records_on_their_way_join_the_same_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = warm_file_store(&dir).await;
+    let before = store.direct_audit_commits().await;
+    let (a, b) = (store.executing(), store.executing());
+    a.begin();
+    b.begin();
+    let first = tokio::spawn({
+        let store = store.clone();
+        async move {
+            a.end();
+            store.append_audit(&[ev(Action::Authorize, "a")]).await
+        }
+    });
+    let second = tokio::spawn({
+        let store = store.clone();
+        async move {
+            // Still executing when the committer takes the first record.
+            tokio::task::yield_now().await;
+            b.end();
+            store.append_audit(&[ev(Action::Authorize, "b")]).await
+        }
+    });
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    assert_eq!(store.direct_audit_commits().await - before, 1, "one commit");
+    assert_eq!(verified(&store).await, 3);
+}
+
+/// A session whose statement never ends (a long query, a hung server) delays others'
+/// commits by a few rounds of the runtime, never more: the append completes.
+#[tokio::test]
+async fn a_record_that_never_comes_holds_no_commit_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = warm_file_store(&dir).await;
+    let stuck = store.executing();
+    stuck.begin();
+    stuck.begin();
+    let records = store
+        .append_audit(&[ev(Action::Authorize, "alone")])
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(verified(&store).await, 2);
+    // Begun twice, counted once; dropping it uncounts it.
+    drop(stuck);
+    assert_eq!(
+        store.executing.load(std::sync::atomic::Ordering::Acquire),
+        0
+    );
+}
+
 /// Each group size has its own cached INSERT (anonymous parameters on SQLite): groups of
 /// 1 to 65 events (65 takes two statements) land whole and in order, and the chain
 /// verifies. Commits leave the WAL to the checkpointer, which copies all of it back.
