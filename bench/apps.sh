@@ -10,7 +10,7 @@
 # wrk authenticates to rampart with `Authorization: Bearer <app token>` (a service account
 # with a grant on the app); nginx gets the same header and ignores it.
 #
-# Usage: bench/apps.sh [SECONDS] [CONNECTIONS] [RUNS]   (defaults: 10 64 3)
+# Usage: bench/apps.sh [SECONDS] [CONNECTIONS] [RUNS]   (defaults: 10 64 5)
 # RAMPART_BIN=path uses that binary instead of building one (release).
 # Prints requests/s, p99 latency and the proxy's CPU per request for each run (the two
 # proxies take turns), the medians, and rampart/nginx ratios.
@@ -18,7 +18,7 @@
 set -euo pipefail
 seconds=${1:-10}
 conns=${2:-64}
-runs=${3:-3}
+runs=${3:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/lib.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}

@@ -494,8 +494,9 @@ impl Drop for Executing {
 }
 
 /// How many times a commit lets the runtime run other tasks first, while records are on
-/// their way. `bench/pg.sh` (16 sessions): without it a commit held about 1.5 statements
-/// and cost 47–55 µs of CPU per transaction; with one or two rounds 34–37 µs.
+/// their way. `bench/pg.sh` (16 sessions, `pgbench -S`): without it a commit held about
+/// 1.5 statements, and rampart spent 47–55 µs of CPU per transaction; with two rounds a
+/// commit holds about 3.5 and rampart spends 33–40 µs. More rounds gathered no more.
 const GATHER_ROUNDS: usize = 2;
 
 /// The group committer: takes whatever is queued (up to [`GROUP_MAX`] events), commits it
