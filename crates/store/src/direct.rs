@@ -39,11 +39,13 @@ impl Direct {
         )
         .map_err(direct_error)?;
         conn.busy_timeout(Duration::ZERO).map_err(direct_error)?;
-        // As the sqlx connections: WAL (a property of the file), commits not fsynced, and
-        // checkpoints left to the background checkpointer.
+        // As the sqlx connections: WAL (a property of the file), commits not fsynced,
+        // checkpoints left to the background checkpointer, the WAL kept at its size.
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(direct_error)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(direct_error)?;
+        conn.pragma_update(None, "journal_size_limit", crate::WAL_KEEP_BYTES)
             .map_err(direct_error)?;
         conn.set_prepared_statement_cache_capacity(ROWS_PER_INSERT + 8);
         Ok(Self { conn })

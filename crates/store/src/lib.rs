@@ -173,6 +173,8 @@ async fn prepare_sqlite(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     conn.execute(format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}").as_str())
         .await?;
     conn.execute("PRAGMA synchronous = NORMAL").await?;
+    conn.execute(format!("PRAGMA journal_size_limit = {WAL_KEEP_BYTES}").as_str())
+        .await?;
     conn.execute("PRAGMA foreign_keys = ON").await?;
     Ok(())
 }
@@ -412,10 +414,15 @@ async fn checkpoint_loop(pool: AnyPool, mut stop: oneshot::Receiver<()>) {
     }
 }
 
-/// WAL frames (pages of 4 KiB) from which a checkpoint also empties the WAL: 64 MiB.
+/// WAL frames (pages of 4 KiB) from which a checkpoint also starts the WAL over: 64 MiB.
 const WAL_RESTART_FRAMES: i64 = 16_384;
 
-/// Longest an emptying checkpoint waits for the writer and for readers. Appends wait
+/// The WAL file is cut back to this size when it starts over (`journal_size_limit`): the
+/// size it restarts at, so its blocks are written over rather than freed and allocated
+/// again.
+pub(crate) const WAL_KEEP_BYTES: i64 = WAL_RESTART_FRAMES * 4096;
+
+/// Longest a restarting checkpoint waits for the writer and for readers. Appends wait
 /// meanwhile (the direct path falls back to the waiting one), so it is kept short.
 const WAL_RESTART_WAIT_MS: u32 = 100;
 
@@ -425,9 +432,12 @@ const WAL_RESTART_WAIT_MS: u32 = 100;
 /// appends that never pause (a busy database gateway appends thousands of records a
 /// second), a passive checkpoint never catches up with the WAL's end, and the file grows
 /// without bound: 900 MB in 8 seconds of `bench/pg.sh`. So from `restart_after` frames
-/// on, a `TRUNCATE` checkpoint follows: it copies the few frames appended since, and
-/// empties the file. When the writer or a reader holds it up longer than
-/// [`WAL_RESTART_WAIT_MS`], it gives up and the next round tries again.
+/// on, a `RESTART` checkpoint follows: it copies the few frames appended since, and the
+/// next commit writes from the start of the file again. The file keeps its size (at most
+/// [`WAL_KEEP_BYTES`] once it restarts): emptying it (`TRUNCATE`) freed its page cache
+/// and blocks each time, and the appends that followed paid to allocate them again. When
+/// the writer or a reader holds it up longer than [`WAL_RESTART_WAIT_MS`], it gives up and
+/// the next round tries again.
 async fn checkpoint(pool: &AnyPool, restart_after: i64) -> Result<(i64, i64), StoreError> {
     use sqlx::Row;
     let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
@@ -440,7 +450,7 @@ async fn checkpoint(pool: &AnyPool, restart_after: i64) -> Result<(i64, i64), St
     let mut conn = pool.acquire().await?;
     conn.execute(format!("PRAGMA busy_timeout = {WAL_RESTART_WAIT_MS}").as_str())
         .await?;
-    let truncated = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+    let restarted = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
         .fetch_one(&mut *conn)
         .await;
     if conn
@@ -451,12 +461,12 @@ async fn checkpoint(pool: &AnyPool, restart_after: i64) -> Result<(i64, i64), St
         // Not back in the pool with the short wait.
         conn.close_on_drop();
     }
-    let row = truncated?;
+    let row = restarted?;
     let busy: i64 = row.try_get(0)?;
     if busy != 0 {
         tracing::debug!(
             frames = passive.0,
-            "the WAL could not be emptied (a reader or the writer held it); trying again later"
+            "the WAL could not be started over (a reader or the writer held it); trying again later"
         );
         return Ok(passive);
     }

@@ -1017,7 +1017,7 @@ async fn groups_of_every_size_land_and_the_wal_is_checkpointed() {
 /// starts the WAL over: from the limit on, the checkpoint empties the WAL file, and later
 /// appends still link to the chain (the writer's cached head stays right).
 #[tokio::test]
-async fn a_wal_past_the_limit_is_emptied_and_appends_go_on() {
+async fn a_wal_past_the_limit_starts_over_and_appends_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
     let store = Store::open(&url).await.unwrap();
@@ -1033,16 +1033,34 @@ async fn a_wal_past_the_limit_is_emptied_and_appends_go_on() {
         frames > 0 && copied == frames,
         "below the limit: copied, kept"
     );
-    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
-    let emptied = super::checkpoint(&store.pool, frames).await.unwrap();
-    assert_eq!(emptied, (0, 0), "at the limit the WAL is emptied");
-    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
-    for i in 0..5 {
+    let full = std::fs::metadata(&wal).unwrap().len();
+    assert!(full > 0);
+    // At the limit: everything copied, and the next commit writes from the start.
+    let restarted = super::checkpoint(&store.pool, frames).await.unwrap();
+    assert_eq!(
+        restarted.0, restarted.1,
+        "at the limit every frame is copied"
+    );
+    store
+        .append_audit(&[ev(Action::Authorize, "after 0")])
+        .await
+        .unwrap();
+    let (after, _) = super::checkpoint(&store.pool, i64::MAX).await.unwrap();
+    assert!(
+        after < frames,
+        "the WAL started over: {after} frames after a restart, {frames} before"
+    );
+    for i in 1..5 {
         store
             .append_audit(&[ev(Action::Authorize, &format!("after {i}"))])
             .await
             .unwrap();
     }
+    assert_eq!(
+        std::fs::metadata(&wal).unwrap().len(),
+        full,
+        "the file is written over, not grown or emptied"
+    );
     assert_eq!(verified(&store).await, 25);
 }
 
