@@ -124,23 +124,18 @@ curl -sk -H "Authorization: Bearer $token" "https://127.0.0.1:$r_https/app/" | t
 curl -sk "https://127.0.0.1:$n_https/app/" | grep -q "hello from the internal tool"
 [[ $(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$r_https/app/") == 303 ]]
 
-# One wrk run: "requests/s p99-ms server-CPU-µs-per-request" (the server's processes given
-# after the URL). The CPU figure is what each request cost the proxy, a view of its own
-# efficiency beside the rate; contention on the shared cores still moves it.
+# One wrk run: "requests/s p99-ms proxy-CPU-µs-per-request" (the proxy's processes after
+# the URL). The CPU figure is what each request cost the proxy, beside the rate.
 measure() {
-  local url=$1 out before after n
+  local url=$1 out
   shift
-  before=$(ticks "$@")
-  out=$(wrk -t2 -c"$conns" -d"${seconds}s" --latency -H "Authorization: Bearer $token" "$url" 2>/dev/null)
-  after=$(ticks "$@")
-  n=$(awk '/requests in/ {print $1}' <<<"$out")
-  awk -v cpu="$(echo "($after - $before) * 10000 / $n" | bc -l)" '
+  out=$(wrk_cpu "$*" -t2 -c"$conns" -d"${seconds}s" --latency -H "Authorization: Bearer $token" "$url")
+  awk -v cpu="$(tail -n 1 <<<"$out")" '
     /Requests\/sec/ {rps=$2}
     $1=="99%" {v=$2; u=v; gsub(/[0-9.]/,"",u); gsub(/[a-z]/,"",v);
       if (u=="us") v=v/1000; else if (u=="s") v=v*1000; p99=v}
     END {print rps, p99, cpu}' <<<"$out"
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 rampart_pids=("${pids[1]}")
 mapfile -t nginx_pids < <(pgrep -P "${pids[2]}"; echo "${pids[2]}")

@@ -81,20 +81,13 @@ curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$n_http/a?b=1" | grep -
 curl -sk -D - -o /dev/null "https://127.0.0.1:$r_https/healthz" | grep -qi strict-transport-security
 curl -sk -D - -o /dev/null "https://127.0.0.1:$n_https/healthz" | grep -qi strict-transport-security
 
-# One wrk run: "requests/s server-CPU-µs-per-request". The second figure is what each request
-# cost the server, a view of its own efficiency beside the rate; contention on the shared
-# cores still moves it (by up to a fifth between runs here).
+# One wrk run: "requests/s server-CPU-µs-per-request" (the server's processes after the URL).
 measure() {
-  local url=$1 out before after n
+  local url=$1 out
   shift
-  before=$(ticks "$@")
-  out=$(wrk -t2 -c"$conns" -d"${seconds}s" "$url" 2>/dev/null)
-  after=$(ticks "$@")
-  n=$(awk '/requests in/ {print $1}' <<<"$out")
-  printf '%s %s\n' "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
-    "$(echo "($after - $before) * 10000 / $n" | bc -l)"
+  out=$(wrk_cpu "$*" -t2 -c"$conns" -d"${seconds}s" "$url")
+  printf '%s %s\n' "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" "$(tail -n 1 <<<"$out")"
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 rampart_pids=("${pids[0]}")
 mapfile -t nginx_pids < <(pgrep -P "${pids[1]}"; echo "${pids[1]}")
