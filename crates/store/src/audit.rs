@@ -186,6 +186,56 @@ impl Store {
         rows.iter().map(record).collect()
     }
 
+    /// The records among `seq > after` whose action is one of `actions`, oldest first: at
+    /// most `limit` of them, looking at most `span` sequence numbers ahead. Also returns how
+    /// far the look went, the next call's `after` (`after` itself when there is nothing
+    /// newer). Records of other actions are passed by in the database, never read out.
+    ///
+    /// Sequence numbers are given in chain order as records commit, so every record up to
+    /// the newest one seen at the start of the call is already there to be looked at.
+    pub async fn audit_page_of(
+        &self,
+        after: u64,
+        span: u64,
+        limit: u32,
+        actions: &[&str],
+    ) -> Result<(Vec<AuditRecord>, u64), StoreError> {
+        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_log")
+            .fetch_one(self.pool())
+            .await?;
+        let head = head.and_then(|h| u64::try_from(h).ok()).unwrap_or(0);
+        let upto = head.min(after.saturating_add(span.max(1)));
+        if upto <= after || actions.is_empty() || limit == 0 {
+            return Ok((Vec::new(), upto.max(after)));
+        }
+        let list = (0..actions.len())
+            .map(|i| format!("${}", i + 4))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 AND seq <= $2 AND action IN ({list}) \
+             ORDER BY seq ASC LIMIT $3"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(seq_i64(after)?)
+            .bind(seq_i64(upto)?)
+            .bind(i64::from(limit));
+        for action in actions {
+            query = query.bind(*action);
+        }
+        let records = query
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(record)
+            .collect::<Result<Vec<_>, _>>()?;
+        let reached = match records.last() {
+            Some(last) if records.len() >= limit as usize => last.seq,
+            _ => upto,
+        };
+        Ok((records, reached))
+    }
+
     /// Feeds the whole chain through `verifier` in pages, calling `progress` with the
     /// number checked so far. Stops at the first break.
     ///

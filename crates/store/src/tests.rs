@@ -340,6 +340,48 @@ async fn suite(store: &Store) {
     store.audit_verify(&mut v, |_| {}).await.unwrap().unwrap();
     assert_eq!(v.finish().unwrap(), n + 100);
 
+    // A page of some actions: the others are passed by in the database, and the page says
+    // how far it looked.
+    let n = n + 100;
+    let wanted = [Action::UserCreate.as_str(), Action::RoleCreate.as_str()];
+    let all = store.audit_page(0, 10_000).await.unwrap();
+    let expected: Vec<_> = all
+        .iter()
+        .filter(|r| wanted.contains(&r.action.as_str()))
+        .cloned()
+        .collect();
+    assert!(expected.len() >= 4 && expected.len() < all.len());
+    let (page, reached) = store
+        .audit_page_of(0, 1_000_000, 1000, &wanted)
+        .await
+        .unwrap();
+    assert_eq!(page, expected);
+    assert_eq!(
+        reached, n,
+        "nothing newer: the look reached the newest record"
+    );
+    let (page, reached) = store.audit_page_of(0, 5, 1000, &wanted).await.unwrap();
+    assert_eq!(reached, 5, "a short span stops the look");
+    assert_eq!(
+        page,
+        expected
+            .iter()
+            .filter(|r| r.seq <= 5)
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    let (page, reached) = store.audit_page_of(0, 1_000_000, 2, &wanted).await.unwrap();
+    assert_eq!(page, expected[..2]);
+    assert_eq!(
+        reached, expected[1].seq,
+        "a full page stops at its last record"
+    );
+    assert_eq!(
+        store.audit_page_of(n, 10, 10, &wanted).await.unwrap(),
+        (vec![], n),
+        "past the newest record the look stays put"
+    );
+
     // An SSH key belongs to one account only (ACC-1); sessions are live until ended.
     store
         .add_ssh_key(

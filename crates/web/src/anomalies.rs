@@ -24,6 +24,11 @@ use crate::pages::{message, render};
 /// Records read per page.
 const PAGE: u32 = 5000;
 
+/// Sequence numbers one page looks across at most. Only the records the rules read
+/// ([`Detector::OBSERVED`]) come out of the database; app requests, which can be most of
+/// the log, are passed by there.
+const SPAN: u64 = 100_000;
+
 /// Pages read per step at most (the next step goes on).
 const MAX_PAGES: usize = 20;
 
@@ -62,18 +67,17 @@ impl Watch {
         let until = mark.unwrap_or(head);
         let mut detector = Detector::new(Thresholds::default());
         let mut after = 0;
-        'pages: while after < until {
-            let page = store.audit_page(after, PAGE).await?;
-            if page.is_empty() {
+        while after < until {
+            let (page, reached) = store
+                .audit_page_of(after, SPAN.min(until - after), PAGE, Detector::OBSERVED)
+                .await?;
+            for r in &page {
+                let _ = detector.observe(r);
+            }
+            if reached <= after {
                 break;
             }
-            for r in &page {
-                if r.seq > until {
-                    break 'pages;
-                }
-                let _ = detector.observe(r);
-                after = r.seq;
-            }
+            after = reached;
         }
         Self {
             detector,
@@ -100,28 +104,36 @@ impl Watch {
     /// Reads the records after the mark, records the alerts they raise, and returns them.
     /// After an error, start again with [`Watch::start`].
     pub async fn step(&mut self, store: &Store) -> Result<Vec<Alert>, StoreError> {
+        self.step_across(store, SPAN).await
+    }
+
+    async fn step_across(&mut self, store: &Store, span: u64) -> Result<Vec<Alert>, StoreError> {
         let mut raised = Vec::new();
         for _ in 0..MAX_PAGES {
             let from = self.seen;
-            let page = store.audit_page(from.unwrap_or(0), PAGE).await?;
-            let Some(last) = page.last().map(|r| r.seq) else {
+            let after = from.unwrap_or(0);
+            let (page, reached) = store
+                .audit_page_of(after, span, PAGE, Detector::OBSERVED)
+                .await?;
+            if reached <= after {
                 break;
-            };
+            }
             let alerts: Vec<Alert> = page
                 .iter()
                 .filter(|r| r.action != Action::AnomalyAlert.as_str())
                 .flat_map(|r| self.detector.observe(r))
                 .collect();
             let events: Vec<AuditEvent> = alerts.iter().map(event).collect();
-            match store.record_anomalies(&events, from, last).await? {
+            match store.record_anomalies(&events, from, reached).await? {
                 Ok(()) => {
-                    self.seen = Some(last);
+                    self.seen = Some(reached);
                     raised.extend(alerts);
                 }
                 // Someone else recorded these: their mark counts, the alerts are theirs.
-                Err(theirs) => self.seen = theirs.max(Some(last)),
+                Err(theirs) => self.seen = theirs.max(Some(reached)),
             }
-            if page.len() < PAGE as usize {
+            // Caught up: the look stopped at the newest record, not at its span or page.
+            if reached - after < span && page.len() < PAGE as usize {
                 break;
             }
         }
@@ -332,4 +344,55 @@ async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
             alerts,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    /// App requests fill most of the log: the rules pass them by and still see the burst
+    /// of failed logins behind them, across several looks, and the mark ends at the head.
+    #[tokio::test]
+    async fn the_rules_pass_app_requests_by_and_see_the_records_behind_them() {
+        let dir = std::env::temp_dir().join(format!("rampart-anomalies-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&format!("sqlite://{}?mode=rwc", dir.join("a.db").display()))
+            .await
+            .unwrap();
+        let mut watch = Watch::start(&store).await.unwrap();
+        let request = |i: usize| {
+            AuditEvent::new(Actor::User("alice".into()), Action::AppRequest, "grafana")
+                .detail("path", format!("/d/{i}"))
+        };
+        store
+            .append_audit(&(0..300).map(request).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        for i in 0..5 {
+            let failed = AuditEvent::new(Actor::Anonymous, Action::LoginPassword, "mallory")
+                .outcome(Outcome::Failure)
+                .source("203.0.113.7".parse().ok());
+            store
+                .append_audit(&[failed, request(i), request(i + 1)])
+                .await
+                .unwrap();
+        }
+        let alerts = watch.step_across(&store, 50).await.unwrap();
+        let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
+        assert_eq!(
+            rules.len(),
+            2,
+            "one burst per account and per address: {rules:?}"
+        );
+        let head = store.audit_head().await.unwrap().unwrap().seq;
+        assert_eq!(
+            store.anomaly_seen().await.unwrap(),
+            Some(head - 2),
+            "the two alerts come after the mark"
+        );
+        assert!(watch.step_across(&store, 50).await.unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -28,9 +28,45 @@ fn script(lines: &[(i64, &str, &str, &str, &str, &str)]) -> Vec<AuditRecord> {
         .collect()
 }
 
+/// The alerts of the whole sequence. Checked two more ways, as the watcher reads the log:
+/// fed only the records of [`Detector::OBSERVED`] actions (every rule's test below then
+/// fails if an action it needs is missing from that list), and fed each record followed by
+/// a copy under an action outside that list (which must change nothing).
 fn run(records: &[AuditRecord]) -> Vec<Alert> {
-    let mut d = Detector::new(Thresholds::default());
-    records.iter().flat_map(|r| d.observe(r)).collect()
+    let feed = |records: &mut dyn Iterator<Item = AuditRecord>| {
+        let mut d = Detector::new(Thresholds::default());
+        records.flat_map(|r| d.observe(&r)).collect::<Vec<Alert>>()
+    };
+    let all = feed(&mut records.iter().cloned());
+    let observed = feed(
+        &mut records
+            .iter()
+            .filter(|r| Detector::OBSERVED.contains(&r.action.as_str()))
+            .cloned(),
+    );
+    assert_eq!(
+        all, observed,
+        "a rule needs an action missing from OBSERVED"
+    );
+    let others: Vec<&str> = crate::Action::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .filter(|a| !Detector::OBSERVED.contains(a))
+        .collect();
+    let noisy = feed(
+        &mut records
+            .iter()
+            .zip(others.iter().cycle())
+            .flat_map(|(r, other)| {
+                let copy = AuditRecord {
+                    action: (*other).into(),
+                    ..r.clone()
+                };
+                [r.clone(), copy]
+            }),
+    );
+    assert_eq!(all, noisy, "an action outside OBSERVED changed the alerts");
+    all
 }
 
 /// Ordinary days: a few typos, logins from the usual places, sessions to the usual
