@@ -1,8 +1,9 @@
-//! The reverse proxy: one pooled hyper client per app (rustls for https upstreams), header
+//! The reverse proxy: pooled hyper clients per app (rustls for https upstreams), header
 //! hygiene (hop-by-hop, identity and forwarding headers, rampart's cookies), streaming
 //! bodies with limits counted while they pass, WebSocket and other upgrades, timeouts, and
 //! error pages that name nothing of the upstream.
 
+use std::cell::Cell;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
@@ -37,12 +38,35 @@ pub const ASSERTION_HEADER: &str = "x-rampart-assertion";
 /// The prefix of rampart's own cookies, never forwarded.
 pub const COOKIE_PREFIX: &str = "__Host-rampart";
 
-/// One app's upstream: its settings and its pooled client.
+/// How many threads serve the front door: one per core, at most 8 (nginx's
+/// `worker_processes auto`).
+pub fn front_door_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8))
+}
+
+thread_local! {
+    /// Which front-door thread this is (see [`pin_front_door_thread`]); 0 on any other.
+    static FRONT_DOOR_THREAD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks the calling thread as front-door thread `n` (below [`front_door_threads`]): the
+/// requests it proxies take upstream connections from a pool of its own, which its own
+/// runtime drives, so a request and its upstream connection never wake another thread.
+pub fn pin_front_door_thread(n: usize) {
+    FRONT_DOOR_THREAD.with(|t| t.set(n));
+}
+
+type Pool = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+
+/// One app's upstream: its settings and its pooled clients, one per front-door thread.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// The app.
     pub app: App,
-    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    /// The pool of front-door thread 0 (and of every other thread).
+    first: Pool,
+    /// The pools of front-door threads 1, 2, …
+    more: Vec<Pool>,
 }
 
 impl Upstream {
@@ -92,11 +116,25 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .build(https);
-        Ok(Self { app, client })
+        let pool = || {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(std::time::Duration::from_secs(60))
+                .pool_max_idle_per_host(256)
+                .build(https.clone())
+        };
+        Ok(Self {
+            app,
+            first: pool(),
+            more: (1..front_door_threads()).map(|_| pool()).collect(),
+        })
+    }
+
+    /// The pool of the calling front-door thread.
+    fn pool(&self) -> &Pool {
+        match FRONT_DOOR_THREAD.with(Cell::get) {
+            0 => &self.first,
+            n => self.more.get(n - 1).unwrap_or(&self.first),
+        }
     }
 }
 
@@ -580,7 +618,7 @@ where
     }
     .boxed_unsync();
     let outgoing = Request::from_parts(parts, body);
-    let sent = tokio::time::timeout(app.response_timeout, upstream.client.request(outgoing)).await;
+    let sent = tokio::time::timeout(app.response_timeout, upstream.pool().request(outgoing)).await;
     let mut response = match sent {
         Err(_) => {
             tracing::warn!(app = %app.name, "upstream response timed out");
@@ -707,6 +745,53 @@ pub fn strip_rampart_set_cookies(headers: &mut HeaderMap) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
     use super::*;
+
+    /// Each front-door thread takes upstream connections from a pool of its own; any other
+    /// thread, and a number past the pools, takes them from the first.
+    #[test]
+    fn each_front_door_thread_has_a_pool_of_its_own() {
+        let config = crate::config::AppConfig {
+            name: "grafana".into(),
+            host: None,
+            prefix: Some("/grafana".into()),
+            upstream: "http://127.0.0.1:3000".into(),
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            environment: None,
+            connect_timeout_seconds: 5,
+            response_timeout_seconds: 60,
+            max_request_body_mib: 1,
+            max_response_body_mib: 1,
+        };
+        let app = crate::config::validate(&[config], "gw.example.com")
+            .unwrap()
+            .remove(0);
+        let up = Upstream::new(app).unwrap();
+        assert_eq!(up.more.len(), front_door_threads() - 1);
+        let pool_on = |pin: Option<usize>| {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    if let Some(n) = pin {
+                        pin_front_door_thread(n);
+                    }
+                    std::ptr::from_ref(up.pool()) as usize
+                })
+                .join()
+                .unwrap()
+            })
+        };
+        let first = std::ptr::from_ref(&up.first) as usize;
+        assert_eq!(pool_on(None), first);
+        assert_eq!(pool_on(Some(0)), first);
+        assert_eq!(pool_on(Some(99)), first);
+        for n in 1..front_door_threads() {
+            assert_eq!(
+                pool_on(Some(n)),
+                std::ptr::from_ref(&up.more[n - 1]) as usize
+            );
+        }
+    }
 
     #[test]
     fn traversal_is_refused_even_encoded() {

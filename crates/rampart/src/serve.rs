@@ -141,15 +141,13 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
 
     let handle = Handle::new();
     let rustls = RustlsConfig::from_config(server_config.clone());
-    let mut https_server =
-        axum_server::from_tcp_rustls(https, rustls.clone()).handle(handle.clone());
-    https_server.http_builder().http1().max_buf_size(64 * 1024);
-    let https_task = tokio::spawn(
-        https_server.serve(
-            rampart_web::https_router(state.clone())
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        ),
-    );
+    let https_task = tokio::spawn(rampart_web::front::serve_https(
+        https,
+        rustls.clone(),
+        handle.clone(),
+        rampart_web::https_router(state.clone()),
+        64 * 1024,
+    ));
     let http_task = tokio::spawn(rampart_web::redirect::serve(
         http,
         rampart_web::http_redirect(&state),

@@ -17,6 +17,7 @@ mod auth;
 pub mod backups;
 mod databases;
 pub mod evidence;
+pub mod front;
 mod guard;
 pub mod logs;
 pub mod network;

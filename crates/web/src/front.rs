@@ -1,0 +1,64 @@
+//! The HTTPS front door on threads of its own: one per core (at most 8), each with a
+//! single-threaded runtime that accepts from the shared socket and keeps its connections,
+//! as nginx's workers do and as the HTTP redirect does ([`crate::redirect`]). A request's
+//! TLS, its handler and, for an app, its pooled upstream connection
+//! ([`rampart_proxy::engine::pin_front_door_thread`]) then all run on the thread that
+//! accepted the connection. On a multi-thread runtime the connection's task and its
+//! upstream connection's task were often woken on different cores; measured with
+//! `bench/apps.sh`, that cost about a tenth of the proxy's throughput.
+//!
+//! Background work (the audit writers, the group committer, the schedules) stays on the
+//! main runtime; handlers reach it through channels and the store.
+
+use std::io;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+
+/// Serves `router` over TLS on `listener` until `handle` shuts the servers down. Returns
+/// once every thread has ended, or with the first error of one.
+pub async fn serve_https(
+    listener: std::net::TcpListener,
+    rustls: RustlsConfig,
+    handle: Handle,
+    router: Router,
+    max_buf_size: usize,
+) -> io::Result<()> {
+    let threads = rampart_proxy::engine::front_door_threads();
+    let (done, mut ended) = tokio::sync::mpsc::channel::<io::Result<()>>(threads);
+    for n in 0..threads {
+        let listener = listener.try_clone()?;
+        let (rustls, handle, router, done) =
+            (rustls.clone(), handle.clone(), router.clone(), done.clone());
+        std::thread::Builder::new()
+            .name(format!("rampart-https-{n}"))
+            .spawn(move || {
+                rampart_proxy::engine::pin_front_door_thread(n);
+                let served = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .and_then(|runtime| {
+                        runtime.block_on(async {
+                            let mut server =
+                                axum_server::from_tcp_rustls(listener, rustls).handle(handle);
+                            server.http_builder().http1().max_buf_size(max_buf_size);
+                            server
+                                .serve(router.into_make_service_with_connect_info::<SocketAddr>())
+                                .await
+                        })
+                    });
+                let _ = done.blocking_send(served);
+            })?;
+    }
+    drop(done);
+    let mut outcome = Ok(());
+    while let Some(served) = ended.recv().await {
+        if served.is_err() {
+            outcome = served;
+            break;
+        }
+    }
+    outcome
+}
