@@ -21,11 +21,16 @@ use std::time::{Duration, Instant};
 /// kernel may give to any outgoing connection of a parallel test before the peer that is
 /// told to listen on it has bound it.
 ///
-/// A port is never handed out twice in one process, so the several ports one test asks for
-/// differ even though none of them is held.
+/// A port handed out is claimed until this process ends: a lock on a file named after it
+/// in a folder shared by every test process (tests run in processes of their own, side by
+/// side), so no other test is given it while the peer it was meant for has not bound it
+/// yet, or is restarted on it. Within one process the list of given ports does the same.
 pub fn free_port() -> u16 {
     use std::hash::{BuildHasher, Hasher};
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    static GIVEN: std::sync::Mutex<Vec<(u16, Option<std::fs::File>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let claims = std::env::temp_dir().join("rampart-test-ports");
+    let _ = std::fs::create_dir_all(&claims);
     for _ in 0..1000 {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write(unique().as_bytes());
@@ -33,8 +38,24 @@ pub fn free_port() -> u16 {
         let mut given = GIVEN
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            given.push(port);
+        if given.iter().any(|(p, _)| *p == port) {
+            continue;
+        }
+        // Without the shared folder (it could not be made), the bind check alone decides.
+        let claim = match std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(claims.join(port.to_string()))
+        {
+            Ok(file) => match file.try_lock() {
+                Ok(()) => Some(file),
+                Err(_) => continue,
+            },
+            Err(_) => None,
+        };
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push((port, claim));
             return port;
         }
     }
@@ -269,4 +290,28 @@ pub(crate) fn unique() -> String {
         N.fetch_add(1, Ordering::Relaxed),
         nanos
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another test process (here `flock`, which takes the same kind of lock) cannot claim
+    /// a port this process was given.
+    #[test]
+    fn a_port_given_out_stays_claimed_from_other_processes() {
+        let port = free_port();
+        let claim = std::env::temp_dir()
+            .join("rampart-test-ports")
+            .join(port.to_string());
+        assert!(claim.is_file(), "{} was not made", claim.display());
+        let other = Command::new("flock")
+            .arg("-n")
+            .arg(&claim)
+            .arg("true")
+            .status()
+            .expect("flock (util-linux)");
+        assert!(!other.success(), "another process claimed port {port} too");
+        assert_ne!(free_port(), port, "one process is not given a port twice");
+    }
 }
