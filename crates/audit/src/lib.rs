@@ -154,9 +154,9 @@ impl Chain {
     pub fn seal_record(&mut self, record: &mut AuditRecord, time_us: i64) {
         record.seq = self.seq + 1;
         record.time_us = time_us;
-        record.prev_hash = hex::encode(self.hash);
+        record.prev_hash = rampart_core::hex(&self.hash);
         let hash = record_hash(&self.hash, &record.view());
-        record.hash = hex::encode(hash);
+        record.hash = rampart_core::hex(&hash);
         self.seq = record.seq;
         self.hash = hash;
     }

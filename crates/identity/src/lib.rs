@@ -31,7 +31,7 @@ pub fn random_token() -> Result<String, RandomError> {
 /// codes (high-entropy values need no slow hash).
 pub fn token_hash(token: &str) -> String {
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+    rampart_core::hex(&sha2::Sha256::digest(token.as_bytes()))
 }
 
 /// The system's random generator failed.
