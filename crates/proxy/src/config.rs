@@ -338,27 +338,36 @@ pub fn validate(apps: &[AppConfig], main_host: &str) -> Result<Vec<App>, AppConf
     Ok(out)
 }
 
+/// An app for tests, with the default limits and timeouts.
+#[cfg(test)]
+pub(crate) fn test_app(
+    name: &str,
+    host: Option<&str>,
+    prefix: Option<&str>,
+    upstream: &str,
+) -> AppConfig {
+    AppConfig {
+        name: name.into(),
+        host: host.map(Into::into),
+        prefix: prefix.map(Into::into),
+        upstream: upstream.into(),
+        ca_file: None,
+        client_cert_file: None,
+        client_key_file: None,
+        environment: None,
+        connect_timeout_seconds: 5,
+        response_timeout_seconds: 60,
+        max_request_body_mib: 1024,
+        max_response_body_mib: 1024,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
     use super::*;
 
-    fn app(name: &str, host: Option<&str>, prefix: Option<&str>, upstream: &str) -> AppConfig {
-        AppConfig {
-            name: name.into(),
-            host: host.map(Into::into),
-            prefix: prefix.map(Into::into),
-            upstream: upstream.into(),
-            ca_file: None,
-            client_cert_file: None,
-            client_key_file: None,
-            environment: None,
-            connect_timeout_seconds: 5,
-            response_timeout_seconds: 60,
-            max_request_body_mib: 1024,
-            max_response_body_mib: 1024,
-        }
-    }
+    use super::test_app as app;
 
     fn fails(apps: &[AppConfig], needle: &str) {
         let e = validate(apps, "gw.example.com").unwrap_err().0;

@@ -750,20 +750,8 @@ mod tests {
     /// thread, and a number past the pools, takes them from the first.
     #[test]
     fn each_front_door_thread_has_a_pool_of_its_own() {
-        let config = crate::config::AppConfig {
-            name: "grafana".into(),
-            host: None,
-            prefix: Some("/grafana".into()),
-            upstream: "http://127.0.0.1:3000".into(),
-            ca_file: None,
-            client_cert_file: None,
-            client_key_file: None,
-            environment: None,
-            connect_timeout_seconds: 5,
-            response_timeout_seconds: 60,
-            max_request_body_mib: 1,
-            max_response_body_mib: 1,
-        };
+        let config =
+            crate::config::test_app("grafana", None, Some("/grafana"), "http://127.0.0.1:3000");
         let app = crate::config::validate(&[config], "gw.example.com")
             .unwrap()
             .remove(0);

@@ -10,8 +10,10 @@
 //! Background work (the audit writers, the group committer, the schedules) stays on the
 //! main runtime; handlers reach it through channels and the store.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 
 use axum::Router;
 use axum_server::Handle;
@@ -26,29 +28,42 @@ pub async fn serve_https(
     router: Router,
     max_buf_size: usize,
 ) -> io::Result<()> {
-    let threads = rampart_proxy::engine::front_door_threads();
-    let (done, mut ended) = tokio::sync::mpsc::channel::<io::Result<()>>(threads);
-    for n in 0..threads {
+    let mut starts: Vec<Start> = Vec::new();
+    for n in 0..rampart_proxy::engine::front_door_threads() {
         let listener = listener.try_clone()?;
-        let (rustls, handle, router, done) =
-            (rustls.clone(), handle.clone(), router.clone(), done.clone());
+        let (rustls, handle, router) = (rustls.clone(), handle.clone(), router.clone());
+        starts.push(Box::new(move || {
+            rampart_proxy::engine::pin_front_door_thread(n);
+            Box::pin(async move {
+                let mut server = axum_server::from_tcp_rustls(listener, rustls).handle(handle);
+                server.http_builder().http1().max_buf_size(max_buf_size);
+                server
+                    .serve(router.into_make_service_with_connect_info::<SocketAddr>())
+                    .await
+            })
+        }));
+    }
+    on_own_threads("rampart-https", starts).await
+}
+
+/// What one thread of [`on_own_threads`] runs: called on the thread, it makes the future
+/// that thread's runtime serves until it ends.
+pub(crate) type Start = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = io::Result<()>>>> + Send>;
+
+/// Runs each start on a thread of its own (`{name}-{n}`), each with a single-threaded
+/// runtime. Returns once every thread has ended, or with the first error of one (a thread
+/// that could not start, or a future that ended with an error).
+pub(crate) async fn on_own_threads(name: &str, starts: Vec<Start>) -> io::Result<()> {
+    let (done, mut ended) = tokio::sync::mpsc::channel::<io::Result<()>>(starts.len().max(1));
+    for (n, start) in starts.into_iter().enumerate() {
+        let done = done.clone();
         std::thread::Builder::new()
-            .name(format!("rampart-https-{n}"))
+            .name(format!("{name}-{n}"))
             .spawn(move || {
-                rampart_proxy::engine::pin_front_door_thread(n);
                 let served = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .and_then(|runtime| {
-                        runtime.block_on(async {
-                            let mut server =
-                                axum_server::from_tcp_rustls(listener, rustls).handle(handle);
-                            server.http_builder().http1().max_buf_size(max_buf_size);
-                            server
-                                .serve(router.into_make_service_with_connect_info::<SocketAddr>())
-                                .await
-                        })
-                    });
+                    .and_then(|runtime| runtime.block_on(start()));
                 let _ = done.blocking_send(served);
             })?;
     }

@@ -69,42 +69,20 @@ pub async fn serve(
     redirect: Redirect,
     stopping: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8));
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let (done, mut ended) = tokio::sync::mpsc::channel::<io::Result<()>>(threads);
-    for n in 0..threads {
+    let mut starts: Vec<crate::front::Start> = Vec::new();
+    for _ in 0..rampart_proxy::engine::front_door_threads() {
         let listener = listener.try_clone()?;
-        let (redirect, stopping, permits, done) = (
-            redirect.clone(),
-            stopping.clone(),
-            permits.clone(),
-            done.clone(),
-        );
-        std::thread::Builder::new()
-            .name(format!("rampart-http-{n}"))
-            .spawn(move || {
-                let served = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .and_then(|runtime| {
-                        runtime.block_on(async {
-                            let listener = TcpListener::from_std(listener)?;
-                            accept(listener, redirect, stopping, permits).await;
-                            Ok(())
-                        })
-                    });
-                let _ = done.blocking_send(served);
-            })?;
+        let (redirect, stopping, permits) = (redirect.clone(), stopping.clone(), permits.clone());
+        starts.push(Box::new(move || {
+            Box::pin(async move {
+                let listener = TcpListener::from_std(listener)?;
+                accept(listener, redirect, stopping, permits).await;
+                Ok(())
+            })
+        }));
     }
-    drop(done);
-    let mut outcome = Ok(());
-    while let Some(served) = ended.recv().await {
-        if served.is_err() {
-            outcome = served;
-            break;
-        }
-    }
-    outcome
+    crate::front::on_own_threads("rampart-http", starts).await
 }
 
 /// One thread's accept loop; when stopping, it waits (at most [`IO_TIMEOUT`]) for the
