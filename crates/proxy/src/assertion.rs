@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::HeaderValue;
 use rampart_audit::{Action, Actor, AuditEvent};
 use rampart_identity::sealed::MasterKey;
 use rampart_store::Store;
@@ -41,7 +42,9 @@ pub struct Signer {
     kid: String,
     jwks: String,
     issuer: String,
-    cache: Mutex<HashMap<(String, String), (String, i64)>>,
+    /// App → session key → (assertion as a header value, expiry). Looked up by borrowed
+    /// names, so a request that reuses one allocates nothing.
+    cache: Mutex<HashMap<String, BySession>>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -119,23 +122,35 @@ impl Signer {
 
     /// An assertion for `sub` at `app`, from the cache when one for `session` has at least
     /// half its life left.
-    pub fn assertion(&self, session: &str, app: &str, sub: &str, email: &str, now: i64) -> String {
-        let key = (session.to_owned(), app.to_owned());
+    pub fn assertion(
+        &self,
+        session: &str,
+        app: &str,
+        sub: &str,
+        email: &str,
+        now: i64,
+    ) -> HeaderValue {
         if let Ok(cache) = self.cache.lock()
-            && let Some((jwt, exp)) = cache.get(&key)
+            && let Some((jwt, exp)) = cache.get(app).and_then(|by| by.get(session))
             && exp - now >= REUSE_MIN_LEFT_S
         {
             return jwt.clone();
         }
-        let jwt = self.sign(app, sub, email, now);
+        let jwt = header_value(self.sign(app, sub, email, now));
         if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= CACHE_MAX {
-                cache.retain(|_, (_, exp)| *exp - now >= REUSE_MIN_LEFT_S);
-                if cache.len() >= CACHE_MAX {
+            if cache.values().map(HashMap::len).sum::<usize>() >= CACHE_MAX {
+                for by in cache.values_mut() {
+                    by.retain(|_, (_, exp)| *exp - now >= REUSE_MIN_LEFT_S);
+                }
+                cache.retain(|_, by| !by.is_empty());
+                if cache.values().map(HashMap::len).sum::<usize>() >= CACHE_MAX {
                     cache.clear();
                 }
             }
-            cache.insert(key, (jwt.clone(), now + LIFETIME_S));
+            cache
+                .entry(app.to_owned())
+                .or_default()
+                .insert(session.to_owned(), (jwt.clone(), now + LIFETIME_S));
         }
         jwt
     }
@@ -162,6 +177,17 @@ impl Signer {
     }
 }
 
+/// One app's cached assertions: session key → (assertion, expiry).
+type BySession = HashMap<String, (HeaderValue, i64)>;
+
+/// A JWT as a header value, without copying it. A JWT is base64url and dots, which a
+/// header value always takes; were it ever refused, the header is sent empty and the
+/// upstream's verification fails, as it should.
+fn header_value(jwt: String) -> HeaderValue {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(jwt))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
 fn kid_of(public: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(public))
         .get(..16)
@@ -180,7 +206,8 @@ mod tests {
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
         let s = Signer::from_pkcs8(pkcs8.as_ref(), "https://gw.test").unwrap();
-        let jwt = s.assertion("sess", "grafana", "alice", "alice@example.com", 1000);
+        let value = s.assertion("sess", "grafana", "alice", "alice@example.com", 1000);
+        let jwt = value.to_str().unwrap();
         let parts: Vec<&str> = jwt.split('.').collect();
         assert_eq!(parts.len(), 3);
         let jwks: serde_json::Value = serde_json::from_str(s.jwks()).unwrap();
@@ -199,15 +226,15 @@ mod tests {
         // Reused within the first half of its life, renewed after.
         assert_eq!(
             s.assertion("sess", "grafana", "alice", "alice@example.com", 1030),
-            jwt
+            value
         );
         assert_ne!(
             s.assertion("sess", "grafana", "alice", "alice@example.com", 1031),
-            jwt
+            value
         );
         assert_ne!(
             s.assertion("other", "grafana", "alice", "alice@example.com", 1000),
-            jwt
+            value
         );
     }
 }

@@ -67,6 +67,8 @@ pub struct Upstream {
     first: Pool,
     /// The pools of front-door threads 1, 2, …
     more: Vec<Pool>,
+    /// The `Host` header sent upstream (the upstream URL's authority).
+    host: Option<HeaderValue>,
 }
 
 impl Upstream {
@@ -123,9 +125,10 @@ impl Upstream {
                 .build(https.clone())
         };
         Ok(Self {
-            app,
+            host: HeaderValue::from_str(app.authority.as_str()).ok(),
             first: pool(),
             more: (1..front_door_threads()).map(|_| pool()).collect(),
+            app,
         })
     }
 
@@ -302,12 +305,13 @@ where
 /// Who the request is forwarded for.
 #[derive(Debug, Clone)]
 pub struct Forward {
-    /// The person's (or service account's) user name.
-    pub username: String,
-    /// Their email.
-    pub email: String,
+    /// The person's (or service account's) user name, as a header value (none when it
+    /// cannot be one; the header is then left out).
+    pub username: Option<HeaderValue>,
+    /// Their email, likewise.
+    pub email: Option<HeaderValue>,
     /// The signed assertion.
-    pub assertion: String,
+    pub assertion: HeaderValue,
     /// The client's address.
     pub client_ip: Option<IpAddr>,
     /// The host (and port) the client asked for.
@@ -593,21 +597,31 @@ where
     if who.strip_authorization {
         h.remove(header::AUTHORIZATION);
     }
-    if let Ok(v) = HeaderValue::from_str(app.authority.as_str()) {
-        h.insert(header::HOST, v);
+    if let Some(host) = &upstream.host {
+        h.insert(header::HOST, host.clone());
     }
     let set = |h: &mut HeaderMap, name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
             h.insert(HeaderName::from_static(name), v);
         }
     };
-    set(h, USER_HEADER, &who.username);
-    set(h, EMAIL_HEADER, &who.email);
-    set(h, ASSERTION_HEADER, &who.assertion);
+    if let Some(user) = &who.username {
+        h.insert(HeaderName::from_static(USER_HEADER), user.clone());
+    }
+    if let Some(email) = &who.email {
+        h.insert(HeaderName::from_static(EMAIL_HEADER), email.clone());
+    }
+    h.insert(
+        HeaderName::from_static(ASSERTION_HEADER),
+        who.assertion.clone(),
+    );
     if let Some(ip) = who.client_ip {
         set(h, "x-forwarded-for", &ip.to_string());
     }
-    set(h, "x-forwarded-proto", "https");
+    h.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("https"),
+    );
     set(h, "x-forwarded-host", &who.public_host);
     let body = Metered {
         inner: body,

@@ -56,11 +56,31 @@ const CACHE_MAX: usize = 50_000;
 /// App bearer tokens start with this.
 pub const TOKEN_PREFIX: &str = "rat_";
 
-#[derive(Debug, Clone)]
-struct Decision {
+/// Who a credential belongs to, as a request forwarded for it needs it.
+#[derive(Debug)]
+struct Known {
     username: String,
     email: String,
+    /// `t:` or `s:` and the credential's SHA-256 in hex: the assertion cache's key, and
+    /// what an open tunnel is decided again by.
+    key: String,
+    username_header: Option<HeaderValue>,
+    email_header: Option<HeaderValue>,
+}
+
+#[derive(Debug, Clone)]
+struct Decision {
+    known: Arc<Known>,
     until: Instant,
+}
+
+/// A credential (the SHA-256 of a bearer token or of a session cookie) and an app.
+type DecisionKey = (Credential, [u8; 32], usize);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Credential {
+    Token,
+    Session,
 }
 
 /// The configured apps and what serving them needs.
@@ -72,7 +92,7 @@ pub struct Apps {
     pub signer: Signer,
     /// The batched request audit.
     pub audit: AuditQueue,
-    decisions: Mutex<HashMap<(String, usize), Decision>>,
+    decisions: Mutex<HashMap<DecisionKey, Decision>>,
 }
 
 impl Apps {
@@ -104,17 +124,17 @@ impl Apps {
         ))
     }
 
-    fn cached(&self, key: &(String, usize)) -> Option<Decision> {
+    fn cached(&self, key: &DecisionKey) -> Option<Arc<Known>> {
         let now = Instant::now();
         self.decisions
             .lock()
             .ok()?
             .get(key)
             .filter(|d| d.until > now)
-            .cloned()
+            .map(|d| d.known.clone())
     }
 
-    fn remember(&self, key: (String, usize), username: &str, email: &str) {
+    fn remember(&self, key: DecisionKey, known: Arc<Known>) {
         if let Ok(mut d) = self.decisions.lock() {
             if d.len() >= CACHE_MAX {
                 let now = Instant::now();
@@ -126,8 +146,7 @@ impl Apps {
             d.insert(
                 key,
                 Decision {
-                    username: username.to_owned(),
-                    email: email.to_owned(),
+                    known,
                     until: Instant::now() + DECISION_TTL,
                 },
             );
@@ -324,21 +343,22 @@ async fn serve(state: AppState, index: usize, cut: usize, request: Request) -> R
         );
     };
     let now = jiff::Timestamp::now().as_second();
+    let known = &ident.known;
     let assertion = apps.signer.assertion(
-        &ident.key,
+        &known.key,
         app.name.as_str(),
-        &ident.username,
-        &ident.email,
+        &known.username,
+        &known.email,
         now,
     );
     let method = request.method().to_string();
     let public_host =
         crate::guard::authority(&request).unwrap_or_else(|| state.web.public_host.clone());
-    let (app_name, username, via) = (app.name.to_string(), ident.username.clone(), ident.via);
+    let (app_name, who, via) = (app.name.to_string(), known.clone(), ident.via);
     let tracker = Tracker::new(Box::new(move |finished| {
         slot.send(rampart_proxy::request_event(
             &app_name,
-            &username,
+            &who.username,
             source,
             &method,
             &original,
@@ -348,8 +368,8 @@ async fn serve(state: AppState, index: usize, cut: usize, request: Request) -> R
         ));
     }));
     let forward = rampart_proxy::Forward {
-        username: ident.username,
-        email: ident.email,
+        username: known.username_header.clone(),
+        email: known.email_header.clone(),
         assertion,
         client_ip: source,
         public_host,
@@ -359,8 +379,8 @@ async fn serve(state: AppState, index: usize, cut: usize, request: Request) -> R
         let ended: engine::Ended = Box::pin(watch_access(
             state.clone(),
             index,
-            ident.key.clone(),
-            forward.username.clone(),
+            known.key.clone(),
+            known.username.clone(),
             source,
         ));
         ended
@@ -472,10 +492,20 @@ async fn still_allowed(
 }
 
 struct Ident {
-    username: String,
-    email: String,
-    key: String,
+    known: Arc<Known>,
     via: &'static str,
+}
+
+impl Known {
+    fn new(username: String, email: String, key: String) -> Arc<Self> {
+        Arc::new(Self {
+            username_header: HeaderValue::from_str(&username).ok(),
+            email_header: HeaderValue::from_str(&email).ok(),
+            username,
+            email,
+            key,
+        })
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -484,6 +514,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .strip_prefix("Bearer ")
         .or_else(|| v.strip_prefix("bearer "))?;
     token.trim().starts_with(TOKEN_PREFIX).then(|| token.trim())
+}
+
+fn sha256(text: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).into()
 }
 
 async fn authenticate(
@@ -500,16 +535,15 @@ async fn authenticate(
     };
     let app = &upstream.app;
     if let Some(token) = bearer(headers) {
-        let hash = token_hash(token);
-        let key = (format!("t:{hash}"), index);
-        if let Some(d) = apps.cached(&key) {
+        let digest = sha256(token);
+        let key = (Credential::Token, digest, index);
+        if let Some(known) = apps.cached(&key) {
             return Ok(Ident {
-                username: d.username,
-                email: d.email,
-                key: key.0,
+                known,
                 via: "token",
             });
         }
+        let hash = rampart_core::hex(&digest);
         let holder = state
             .store
             .app_token_holder(app.name.as_str(), &hash)
@@ -527,11 +561,10 @@ async fn authenticate(
             return Err(unauthorized());
         };
         decide(state, app, &username, true, true, source).await?;
-        apps.remember(key.clone(), &username, &email);
+        let known = Known::new(username, email, format!("t:{hash}"));
+        apps.remember(key, known.clone());
         return Ok(Ident {
-            username,
-            email,
-            key: key.0,
+            known,
             via: "token",
         });
     }
@@ -539,13 +572,11 @@ async fn authenticate(
     let Some(cookie) = crate::auth::cookie(headers) else {
         return Err(to_login());
     };
-    let hash = token_hash(&cookie);
-    let key = (format!("s:{hash}"), index);
-    if let Some(d) = apps.cached(&key) {
+    let digest = sha256(&cookie);
+    let key = (Credential::Session, digest, index);
+    if let Some(known) = apps.cached(&key) {
         return Ok(Ident {
-            username: d.username,
-            email: d.email,
-            key: key.0,
+            known,
             via: "session",
         });
     }
@@ -558,11 +589,10 @@ async fn authenticate(
     let username = account.username.to_string();
     let email = account.email.as_str().to_owned();
     decide(state, app, &username, account.active, true, source).await?;
-    apps.remember(key.clone(), &username, &email);
+    let known = Known::new(username, email, format!("s:{}", rampart_core::hex(&digest)));
+    apps.remember(key, known.clone());
     Ok(Ident {
-        username,
-        email,
-        key: key.0,
+        known,
         via: "session",
     })
 }
