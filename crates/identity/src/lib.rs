@@ -30,8 +30,13 @@ pub fn random_token() -> Result<String, RandomError> {
 /// SHA-256 of a token, hex: what is stored for session ids, enrollment links and recovery
 /// codes (high-entropy values need no slow hash).
 pub fn token_hash(token: &str) -> String {
+    rampart_core::hex(&token_digest(token))
+}
+
+/// The SHA-256 of a token: [`token_hash`] before it is written as hex (a cache key).
+pub fn token_digest(token: &str) -> [u8; 32] {
     use sha2::Digest;
-    rampart_core::hex(&sha2::Sha256::digest(token.as_bytes()))
+    sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 /// The system's random generator failed.

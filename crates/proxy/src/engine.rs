@@ -38,20 +38,15 @@ pub const ASSERTION_HEADER: &str = "x-rampart-assertion";
 /// The prefix of rampart's own cookies, never forwarded.
 pub const COOKIE_PREFIX: &str = "__Host-rampart";
 
-/// How many threads serve the front door: one per core, at most 8 (nginx's
-/// `worker_processes auto`).
-pub fn front_door_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8))
-}
-
 thread_local! {
     /// Which front-door thread this is (see [`pin_front_door_thread`]); 0 on any other.
     static FRONT_DOOR_THREAD: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Marks the calling thread as front-door thread `n` (below [`front_door_threads`]): the
-/// requests it proxies take upstream connections from a pool of its own, which its own
-/// runtime drives, so a request and its upstream connection never wake another thread.
+/// Marks the calling thread as front-door thread `n` (below the `pools` its upstreams were
+/// made with): the requests it proxies take upstream connections from a pool of its own,
+/// which its own runtime drives, so a request and its upstream connection never wake
+/// another thread.
 pub fn pin_front_door_thread(n: usize) {
     FRONT_DOOR_THREAD.with(|t| t.set(n));
 }
@@ -72,8 +67,9 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Builds the pooled client; reads the CA and client certificate files.
-    pub fn new(app: App) -> Result<Self, AppConfigError> {
+    /// Builds `pools` pooled clients (one per front-door thread, at least one); reads the
+    /// CA and client certificate files.
+    pub fn new(app: App, pools: usize) -> Result<Self, AppConfigError> {
         let name = app.name.to_string();
         let err = |what: String| AppConfigError(format!("apps {name}: {what}"));
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -127,7 +123,7 @@ impl Upstream {
         Ok(Self {
             host: HeaderValue::from_str(app.authority.as_str()).ok(),
             first: pool(),
-            more: (1..front_door_threads()).map(|_| pool()).collect(),
+            more: (1..pools).map(|_| pool()).collect(),
             app,
         })
     }
@@ -769,8 +765,8 @@ mod tests {
         let app = crate::config::validate(&[config], "gw.example.com")
             .unwrap()
             .remove(0);
-        let up = Upstream::new(app).unwrap();
-        assert_eq!(up.more.len(), front_door_threads() - 1);
+        let up = Upstream::new(app, 3).unwrap();
+        assert_eq!(up.more.len(), 2);
         let pool_on = |pin: Option<usize>| {
             std::thread::scope(|s| {
                 s.spawn(|| {
@@ -787,7 +783,7 @@ mod tests {
         assert_eq!(pool_on(None), first);
         assert_eq!(pool_on(Some(0)), first);
         assert_eq!(pool_on(Some(99)), first);
-        for n in 1..front_door_threads() {
+        for n in 1..3 {
             assert_eq!(
                 pool_on(Some(n)),
                 std::ptr::from_ref(&up.more[n - 1]) as usize

@@ -33,7 +33,7 @@ use axum::routing::get;
 use rampart_access::{Binding, Permission, Principal, Role, authorize};
 use rampart_audit::{Action, Actor, AuditEvent, Outcome};
 use rampart_identity::session::Stage;
-use rampart_identity::{random_token, token_hash};
+use rampart_identity::{random_token, token_digest, token_hash};
 use rampart_proxy::assertion::Signer;
 use rampart_proxy::audit::AuditQueue;
 use rampart_proxy::engine::{self, Tracker};
@@ -66,6 +66,18 @@ struct Known {
     key: String,
     username_header: Option<HeaderValue>,
     email_header: Option<HeaderValue>,
+}
+
+impl Known {
+    fn new(username: String, email: String, key: String) -> Arc<Self> {
+        Arc::new(Self {
+            username_header: HeaderValue::from_str(&username).ok(),
+            email_header: HeaderValue::from_str(&email).ok(),
+            username,
+            email,
+            key,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -106,7 +118,7 @@ impl Apps {
     ) -> Result<(Self, tokio::task::JoinHandle<()>), String> {
         let upstreams = apps
             .into_iter()
-            .map(Upstream::new)
+            .map(|app| Upstream::new(app, crate::front::threads()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
         let signer = Signer::load_or_create(&store, master, origin)
@@ -496,29 +508,12 @@ struct Ident {
     via: &'static str,
 }
 
-impl Known {
-    fn new(username: String, email: String, key: String) -> Arc<Self> {
-        Arc::new(Self {
-            username_header: HeaderValue::from_str(&username).ok(),
-            email_header: HeaderValue::from_str(&email).ok(),
-            username,
-            email,
-            key,
-        })
-    }
-}
-
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let token = v
         .strip_prefix("Bearer ")
         .or_else(|| v.strip_prefix("bearer "))?;
     token.trim().starts_with(TOKEN_PREFIX).then(|| token.trim())
-}
-
-fn sha256(text: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes()).into()
 }
 
 async fn authenticate(
@@ -535,7 +530,7 @@ async fn authenticate(
     };
     let app = &upstream.app;
     if let Some(token) = bearer(headers) {
-        let digest = sha256(token);
+        let digest = token_digest(token);
         let key = (Credential::Token, digest, index);
         if let Some(known) = apps.cached(&key) {
             return Ok(Ident {
@@ -572,7 +567,7 @@ async fn authenticate(
     let Some(cookie) = crate::auth::cookie(headers) else {
         return Err(to_login());
     };
-    let digest = sha256(&cookie);
+    let digest = token_digest(&cookie);
     let key = (Credential::Session, digest, index);
     if let Some(known) = apps.cached(&key) {
         return Ok(Ident {

@@ -19,6 +19,12 @@ use axum::Router;
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 
+/// How many threads serve the front door (HTTPS and the HTTP redirect): one per core, at
+/// most 8 (nginx's `worker_processes auto`).
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8))
+}
+
 /// Serves `router` over TLS on `listener` until `handle` shuts the servers down. Returns
 /// once every thread has ended, or with the first error of one.
 pub async fn serve_https(
@@ -29,7 +35,7 @@ pub async fn serve_https(
     max_buf_size: usize,
 ) -> io::Result<()> {
     let mut starts: Vec<Start> = Vec::new();
-    for n in 0..rampart_proxy::engine::front_door_threads() {
+    for n in 0..threads() {
         let listener = listener.try_clone()?;
         let (rustls, handle, router) = (rustls.clone(), handle.clone(), router.clone());
         starts.push(Box::new(move || {

@@ -71,7 +71,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut starts: Vec<crate::front::Start> = Vec::new();
-    for _ in 0..rampart_proxy::engine::front_door_threads() {
+    for _ in 0..crate::front::threads() {
         let listener = listener.try_clone()?;
         let (redirect, stopping, permits) = (redirect.clone(), stopping.clone(), permits.clone());
         starts.push(Box::new(move || {
