@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rampart_audit::AuditEvent;
+use rampart_audit::AuditRecord;
 use rampart_store::Store;
 use tokio::sync::{mpsc, watch};
 
@@ -33,12 +33,12 @@ pub const CAPACITY: usize = 65_536;
 
 /// A reserved place for one request's record.
 #[derive(Debug)]
-pub struct Slot(mpsc::OwnedPermit<AuditEvent>);
+pub struct Slot(mpsc::OwnedPermit<AuditRecord>);
 
 impl Slot {
-    /// Puts the record in the queue.
-    pub fn send(self, event: AuditEvent) {
-        let _ = self.0.send(event);
+    /// Puts the record (unsealed, see [`crate::request_record`]) in the queue.
+    pub fn send(self, record: AuditRecord) {
+        let _ = self.0.send(record);
     }
 }
 
@@ -50,7 +50,7 @@ pub struct Refused;
 /// The sending side: hands out slots.
 #[derive(Debug, Clone)]
 pub struct AuditQueue {
-    tx: mpsc::Sender<AuditEvent>,
+    tx: mpsc::Sender<AuditRecord>,
     healthy: watch::Receiver<bool>,
     wait: Duration,
     busy: Arc<AtomicBool>,
@@ -113,7 +113,7 @@ impl AuditQueue {
 
 async fn write_loop(
     store: Arc<Store>,
-    mut rx: mpsc::Receiver<AuditEvent>,
+    mut rx: mpsc::Receiver<AuditRecord>,
     healthy: watch::Sender<bool>,
     busy: Arc<AtomicBool>,
     window: Duration,
@@ -131,7 +131,7 @@ async fn write_loop(
             tokio::time::sleep_until(last + window).await;
             while batch.len() < BATCH {
                 match rx.try_recv() {
-                    Ok(event) => batch.push(event),
+                    Ok(record) => batch.push(record),
                     Err(_) => break,
                 }
             }
@@ -139,12 +139,17 @@ async fn write_loop(
         last = Some(tokio::time::Instant::now());
         let mut delay = Duration::from_millis(100);
         loop {
-            match store.append_audit(&batch).await {
-                Ok(_) => {
+            match store.append_records(std::mem::take(&mut batch)).await {
+                Ok(mut sealed) => {
                     healthy.send_if_modified(|h| !std::mem::replace(h, true));
+                    // The vector comes back: the next batch reuses it.
+                    sealed.clear();
+                    batch = sealed;
                     break;
                 }
-                Err(e) => {
+                Err((e, records)) => {
+                    // Retried with the same records (sealed again at the next try).
+                    batch = records;
                     if healthy.send_if_modified(|h| std::mem::replace(h, false)) {
                         tracing::error!(error = %e, "the audit log refuses app request records; new app requests are refused until it recovers");
                     }
@@ -161,11 +166,15 @@ async fn write_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rampart_audit::{Action, Actor};
+    use rampart_audit::{Action, Actor, AuditEvent};
 
     fn event(n: usize) -> AuditEvent {
         AuditEvent::new(Actor::User("alice".into()), Action::AppRequest, "app")
             .detail("n", n.to_string())
+    }
+
+    fn record(n: usize) -> AuditRecord {
+        AuditRecord::unsealed(&event(n))
     }
 
     /// A store on a file (the direct path needs one) whose chain head is already known.
@@ -197,13 +206,13 @@ mod tests {
         let window = Duration::from_millis(200);
         let (queue, _task) =
             AuditQueue::spawn_with_window(store.clone(), Duration::from_secs(5), window);
-        queue.slot().await.unwrap().send(event(1));
+        queue.slot().await.unwrap().send(record(1));
         idle(&queue).await;
         assert_eq!(written(&store).await, 2);
         let before = store.direct_audit_commits().await;
         let started = std::time::Instant::now();
         for n in 2..52 {
-            queue.slot().await.unwrap().send(event(n));
+            queue.slot().await.unwrap().send(record(n));
             // The writer runs between two records (one thread): without the window each
             // would be a commit of its own.
             tokio::task::yield_now().await;
@@ -229,9 +238,9 @@ mod tests {
             Duration::from_secs(5),
             Duration::from_secs(3600),
         );
-        queue.slot().await.unwrap().send(event(1));
+        queue.slot().await.unwrap().send(record(1));
         idle(&queue).await;
-        queue.slot().await.unwrap().send(event(2));
+        queue.slot().await.unwrap().send(record(2));
         while queue.tx.capacity() < queue.tx.max_capacity() {
             tokio::task::yield_now().await;
         }

@@ -313,10 +313,15 @@ impl Scrubber {
 /// program's stderr, a CA's error, a reason typed in a form) on its way to the audit log.
 /// The scrubber is built once per process; if it cannot be built, the text is withheld.
 pub fn scrub_default(text: &str) -> String {
+    scrub_default_cow(text).into_owned()
+}
+
+/// [`scrub_default`], borrowing `text` when there is nothing in it to scrub.
+pub fn scrub_default_cow(text: &str) -> Cow<'_, str> {
     static SCRUBBER: std::sync::OnceLock<Option<Scrubber>> = std::sync::OnceLock::new();
     match SCRUBBER.get_or_init(|| Scrubber::new(&ScrubConfig::default(), None).ok()) {
-        Some(s) => s.scrub(text, &mut Counts::new()).into_owned(),
-        None => String::from("[text withheld: the scrubber is unavailable]"),
+        Some(s) => s.scrub(text, &mut Counts::new()),
+        None => Cow::Borrowed("[text withheld: the scrubber is unavailable]"),
     }
 }
 

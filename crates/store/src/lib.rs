@@ -179,11 +179,13 @@ async fn prepare_sqlite(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Events waiting for the group committer, and where to send their records.
-type Pending = (
-    Vec<AuditRecord>,
-    oneshot::Sender<Result<Vec<AuditRecord>, StoreError>>,
-);
+/// Records waiting for the group committer, and where to send them once sealed (or, when
+/// the commit failed, back with the error).
+type Pending = (Vec<AuditRecord>, oneshot::Sender<Appended>);
+
+/// What [`Store::append_records`] gives back: the sealed records, or why they were not
+/// committed and the records themselves.
+pub type Appended = Result<Vec<AuditRecord>, (StoreError, Vec<AuditRecord>)>;
 
 /// Most events committed in one group transaction.
 const GROUP_MAX: usize = 2048;
@@ -305,13 +307,21 @@ impl Store {
         events: &[AuditEvent],
     ) -> Result<Vec<AuditRecord>, StoreError> {
         let records = events.iter().map(AuditRecord::unsealed).collect();
+        self.append_records(records).await.map_err(|(e, _)| e)
+    }
+
+    /// Appends records made unsealed beforehand (as [`AuditRecord::unsealed`] makes them),
+    /// like [`Store::append_audit`]. When they were not committed, they come back with the
+    /// error, for the caller to try again without making them anew.
+    pub async fn append_records(&self, records: Vec<AuditRecord>) -> Appended {
+        let stopped = || StoreError::AuditWrite("the audit writer has stopped".into());
         let (done, wait) = oneshot::channel();
-        self.group
-            .send((records, done))
-            .await
-            .map_err(|_| StoreError::AuditWrite("the audit writer has stopped".into()))?;
-        wait.await
-            .map_err(|_| StoreError::AuditWrite("the audit writer has stopped".into()))?
+        if let Err(mpsc::error::SendError((records, _))) = self.group.send((records, done)).await {
+            return Err((stopped(), records));
+        }
+        // The committer answers every group it took; without an answer it has stopped
+        // and the records are gone with it.
+        wait.await.unwrap_or_else(|_| Err((stopped(), Vec::new())))
     }
 
     /// A hint for the group committer, held by one caller (a database session): while it
@@ -564,8 +574,10 @@ async fn group_commit(
             Err(e) => {
                 tracing::error!(error = %e, "audit group commit failed");
                 let text = e.to_string();
-                for done in waiters {
-                    let _ = done.send(Err(StoreError::AuditWrite(text.clone())));
+                let mut rest = records.into_iter();
+                for (n, done) in sizes.into_iter().zip(waiters) {
+                    let mine = rest.by_ref().take(n).collect();
+                    let _ = done.send(Err((StoreError::AuditWrite(text.clone()), mine)));
                 }
             }
         }

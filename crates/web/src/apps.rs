@@ -368,7 +368,7 @@ async fn serve(state: AppState, index: usize, cut: usize, request: Request) -> R
         crate::guard::authority(&request).unwrap_or_else(|| state.web.public_host.clone());
     let (app_name, who, via) = (app.name.to_string(), known.clone(), ident.via);
     let tracker = Tracker::new(Box::new(move |finished| {
-        slot.send(rampart_proxy::request_event(
+        slot.send(rampart_proxy::request_record(
             &app_name,
             &who.username,
             source,

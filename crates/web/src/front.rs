@@ -15,7 +15,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 
-use axum::Router;
+use axum::ServiceExt;
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 
@@ -25,26 +25,28 @@ pub fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8))
 }
 
-/// Serves `router` over TLS on `listener` until `handle` shuts the servers down. Returns
+/// Serves `app` over TLS on `listener` until `handle` shuts the servers down. Returns
 /// once every thread has ended, or with the first error of one.
 pub async fn serve_https(
     listener: std::net::TcpListener,
     rustls: RustlsConfig,
     handle: Handle,
-    router: Router,
+    app: crate::HttpsApp,
     max_buf_size: usize,
 ) -> io::Result<()> {
     let mut starts: Vec<Start> = Vec::new();
     for n in 0..threads() {
         let listener = listener.try_clone()?;
-        let (rustls, handle, router) = (rustls.clone(), handle.clone(), router.clone());
+        let (rustls, handle, app) = (rustls.clone(), handle.clone(), app.clone());
         starts.push(Box::new(move || {
             rampart_proxy::engine::pin_front_door_thread(n);
             Box::pin(async move {
                 let mut server = axum_server::from_tcp_rustls(listener, rustls).handle(handle);
                 server.http_builder().http1().max_buf_size(max_buf_size);
                 server
-                    .serve(router.into_make_service_with_connect_info::<SocketAddr>())
+                    .serve(
+                        <crate::HttpsApp as ServiceExt<axum::extract::Request>>::into_make_service_with_connect_info::<SocketAddr>(app),
+                    )
                     .await
             })
         }));

@@ -190,14 +190,18 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// The HTTPS application: the front door ([`guard::FrontDoor`]: security headers, CSRF,
+/// apps) around the router of rampart's own pages.
+pub type HttpsApp = guard::FrontDoor<Router>;
+
 /// The HTTPS application.
-pub fn https_router(state: AppState) -> Router {
+pub fn https_router(state: AppState) -> HttpsApp {
     let limit = usize::try_from(state.web.max_body_kib).unwrap_or(64) * 1024;
     // Log pushes carry batches: their own, larger limit (`logs.max_body_kib`).
     let ingest_limit = state.logs.as_ref().map_or(limit, |l| {
         usize::try_from(l.config().max_body_kib.get()).unwrap_or(64) * 1024
     });
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/static/app.css", get(pages::stylesheet))
         .merge(auth::routes())
@@ -219,8 +223,8 @@ pub fn https_router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(ingest_limit))
                 .layer(tower_http::limit::RequestBodyLimitLayer::new(ingest_limit)),
         )
-        .layer(guard::FrontDoorLayer(state.clone()))
-        .with_state(state)
+        .with_state(state.clone());
+    tower::Layer::layer(&guard::FrontDoorLayer(state), router)
 }
 
 /// What the HTTP listener answers with (see [`redirect`]).
