@@ -310,10 +310,26 @@ pub struct Forward {
     pub assertion: HeaderValue,
     /// The client's address.
     pub client_ip: Option<IpAddr>,
-    /// The host (and port) the client asked for.
-    pub public_host: String,
+    /// The host (and port) the client asked for, when it is a valid header value.
+    pub public_host: Option<HeaderValue>,
     /// Remove `Authorization` (it carried rampart's bearer token).
     pub strip_authorization: bool,
+}
+
+/// An address as a header value, formatted on the stack.
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    use std::io::Write as _;
+    // The longest address (IPv6 with an embedded IPv4) is 45 characters.
+    let mut buf = [0_u8; 64];
+    let room = buf.len();
+    let mut out = &mut buf[..];
+    let written = match write!(out, "{ip}") {
+        Ok(()) => room - out.len(),
+        Err(_) => 0,
+    };
+    buf.get(..written)
+        .and_then(|text| HeaderValue::from_bytes(text).ok())
+        .unwrap_or_else(|| HeaderValue::from_static("unknown"))
 }
 
 /// Whether a path (after the prefix was taken off) is safe to forward: absolute, no `.` or
@@ -322,46 +338,54 @@ pub fn safe_path(path: &str) -> bool {
     if !path.starts_with('/') || path.len() > 8192 {
         return false;
     }
-    let bytes = path.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
+    // Segment by segment, decoding as it goes, without a copy of the path: an encoded
+    // slash is refused, so the literal slashes are the only boundaries.
+    path.split('/').all(safe_segment)
+}
+
+/// One segment of [`safe_path`]: every byte allowed, every `%XX` valid and allowed, and
+/// not `.` or `..` once decoded.
+fn safe_segment(segment: &str) -> bool {
+    let bytes = segment.as_bytes();
+    let (mut decoded, mut dots, mut i) = (0_usize, 0_usize, 0_usize);
     while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
+        let v = if b == b'%' {
             let hex = bytes
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok());
             match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                Some(v) => {
-                    if matches!(v, b'/' | b'\\') || v < 0x20 || v == 0x7f {
-                        return false;
-                    }
-                    decoded.push(v);
+                Some(v) if !matches!(v, b'/' | b'\\') && v >= 0x20 && v != 0x7f => {
                     i += 3;
+                    v
                 }
-                None => return false,
+                _ => return false,
             }
         } else {
             if b == b'\\' || b < 0x20 || b == 0x7f {
                 return false;
             }
-            decoded.push(b);
             i += 1;
-        }
+            b
+        };
+        decoded += 1;
+        dots += usize::from(v == b'.');
     }
-    !decoded
-        .split(|&b| b == b'/')
-        .any(|seg| seg == b"." || seg == b"..")
+    !(matches!(decoded, 1 | 2) && dots == decoded)
 }
 
 /// Removes the hop-by-hop headers (RFC 9110 §7.6.1) and `Proxy-*`; keeps `Upgrade` when
 /// `upgrade` is set (and says so in `Connection`).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // `close` names no header and `keep-alive` one removed below: skipping them spares the
+    // name's allocation on nearly every response (`Connection: keep-alive`).
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
     for name in named {
         if upgrade && name == header::UPGRADE {
@@ -578,7 +602,8 @@ where
         app.base_path,
         rest
     );
-    let Ok(uri) = uri.parse::<Uri>() else {
+    // From the string's own buffer, not a copy of it.
+    let Ok(uri) = Uri::from_maybe_shared(Bytes::from(uri)) else {
         return done(
             &tracker,
             page(StatusCode::BAD_REQUEST, "The request's path is not valid."),
@@ -596,11 +621,6 @@ where
     if let Some(host) = &upstream.host {
         h.insert(header::HOST, host.clone());
     }
-    let set = |h: &mut HeaderMap, name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            h.insert(HeaderName::from_static(name), v);
-        }
-    };
     if let Some(user) = &who.username {
         h.insert(HeaderName::from_static(USER_HEADER), user.clone());
     }
@@ -612,13 +632,15 @@ where
         who.assertion.clone(),
     );
     if let Some(ip) = who.client_ip {
-        set(h, "x-forwarded-for", &ip.to_string());
+        h.insert(HeaderName::from_static("x-forwarded-for"), ip_value(ip));
     }
     h.insert(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static("https"),
     );
-    set(h, "x-forwarded-host", &who.public_host);
+    if let Some(host) = &who.public_host {
+        h.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
+    }
     let body = Metered {
         inner: body,
         tracker: tracker.clone(),
@@ -791,6 +813,53 @@ mod tests {
         }
     }
 
+    /// The check as it was first written: decode the whole path into a copy, then look at
+    /// its segments.
+    fn judged_by_a_decoded_copy(path: &str) -> bool {
+        if !path.starts_with('/') || path.len() > 8192 {
+            return false;
+        }
+        let bytes = path.as_bytes();
+        let mut decoded = Vec::new();
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            if b == b'%' {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) if !matches!(v, b'/' | b'\\') && v >= 0x20 && v != 0x7f => {
+                        decoded.push(v);
+                        i += 3;
+                    }
+                    _ => return false,
+                }
+            } else {
+                if b == b'\\' || b < 0x20 || b == 0x7f {
+                    return false;
+                }
+                decoded.push(b);
+                i += 1;
+            }
+        }
+        !decoded
+            .split(|&b| b == b'/')
+            .any(|seg| seg == b"." || seg == b"..")
+    }
+
+    #[test]
+    fn addresses_become_header_values() {
+        for ip in [
+            "127.0.0.1",
+            "::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+            "2001:db8::42",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_value(ip).to_str().unwrap(), ip.to_string());
+        }
+    }
+
     #[test]
     fn traversal_is_refused_even_encoded() {
         assert!(safe_path("/"));
@@ -824,6 +893,11 @@ mod tests {
         }
 
         #[test]
+        fn paths_are_judged_as_by_a_decoded_copy(raw in "/[/a-z.%2eEfF5cC\\\\+\u{1}]{0,40}") {
+            proptest::prop_assert_eq!(safe_path(&raw), judged_by_a_decoded_copy(&raw), "{}", raw);
+        }
+
+        #[test]
         fn any_text_is_judged_without_panic(raw in "\\PC{0,200}") {
             let _ = safe_path(&raw);
             let _ = crate::percent_decoded(&raw);
@@ -835,8 +909,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(
             "connection",
-            HeaderValue::from_static("keep-alive, x-secret"),
+            HeaderValue::from_static("Keep-Alive, x-secret, close"),
         );
+        h.append("connection", HeaderValue::from_static("x-other"));
+        h.insert("x-other", HeaderValue::from_static("2"));
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("te", HeaderValue::from_static("trailers"));

@@ -287,6 +287,21 @@ pub(crate) fn serve_route(state: &AppState, route: Route, request: Request) -> B
     }
 }
 
+/// The host the client asked for, as the upstream's `X-Forwarded-Host`: the request's
+/// authority (HTTP/2, or an absolute URI), else its `Host` header (shared with the request,
+/// not copied), else the public host.
+fn forwarded_host(request: &Request, public_host: &str) -> Option<HeaderValue> {
+    match request.uri().authority() {
+        Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+        None => request
+            .headers()
+            .get(header::HOST)
+            .filter(|h| h.to_str().is_ok())
+            .cloned()
+            .or_else(|| HeaderValue::from_str(public_host).ok()),
+    }
+}
+
 fn page(status: StatusCode, text: &str) -> Response {
     engine::page(status, text).map(Body::new)
 }
@@ -363,16 +378,16 @@ async fn serve(state: AppState, index: usize, cut: usize, request: Request) -> R
         &known.email,
         now,
     );
-    let method = request.method().to_string();
-    let public_host =
-        crate::guard::authority(&request).unwrap_or_else(|| state.web.public_host.clone());
-    let (app_name, who, via) = (app.name.to_string(), known.clone(), ident.via);
+    let method = request.method().clone();
+    let public_host = forwarded_host(&request, &state.web.public_host);
+    let (who, via, named) = (known.clone(), ident.via, apps.clone());
     let tracker = Tracker::new(Box::new(move |finished| {
+        let app_name = named.upstreams.get(index).map(|u| u.app.name.as_str());
         slot.send(rampart_proxy::request_record(
-            &app_name,
+            app_name.unwrap_or_default(),
             &who.username,
             source,
-            &method,
+            method.as_str(),
             &original,
             via,
             finished,
