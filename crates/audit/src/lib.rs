@@ -16,7 +16,9 @@ mod checkpoint;
 mod event;
 
 pub use checkpoint::{Checkpoint, CheckpointError, SigningKey};
-pub use event::{Action, Actor, AuditEvent, Outcome};
+pub use event::{
+    Action, Actor, AuditEvent, Detail, Outcome, address_text, details_json, user_actor,
+};
 
 use sha2::{Digest, Sha256};
 
@@ -80,15 +82,37 @@ impl AuditRecord {
     /// The text of `event` as a record, not yet sealed: no sequence number, time or
     /// hashes until [`Chain::seal_record`].
     pub fn unsealed(event: &AuditEvent) -> Self {
+        Self::unsealed_from(
+            event.actor.text(),
+            event.action,
+            &event.subject,
+            event.outcome,
+            event.source,
+            event.details_json(),
+        )
+    }
+
+    /// A record not yet sealed, from its parts: what [`AuditRecord::unsealed`] makes of an
+    /// event with these fields, for the busiest records, made without the event. `actor`
+    /// is the stored text ([`Actor::text`], [`user_actor`]); `details` the JSON
+    /// ([`details_json`]).
+    pub fn unsealed_from(
+        actor: String,
+        action: Action,
+        subject: &str,
+        outcome: Outcome,
+        source: Option<std::net::IpAddr>,
+        details: String,
+    ) -> Self {
         Self {
             seq: 0,
             time_us: 0,
-            actor: event.actor.to_string(),
-            action: event.action.as_str().to_owned(),
-            subject: event.subject.clone(),
-            outcome: event.outcome.as_str().to_owned(),
-            source: event.source.map(|s| s.to_string()).unwrap_or_default(),
-            details: event.details_json(),
+            actor,
+            action: action.as_str().to_owned(),
+            subject: subject.to_owned(),
+            outcome: outcome.as_str().to_owned(),
+            source: source.map(address_text).unwrap_or_default(),
+            details,
             prev_hash: String::new(),
             hash: String::new(),
         }

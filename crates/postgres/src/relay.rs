@@ -11,6 +11,7 @@
 //! fails or takes longer than the configured wait, the client gets an error instead of
 //! `ReadyForQuery` and the session ends: nothing acknowledged is unaudited.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use rampart_audit::{Action, Actor, AuditEvent, Outcome};
+use rampart_audit::{Action, AuditRecord, Detail, Outcome};
 use rampart_store::Store;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -422,7 +423,7 @@ async fn server_to_client<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     relay: &Relay,
 ) -> End {
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let mut events: Vec<AuditEvent> = Vec::new();
+    let mut events: Vec<AuditRecord> = Vec::new();
     let deadline = relay.until.map(|until| {
         let left = until.duration_since(jiff::Timestamp::now());
         let left = Duration::try_from(left).unwrap_or(Duration::ZERO);
@@ -465,18 +466,23 @@ async fn server_to_client<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                     start = consumed;
                 }
                 let n = events.len() as u64;
-                let committed =
-                    tokio::time::timeout(relay.audit_wait, relay.store.append_audit(&events)).await;
-                events.clear();
+                let committed = tokio::time::timeout(
+                    relay.audit_wait,
+                    relay.store.append_records(std::mem::take(&mut events)),
+                )
+                .await;
                 match committed {
-                    Ok(Ok(_)) => {
+                    Ok(Ok(mut sealed)) => {
+                        // The vector comes back: the next statement's records reuse it.
+                        sealed.clear();
+                        events = sealed;
                         relay.health.succeeded();
                         shared.statements.fetch_add(n, Ordering::Relaxed);
                     }
                     outcome => {
                         relay.health.failed();
                         let why = match outcome {
-                            Ok(Err(e)) => e.to_string(),
+                            Ok(Err((e, _))) => e.to_string(),
                             _ => "timed out".into(),
                         };
                         tracing::error!(session = %relay.session.id, error = %why, "statement audit could not be committed; ending the session");
@@ -579,7 +585,7 @@ fn respond(
     body: &[u8],
     queue: &mut VecDeque<Expect>,
     relay: &SessionInfo,
-    events: &mut Vec<AuditEvent>,
+    events: &mut Vec<AuditRecord>,
 ) {
     let head_is = |q: &VecDeque<Expect>, f: fn(&Expect) -> bool| q.front().is_some_and(f);
     match tag {
@@ -597,7 +603,7 @@ fn respond(
         }
         b'V' => {
             if let Some(Expect::FunctionCall { oid, since }) = queue.front() {
-                events.push(event(
+                events.push(record(
                     relay,
                     Some(function_call(*oid)),
                     *since,
@@ -621,13 +627,13 @@ fn respond(
                     }
                     let statement = statements.pop_front();
                     let started = std::mem::replace(since, Instant::now());
-                    events.push(event(relay, statement, started, outcome));
+                    events.push(record(relay, statement, started, outcome));
                 }
                 Some(Expect::Execute { .. }) => {
                     if let Some(Expect::Execute { statement, since }) = queue.pop_front()
                         && tag != b'I'
                     {
-                        events.push(event(relay, Some(statement), since, outcome));
+                        events.push(record(relay, Some(statement), since, outcome));
                     }
                 }
                 _ => {}
@@ -639,12 +645,12 @@ fn respond(
                 Some(Expect::Query { statements, since }) => {
                     let statement = statements.pop_front();
                     let started = std::mem::replace(since, Instant::now());
-                    events.push(event(relay, statement, started, Done::Error(code)));
+                    events.push(record(relay, statement, started, Done::Error(code)));
                     // The rest of a failed simple query never runs.
                     statements.clear();
                 }
                 Some(Expect::FunctionCall { oid, since }) => {
-                    events.push(event(
+                    events.push(record(
                         relay,
                         Some(function_call(*oid)),
                         *since,
@@ -655,10 +661,10 @@ fn respond(
                 Some(_) => {
                     match queue.pop_front() {
                         Some(Expect::Execute { statement, since }) => {
-                            events.push(event(relay, Some(statement), since, Done::Error(code)));
+                            events.push(record(relay, Some(statement), since, Done::Error(code)));
                         }
                         Some(Expect::Parse(statement)) => {
-                            events.push(event(
+                            events.push(record(
                                 relay,
                                 Some(statement),
                                 Instant::now(),
@@ -706,12 +712,15 @@ enum Done<'a> {
     Error(&'a [u8]),
 }
 
-fn event(
+/// The unsealed audit record of a finished statement, made without an event (one per
+/// statement: the gateway's busiest allocation site). Its details are those an event
+/// with the same fields would have ([`rampart_audit::details_json`]).
+fn record(
     s: &SessionInfo,
     statement: Option<Arc<Tracked>>,
     since: Instant,
     done: Done<'_>,
-) -> AuditEvent {
+) -> AuditRecord {
     let statement = statement.unwrap_or_else(|| {
         Tracked::new(Statement {
             text: "(statement not recognized)".into(),
@@ -725,44 +734,103 @@ fn event(
     } else {
         Action::DbStatement
     };
-    let mut e = AuditEvent::new(Actor::User(s.account.clone()), action, s.target.clone())
-        .source(s.source)
-        .detail("session", s.id.clone())
-        .detail("db_role", s.db_role.clone())
-        .detail("database", s.database.clone())
-        .detail("class", class.as_str())
-        .detail("fingerprint", statement.statement.fingerprint.clone())
-        .detail("statement", statement.text.clone())
-        .detail("duration_us", since.elapsed().as_micros().to_string());
-    match done {
+    let mut fields = [
+        ("session", Detail::Text(&s.id)),
+        ("db_role", Detail::Text(&s.db_role)),
+        ("database", Detail::Text(&s.database)),
+        ("class", Detail::Text(class.as_str())),
+        (
+            "fingerprint",
+            Detail::Text(&statement.statement.fingerprint),
+        ),
+        ("statement", Detail::Text(&statement.text)),
+        ("duration_us", Detail::Number(since.elapsed().as_micros())),
+        // The rest by how the statement finished; a field not given is left out.
+        ("", Detail::Text("")),
+        ("", Detail::Text("")),
+        ("", Detail::Text("")),
+    ];
+    let (command, rows, code, outcome) = match done {
         Done::Complete(tag) => {
-            let (command, rows) = split_tag(tag);
-            e = e.detail("command", command);
-            if let Some(rows) = rows {
-                e = e.detail("rows", rows.to_string());
-            }
+            let (command, rows) = split_tag_borrowed(tag);
+            (Some(command), rows, None, Outcome::Success)
         }
-        Done::Suspended => e = e.detail("command", "PORTAL SUSPENDED"),
-        Done::Empty => {}
-        Done::Error(code) => {
-            e = e
-                .outcome(Outcome::Failure)
-                .detail("sqlstate", sqlstate(code));
+        Done::Suspended => (
+            Some(Cow::Borrowed("PORTAL SUSPENDED")),
+            None,
+            None,
+            Outcome::Success,
+        ),
+        Done::Empty => (None, None, None, Outcome::Success),
+        Done::Error(c) => (None, None, Some(sqlstate(c)), Outcome::Failure),
+    };
+    let extra = [
+        command.as_deref().map(|c| ("command", Detail::Text(c))),
+        rows.map(|n| ("rows", Detail::Number(n.into()))),
+        code.as_deref().map(|c| ("sqlstate", Detail::Text(c))),
+    ];
+    let mut given = 7;
+    for field in extra.into_iter().flatten() {
+        if let Some(slot) = fields.get_mut(given) {
+            *slot = field;
+            given += 1;
         }
     }
-    e
+    let details = rampart_audit::details_json(fields.get_mut(..given).unwrap_or_default());
+    AuditRecord::unsealed_from(
+        rampart_audit::user_actor(&s.account),
+        action,
+        &s.target,
+        outcome,
+        s.source,
+        details,
+    )
 }
 
 /// `INSERT 0 5` → (`INSERT`, 5); `CREATE TABLE` → (`CREATE TABLE`, none).
 pub fn split_tag(tag: &[u8]) -> (String, Option<u64>) {
-    let text = String::from_utf8_lossy(tag);
-    let mut words: Vec<&str> = text.split(' ').collect();
-    let rows = words.last().and_then(|w| w.parse::<u64>().ok());
-    while words.last().is_some_and(|w| w.parse::<u64>().is_ok()) {
-        words.pop();
+    let (command, rows) = split_tag_borrowed(tag);
+    (command.into_owned(), rows)
+}
+
+/// [`split_tag`], borrowing the command from the tag when it is UTF-8 and at most 64
+/// characters (as every tag PostgreSQL sends is).
+fn split_tag_borrowed(tag: &[u8]) -> (Cow<'_, str>, Option<u64>) {
+    let number = |w: &str| w.parse::<u64>().ok();
+    let cut = |text: &str| -> usize {
+        // Trailing numbers (`INSERT 0 5`) are not part of the command.
+        let mut end = text.len();
+        loop {
+            let head = text.get(..end).unwrap_or_default();
+            match head.rsplit_once(' ') {
+                Some((before, last)) if number(last).is_some() => end = before.len(),
+                None if number(head).is_some() => return 0,
+                _ => return end,
+            }
+        }
+    };
+    let command = |text: &str| -> (usize, Option<usize>) {
+        let end = cut(text);
+        let head = text.get(..end).unwrap_or_default();
+        (end, head.char_indices().nth(64).map(|(i, _)| i))
+    };
+    match String::from_utf8_lossy(tag) {
+        Cow::Borrowed(text) => {
+            let rows = text.rsplit(' ').next().and_then(number);
+            let (end, long) = command(text);
+            let end = long.unwrap_or(end);
+            (Cow::Borrowed(text.get(..end).unwrap_or_default()), rows)
+        }
+        Cow::Owned(text) => {
+            let rows = text.rsplit(' ').next().and_then(number);
+            let (end, long) = command(&text);
+            let end = long.unwrap_or(end);
+            (
+                Cow::Owned(text.get(..end).unwrap_or_default().to_owned()),
+                rows,
+            )
+        }
     }
-    let command: String = words.join(" ").chars().take(64).collect();
-    (command, rows)
 }
 
 /// A SQLSTATE is five characters of `[0-9A-Z]`; anything else is stored as `?????`.

@@ -8,6 +8,125 @@ fn command_tags_split_into_command_and_rows() {
     assert_eq!(split_tag(b"COPY 3"), ("COPY".into(), Some(3)));
 }
 
+/// The split as first written, through owned words.
+fn split_by_words(tag: &[u8]) -> (String, Option<u64>) {
+    let text = String::from_utf8_lossy(tag);
+    let mut words: Vec<&str> = text.split(' ').collect();
+    let rows = words.last().and_then(|w| w.parse::<u64>().ok());
+    while words.last().is_some_and(|w| w.parse::<u64>().is_ok()) {
+        words.pop();
+    }
+    let command: String = words.join(" ").chars().take(64).collect();
+    (command, rows)
+}
+
+#[test]
+fn borrowed_splits_are_the_split_by_words() {
+    let long = format!("{} 7", "É".repeat(70));
+    let tags: [&[u8]; 12] = [
+        b"INSERT 0 5",
+        b"SELECT 12",
+        b"CREATE TABLE",
+        b"",
+        b"5",
+        b"1 2 3",
+        b"A 1 B 2",
+        b"A  1",
+        b"FETCH 18446744073709551616",
+        b"BAD \xff\xfe 3",
+        long.as_bytes(),
+        b" 1",
+    ];
+    for tag in tags {
+        let (command, rows) = split_tag_borrowed(tag);
+        assert_eq!((command.into_owned(), rows), split_by_words(tag), "{tag:?}");
+    }
+}
+
+/// The record of a statement as the relay first made it: an event, then its record.
+fn by_event(s: &SessionInfo, statement: &Arc<Tracked>, done: &Done<'_>) -> AuditRecord {
+    let class = statement.statement.class;
+    let action = if class.is_change() {
+        Action::DbChange
+    } else {
+        Action::DbStatement
+    };
+    let mut e = rampart_audit::AuditEvent::new(
+        rampart_audit::Actor::User(s.account.clone()),
+        action,
+        s.target.clone(),
+    )
+    .source(s.source)
+    .detail("session", s.id.clone())
+    .detail("db_role", s.db_role.clone())
+    .detail("database", s.database.clone())
+    .detail("class", class.as_str())
+    .detail("fingerprint", statement.statement.fingerprint.clone())
+    .detail("statement", statement.text.clone())
+    .detail("duration_us", "0");
+    match done {
+        Done::Complete(tag) => {
+            let (command, rows) = split_by_words(tag);
+            e = e.detail("command", command);
+            if let Some(rows) = rows {
+                e = e.detail("rows", rows.to_string());
+            }
+        }
+        Done::Suspended => e = e.detail("command", "PORTAL SUSPENDED"),
+        Done::Empty => {}
+        Done::Error(code) => {
+            e = e
+                .outcome(Outcome::Failure)
+                .detail("sqlstate", sqlstate(code));
+        }
+    }
+    AuditRecord::unsealed(&e)
+}
+
+#[test]
+fn a_statement_record_is_the_record_of_its_event() {
+    let mut s = session();
+    s.source = Some("::1".parse().unwrap());
+    let statements = [
+        Tracked::new(Statement {
+            text: "SELECT * FROM t WHERE a = $1 AND b = 'x\"y'".into(),
+            fingerprint: "0123456789abcdef".into(),
+            class: Class::Read,
+        }),
+        Tracked::new(Statement {
+            text: "GRANT ALL ON t TO \"bob\"".into(),
+            fingerprint: "fedcba9876543210".into(),
+            class: Class::Privilege,
+        }),
+    ];
+    let dones = [
+        Done::Complete(b"INSERT 0 5"),
+        Done::Complete(b"CREATE TABLE"),
+        Done::Complete(b"\xffBAD 2"),
+        Done::Suspended,
+        Done::Empty,
+        Done::Error(b"42P01"),
+        Done::Error(b"x'; --"),
+    ];
+    for statement in &statements {
+        for done in &dones {
+            let done = match done {
+                Done::Complete(t) => Done::Complete(t),
+                Done::Suspended => Done::Suspended,
+                Done::Empty => Done::Empty,
+                Done::Error(c) => Done::Error(c),
+            };
+            let expected = by_event(&s, statement, &done);
+            let mut got = record(&s, Some(statement.clone()), Instant::now(), done);
+            // The one field that depends on the clock.
+            let mut details: serde_json::Value = serde_json::from_str(&got.details).unwrap();
+            details["duration_us"] = "0".into();
+            got.details = serde_json::to_string(&details).unwrap();
+            assert_eq!(got, expected);
+        }
+    }
+}
+
 #[test]
 fn sqlstate_is_kept_only_when_well_formed() {
     assert_eq!(sqlstate(b"42P01"), "42P01");
@@ -40,7 +159,9 @@ fn exchange(client: &[(u8, Vec<u8>)], server: &[(u8, Vec<u8>)]) -> (Vec<[String;
     let got = events
         .iter()
         .map(|e| {
-            let d = |k: &str| e.details.get(k).cloned().unwrap_or_default();
+            let details: std::collections::BTreeMap<String, String> =
+                serde_json::from_str(&e.details).unwrap();
+            let d = |k: &str| details.get(k).cloned().unwrap_or_default();
             [d("statement"), d("command"), d("rows"), d("sqlstate")]
         })
         .collect();
