@@ -592,18 +592,24 @@ where
     }
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
-    let uri = format!(
-        "{}://{}{}{}",
-        match app.scheme {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        },
-        app.authority,
-        app.base_path,
-        rest
-    );
-    // From the string's own buffer, not a copy of it.
-    let Ok(uri) = Uri::from_maybe_shared(Bytes::from(uri)) else {
+    // From its parts: the scheme and authority were checked with the configuration, only
+    // the path is new (and passed from its own buffer, not copied).
+    let mut path = String::with_capacity(app.base_path.len() + rest.len());
+    path.push_str(&app.base_path);
+    path.push_str(rest);
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(match app.scheme {
+        Scheme::Http => http::uri::Scheme::HTTP,
+        Scheme::Https => http::uri::Scheme::HTTPS,
+    });
+    uri.authority = Some(app.authority.clone());
+    uri.path_and_query = http::uri::PathAndQuery::from_maybe_shared(Bytes::from(path)).ok();
+    let Some(uri) = uri
+        .path_and_query
+        .is_some()
+        .then(|| Uri::from_parts(uri).ok())
+        .flatten()
+    else {
         return done(
             &tracker,
             page(StatusCode::BAD_REQUEST, "The request's path is not valid."),
