@@ -98,7 +98,8 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// The response of [`FrontDoor`]: the inner one, the CSRF refusal or an app's, with headers added.
+    /// The response of [`FrontDoor`]: the inner one, the CSRF refusal or an app's, with
+    /// headers added.
     #[project = GuardedProj]
     pub enum Guarded<F> {
         Inner { #[pin] inner: F },
