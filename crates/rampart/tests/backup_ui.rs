@@ -317,6 +317,19 @@ fn a_failing_source_records_no_success_and_raises_one_alert() {
     );
 
     assert!(catalog(&r).is_empty(), "a failed run catalogued a backup");
+    // A failed dump leaves no object behind.
+    let mut left = Vec::new();
+    let mut dirs = vec![r.data_dir().join("backups")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                left.push(entry.path());
+            }
+        }
+    }
+    assert!(left.is_empty(), "a failed run left objects: {left:?}");
     let audit = cli_ok(
         &r,
         &[
