@@ -16,10 +16,8 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 
 use crate::config::{App, AppConfigError, Scheme};
 
@@ -51,7 +49,9 @@ pub fn pin_front_door_thread(n: usize) {
     FRONT_DOOR_THREAD.with(|t| t.set(n));
 }
 
-type Pool = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+mod conns;
+
+use conns::{Conns, Lease};
 
 /// One app's upstream: its settings and its pooled clients, one per front-door thread.
 #[derive(Debug, Clone)]
@@ -59,9 +59,9 @@ pub struct Upstream {
     /// The app.
     pub app: App,
     /// The pool of front-door thread 0 (and of every other thread).
-    first: Pool,
+    first: Arc<Conns>,
     /// The pools of front-door threads 1, 2, …
-    more: Vec<Pool>,
+    more: Vec<Arc<Conns>>,
     /// The `Host` header sent upstream (the upstream URL's authority).
     host: Option<HeaderValue>,
 }
@@ -114,12 +114,16 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let pool = || {
-            Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(std::time::Duration::from_secs(60))
-                .pool_max_idle_per_host(256)
-                .build(https.clone())
-        };
+        let origin = Uri::builder()
+            .scheme(match app.scheme {
+                Scheme::Http => http::uri::Scheme::HTTP,
+                Scheme::Https => http::uri::Scheme::HTTPS,
+            })
+            .authority(app.authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| err(e.to_string()))?;
+        let pool = || Conns::new(https.clone(), origin.clone());
         Ok(Self {
             host: HeaderValue::from_str(app.authority.as_str()).ok(),
             first: pool(),
@@ -128,8 +132,8 @@ impl Upstream {
         })
     }
 
-    /// The pool of the calling front-door thread.
-    fn pool(&self) -> &Pool {
+    /// The connections of the calling front-door thread.
+    fn pool(&self) -> &Arc<Conns> {
         match FRONT_DOOR_THREAD.with(Cell::get) {
             0 => &self.first,
             n => self.more.get(n - 1).unwrap_or(&self.first),
@@ -592,24 +596,11 @@ where
     }
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
-    // From its parts: the scheme and authority were checked with the configuration, only
-    // the path is new (and passed from its own buffer, not copied).
+    // Origin form (the connection is already to the upstream), passed from its own buffer.
     let mut path = String::with_capacity(app.base_path.len() + rest.len());
     path.push_str(&app.base_path);
     path.push_str(rest);
-    let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(match app.scheme {
-        Scheme::Http => http::uri::Scheme::HTTP,
-        Scheme::Https => http::uri::Scheme::HTTPS,
-    });
-    uri.authority = Some(app.authority.clone());
-    uri.path_and_query = http::uri::PathAndQuery::from_maybe_shared(Bytes::from(path)).ok();
-    let Some(uri) = uri
-        .path_and_query
-        .is_some()
-        .then(|| Uri::from_parts(uri).ok())
-        .flatten()
-    else {
+    let Ok(uri) = Uri::from_maybe_shared(Bytes::from(path)) else {
         return done(
             &tracker,
             page(StatusCode::BAD_REQUEST, "The request's path is not valid."),
@@ -656,8 +647,8 @@ where
     }
     .boxed_unsync();
     let outgoing = Request::from_parts(parts, body);
-    let sent = tokio::time::timeout(app.response_timeout, upstream.pool().request(outgoing)).await;
-    let mut response = match sent {
+    let sent = tokio::time::timeout(app.response_timeout, upstream.pool().send(outgoing)).await;
+    let (mut response, lease) = match sent {
         Err(_) => {
             tracing::warn!(app = %app.name, "upstream response timed out");
             return done(
@@ -742,8 +733,16 @@ where
         );
     }
     let (parts, body) = response.into_parts();
+    // A body known to be empty (HEAD, 204, 304) may never be read: its connection goes
+    // back now.
+    let lease = if body.is_end_stream() {
+        lease.release();
+        None
+    } else {
+        Some(lease)
+    };
     let body = Metered {
-        inner: body,
+        inner: Leased { inner: body, lease },
         tracker,
         direction: Direction::Out,
         limit: app.max_response_body,
@@ -751,6 +750,49 @@ where
     }
     .boxed_unsync();
     Response::from_parts(parts, body)
+}
+
+pin_project_lite::pin_project! {
+    /// An upstream response body holding its connection's [`Lease`], which goes back to
+    /// the idle list once the body is read to its end (dropped before that, it closes the
+    /// connection: what was left unread would be taken for the next response).
+    struct Leased<B> {
+        #[pin]
+        inner: B,
+        lease: Option<Lease>,
+    }
+}
+
+impl<B: Body> Body for Leased<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        // Ended, or all read (a length-delimited body ends with its last frame, and hyper
+        // then stops polling it).
+        let ended = match &polled {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
+            _ => false,
+        };
+        if ended && let Some(lease) = this.lease.take() {
+            lease.release();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 fn done(tracker: &Tracker, response: Response<ProxyBody>) -> Response<ProxyBody> {
@@ -801,21 +843,18 @@ mod tests {
                     if let Some(n) = pin {
                         pin_front_door_thread(n);
                     }
-                    std::ptr::from_ref(up.pool()) as usize
+                    Arc::as_ptr(up.pool()) as usize
                 })
                 .join()
                 .unwrap()
             })
         };
-        let first = std::ptr::from_ref(&up.first) as usize;
+        let first = Arc::as_ptr(&up.first) as usize;
         assert_eq!(pool_on(None), first);
         assert_eq!(pool_on(Some(0)), first);
         assert_eq!(pool_on(Some(99)), first);
         for n in 1..3 {
-            assert_eq!(
-                pool_on(Some(n)),
-                std::ptr::from_ref(&up.more[n - 1]) as usize
-            );
+            assert_eq!(pool_on(Some(n)), Arc::as_ptr(&up.more[n - 1]) as usize);
         }
     }
 

@@ -1,8 +1,9 @@
 //! The identity-aware HTTPS proxy: internal tools ("apps") behind rampart's front door.
 //!
-//! `config` validates `[[apps]]`; `engine` forwards a request to an app's upstream with a
-//! pooled hyper client (rustls for https upstreams), streaming bodies both ways under
-//! limits, WebSocket upgrades, timeouts and error pages that leak nothing; `assertion` signs
+//! `config` validates `[[apps]]`; `engine` forwards a request to an app's upstream over
+//! HTTP/1.1 connections kept per front-door thread (`engine::conns`; rustls for https
+//! upstreams), streaming bodies both ways under limits, WebSocket upgrades, timeouts and
+//! error pages that leak nothing; `assertion` signs
 //! the short-lived Ed25519 JWT that tells the app who is asking; `audit` writes one record
 //! per request in batches and refuses new requests while the audit log refuses writes.
 //! Who may reach an app (session or bearer token, then `rampart_access::authorize` on the
