@@ -19,13 +19,14 @@
 //! rampart's cookie.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use askama::Template;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -276,18 +277,13 @@ pub(crate) fn route(state: &AppState, request: &Request) -> Option<Route> {
 }
 
 /// Serves a request [`route`] sent to an app.
-pub(crate) fn serve_route(
-    state: &AppState,
-    route: Route,
-    request: Request,
-    source: Option<std::net::IpAddr>,
-) -> BoxResponse {
+pub(crate) fn serve_route(state: &AppState, route: Route, request: Request) -> BoxResponse {
     match route {
         Route::BadHost => Box::pin(std::future::ready(page(
             StatusCode::BAD_REQUEST,
             "The Host header is not valid.",
         ))),
-        Route::App { index, cut } => Box::pin(serve(state.clone(), index, cut, request, source)),
+        Route::App { index, cut } => Box::pin(serve(state.clone(), index, cut, request)),
     }
 }
 
@@ -310,13 +306,7 @@ fn page(status: StatusCode, text: &str) -> Response {
     engine::page(status, text).map(Body::new)
 }
 
-async fn serve(
-    state: AppState,
-    index: usize,
-    cut: usize,
-    request: Request,
-    source: Option<std::net::IpAddr>,
-) -> Response {
+async fn serve(state: AppState, index: usize, cut: usize, request: Request) -> Response {
     let started = Instant::now();
     let Some(apps) = state.apps.clone() else {
         return page(StatusCode::NOT_FOUND, "No such application.");
@@ -327,6 +317,10 @@ async fn serve(
     let app = &upstream.app;
     let path = request.uri().path();
     if matches!(app.mount, Mount::Host(_)) && path == HANDOFF_PATH {
+        let source = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip());
         return redeem(
             &state,
             &app.name.to_string(),
@@ -351,6 +345,10 @@ async fn serve(
         .path_and_query()
         .map(|pq| pq.as_str().to_owned())
         .unwrap_or_else(|| "/".into());
+    let source = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip());
     let ident = match authenticate(
         &state,
         &apps,

@@ -12,8 +12,10 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 
+use axum::ServiceExt;
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 
@@ -41,7 +43,11 @@ pub async fn serve_https(
             Box::pin(async move {
                 let mut server = axum_server::from_tcp_rustls(listener, rustls).handle(handle);
                 server.http_builder().http1().max_buf_size(max_buf_size);
-                server.serve(app.per_connection()).await
+                server
+                    .serve(
+                        <crate::HttpsApp as ServiceExt<axum::extract::Request>>::into_make_service_with_connect_info::<SocketAddr>(app),
+                    )
+                    .await
             })
         }));
     }

@@ -41,7 +41,6 @@ impl<S> tower::Layer<S> for FrontDoorLayer {
         FrontDoor {
             inner,
             state: self.0.clone(),
-            peer: None,
         }
     }
 }
@@ -50,46 +49,10 @@ impl<S> tower::Layer<S> for FrontDoorLayer {
 /// request to an app goes to the proxy before any routing: the router's path lookup, its
 /// per-request clones of the route's boxed services and its extensions cost about six
 /// allocations per app request, for a route the app never takes.
-///
-/// Each connection gets its own copy, which knows the peer's address
-/// ([`FrontDoor::per_connection`]): an app request takes it from there, and only requests
-/// for rampart's own pages carry it as axum's `ConnectInfo` (an extension costs three
-/// allocations per request).
 #[derive(Debug, Clone)]
 pub struct FrontDoor<S> {
     inner: S,
     state: AppState,
-    peer: Option<std::net::SocketAddr>,
-}
-
-impl<S: Clone> FrontDoor<S> {
-    /// What serves each new connection: a copy of this front door that knows the peer.
-    pub fn per_connection(self) -> PerConnection<S> {
-        PerConnection(self)
-    }
-}
-
-/// Makes the front door of each connection ([`FrontDoor::per_connection`]).
-#[derive(Debug, Clone)]
-pub struct PerConnection<S>(FrontDoor<S>);
-
-impl<S: Clone> tower::Service<std::net::SocketAddr> for PerConnection<S> {
-    type Response = FrontDoor<S>;
-    type Error = std::convert::Infallible;
-    type Future = std::future::Ready<Result<FrontDoor<S>, std::convert::Infallible>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, peer: std::net::SocketAddr) -> Self::Future {
-        let mut door = self.0.clone();
-        door.peer = Some(peer);
-        std::future::ready(Ok(door))
-    }
 }
 
 impl<S, B> tower::Service<axum::http::Request<B>> for FrontDoor<S>
@@ -112,7 +75,7 @@ where
 
     fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
         // As the router would (a `Body` passed in stays as it is).
-        let mut request = request.map(Body::new);
+        let request = request.map(Body::new);
         self.state
             .metrics
             .requests
@@ -120,23 +83,11 @@ where
         if csrf_allows(&request) {
             match crate::apps::route(&self.state, &request) {
                 Some(route) => Guarded::Proxied {
-                    proxied: crate::apps::serve_route(
-                        &self.state,
-                        route,
-                        request,
-                        self.peer.map(|p| p.ip()),
-                    ),
+                    proxied: crate::apps::serve_route(&self.state, route, request),
                 },
-                None => {
-                    if let Some(peer) = self.peer {
-                        request
-                            .extensions_mut()
-                            .insert(axum::extract::ConnectInfo(peer));
-                    }
-                    Guarded::Inner {
-                        inner: self.inner.call(request),
-                    }
-                }
+                None => Guarded::Inner {
+                    inner: self.inner.call(request),
+                },
             }
         } else {
             Guarded::Refused {
