@@ -797,6 +797,7 @@ max_request_body_mib = 1
     );
     let (record, details) = audit_record(&audit, "/echo/page");
     assert_eq!(record["actor"], "user:admin");
+    assert_eq!(record["source"], "127.0.0.1", "{record}");
     assert_eq!(details["status"], "200");
     assert_eq!(details["method"], "GET");
     assert_eq!(details["path"], "/echo/page?email=[EMAIL]");
