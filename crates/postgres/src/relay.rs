@@ -734,22 +734,6 @@ fn record(
     } else {
         Action::DbStatement
     };
-    let mut fields = [
-        ("session", Detail::Text(&s.id)),
-        ("db_role", Detail::Text(&s.db_role)),
-        ("database", Detail::Text(&s.database)),
-        ("class", Detail::Text(class.as_str())),
-        (
-            "fingerprint",
-            Detail::Text(&statement.statement.fingerprint),
-        ),
-        ("statement", Detail::Text(&statement.text)),
-        ("duration_us", Detail::Number(since.elapsed().as_micros())),
-        // The rest by how the statement finished; a field not given is left out.
-        ("", Detail::Text("")),
-        ("", Detail::Text("")),
-        ("", Detail::Text("")),
-    ];
     let (command, rows, code, outcome) = match done {
         Done::Complete(tag) => {
             let (command, rows) = split_tag_borrowed(tag);
@@ -764,19 +748,24 @@ fn record(
         Done::Empty => (None, None, None, Outcome::Success),
         Done::Error(c) => (None, None, Some(sqlstate(c)), Outcome::Failure),
     };
-    let extra = [
-        command.as_deref().map(|c| ("command", Detail::Text(c))),
-        rows.map(|n| ("rows", Detail::Number(n.into()))),
-        code.as_deref().map(|c| ("sqlstate", Detail::Text(c))),
-    ];
-    let mut given = 7;
-    for field in extra.into_iter().flatten() {
-        if let Some(slot) = fields.get_mut(given) {
-            *slot = field;
-            given += 1;
-        }
-    }
-    let details = rampart_audit::details_json(fields.get_mut(..given).unwrap_or_default());
+    let mut fields = Vec::with_capacity(10);
+    fields.extend([
+        ("session", Detail::Text(&s.id)),
+        ("db_role", Detail::Text(&s.db_role)),
+        ("database", Detail::Text(&s.database)),
+        ("class", Detail::Text(class.as_str())),
+        (
+            "fingerprint",
+            Detail::Text(&statement.statement.fingerprint),
+        ),
+        ("statement", Detail::Text(&statement.text)),
+        ("duration_us", Detail::Number(since.elapsed().as_micros())),
+    ]);
+    // The rest by how the statement finished; a field not given is left out.
+    fields.extend(command.as_deref().map(|c| ("command", Detail::Text(c))));
+    fields.extend(rows.map(|n| ("rows", Detail::Number(n.into()))));
+    fields.extend(code.as_deref().map(|c| ("sqlstate", Detail::Text(c))));
+    let details = rampart_audit::details_json(&mut fields);
     AuditRecord::unsealed_from(
         rampart_audit::user_actor(&s.account),
         action,
@@ -796,40 +785,34 @@ pub fn split_tag(tag: &[u8]) -> (String, Option<u64>) {
 /// [`split_tag`], borrowing the command from the tag when it is UTF-8 and at most 64
 /// characters (as every tag PostgreSQL sends is).
 fn split_tag_borrowed(tag: &[u8]) -> (Cow<'_, str>, Option<u64>) {
-    let number = |w: &str| w.parse::<u64>().ok();
-    let cut = |text: &str| -> usize {
-        // Trailing numbers (`INSERT 0 5`) are not part of the command.
-        let mut end = text.len();
-        loop {
-            let head = text.get(..end).unwrap_or_default();
-            match head.rsplit_once(' ') {
-                Some((before, last)) if number(last).is_some() => end = before.len(),
-                None if number(head).is_some() => return 0,
-                _ => return end,
-            }
-        }
-    };
-    let command = |text: &str| -> (usize, Option<usize>) {
-        let end = cut(text);
-        let head = text.get(..end).unwrap_or_default();
-        (end, head.char_indices().nth(64).map(|(i, _)| i))
-    };
     match String::from_utf8_lossy(tag) {
         Cow::Borrowed(text) => {
-            let rows = text.rsplit(' ').next().and_then(number);
-            let (end, long) = command(text);
-            let end = long.unwrap_or(end);
-            (Cow::Borrowed(text.get(..end).unwrap_or_default()), rows)
+            let (command, rows) = split_tag_text(text);
+            (Cow::Borrowed(command), rows)
         }
         Cow::Owned(text) => {
-            let rows = text.rsplit(' ').next().and_then(number);
-            let (end, long) = command(&text);
-            let end = long.unwrap_or(end);
-            (
-                Cow::Owned(text.get(..end).unwrap_or_default().to_owned()),
-                rows,
-            )
+            let (command, rows) = split_tag_text(&text);
+            (Cow::Owned(command.to_owned()), rows)
         }
+    }
+}
+
+/// The command (trailing numbers off, at most 64 characters) and the row count of a tag.
+fn split_tag_text(text: &str) -> (&str, Option<u64>) {
+    let number = |w: &str| w.parse::<u64>().ok();
+    let rows = text.rsplit(' ').next().and_then(number);
+    // Trailing numbers (`INSERT 0 5`) are not part of the command.
+    let mut command = text;
+    loop {
+        match command.rsplit_once(' ') {
+            Some((before, last)) if number(last).is_some() => command = before,
+            None if number(command).is_some() => command = "",
+            _ => break,
+        }
+    }
+    match command.char_indices().nth(64) {
+        Some((cut, _)) => (command.get(..cut).unwrap_or_default(), rows),
+        None => (command, rows),
     }
 }
 

@@ -1,7 +1,7 @@
-//! The reverse proxy: pooled hyper clients per app (rustls for https upstreams), header
-//! hygiene (hop-by-hop, identity and forwarding headers, rampart's cookies), streaming
-//! bodies with limits counted while they pass, WebSocket and other upgrades, timeouts, and
-//! error pages that name nothing of the upstream.
+//! The reverse proxy: HTTP/1.1 connections to each app kept per front-door thread (`conns`;
+//! rustls for https upstreams), header hygiene (hop-by-hop, identity and forwarding headers,
+//! rampart's cookies), streaming bodies with limits counted while they pass, WebSocket and
+//! other upgrades, timeouts, and error pages that name nothing of the upstream.
 
 use std::cell::Cell;
 use std::net::IpAddr;
@@ -53,22 +53,22 @@ mod conns;
 
 use conns::{Conns, Lease};
 
-/// One app's upstream: its settings and its pooled clients, one per front-door thread.
+/// One app's upstream: its settings and its connections, kept per front-door thread.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// The app.
     pub app: App,
-    /// The pool of front-door thread 0 (and of every other thread).
+    /// The connections of front-door thread 0 (and of every other thread).
     first: Arc<Conns>,
-    /// The pools of front-door threads 1, 2, …
+    /// The connections of front-door threads 1, 2, …
     more: Vec<Arc<Conns>>,
     /// The `Host` header sent upstream (the upstream URL's authority).
     host: Option<HeaderValue>,
 }
 
 impl Upstream {
-    /// Builds `pools` pooled clients (one per front-door thread, at least one); reads the
-    /// CA and client certificate files.
+    /// Sets up `pools` sets of connections (one per front-door thread, at least one); reads
+    /// the CA and client certificate files.
     pub fn new(app: App, pools: usize) -> Result<Self, AppConfigError> {
         let name = app.name.to_string();
         let err = |what: String| AppConfigError(format!("apps {name}: {what}"));
@@ -733,16 +733,8 @@ where
         );
     }
     let (parts, body) = response.into_parts();
-    // A body known to be empty (HEAD, 204, 304) may never be read: its connection goes
-    // back now.
-    let lease = if body.is_end_stream() {
-        lease.release();
-        None
-    } else {
-        Some(lease)
-    };
     let body = Metered {
-        inner: Leased { inner: body, lease },
+        inner: Leased::new(body, lease),
         tracker,
         direction: Direction::Out,
         limit: app.max_response_body,
@@ -760,6 +752,20 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         lease: Option<Lease>,
+    }
+}
+
+impl<B: Body> Leased<B> {
+    /// A body known to be empty (HEAD, 204, 304) may never be read: its connection goes
+    /// back at once.
+    fn new(inner: B, lease: Lease) -> Self {
+        let lease = if inner.is_end_stream() {
+            lease.release();
+            None
+        } else {
+            Some(lease)
+        };
+        Self { inner, lease }
     }
 }
 
