@@ -19,6 +19,7 @@ mod databases;
 pub mod evidence;
 pub mod front;
 mod guard;
+pub mod linger;
 pub mod logs;
 pub mod network;
 pub mod ops;
