@@ -16,6 +16,7 @@ pub mod apps;
 mod auth;
 pub mod backups;
 mod databases;
+mod early;
 pub mod evidence;
 pub mod front;
 mod guard;
