@@ -75,49 +75,38 @@ where
 
     fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
         // As the router would (a `Body` passed in stays as it is). Over HTTP/2, a body left
-        // unread waits for the answer to be sent (see `crate::early`).
-        let held =
-            (request.version() == axum::http::Version::HTTP_2).then(crate::early::Held::default);
-        let request = match &held {
-            Some(held) => request.map(|body| held.request_body(Body::new(body))),
-            None => request.map(Body::new),
+        // unread is read to its end rather than dropped (see `crate::early`).
+        let request = if request.version() == axum::http::Version::HTTP_2 {
+            request.map(|body| crate::early::discarding(Body::new(body)))
+        } else {
+            request.map(Body::new)
         };
         self.state
             .metrics
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let answer = if csrf_allows(&request) {
+        if csrf_allows(&request) {
             match crate::apps::route(&self.state, &request) {
-                Some(route) => Answer::Proxied {
+                Some(route) => Guarded::Proxied {
                     proxied: crate::apps::serve_route(&self.state, route, request),
                 },
-                None => Answer::Inner {
+                None => Guarded::Inner {
                     inner: self.inner.call(request),
                 },
             }
         } else {
-            Answer::Refused {
+            Guarded::Refused {
                 refusal: Box::pin(refuse_cross_site(request)),
             }
-        };
-        Guarded { answer, held }
+        }
     }
 }
 
 pin_project_lite::pin_project! {
     /// The response of [`FrontDoor`]: the inner one, the CSRF refusal or an app's, with
-    /// headers added (and, over HTTP/2, holding what the request left unread).
-    pub struct Guarded<F> {
-        #[pin]
-        answer: Answer<F>,
-        held: Option<crate::early::Held>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// Where [`Guarded`]'s response comes from.
-    #[project = AnswerProj]
-    enum Answer<F> {
+    /// headers added.
+    #[project = GuardedProj]
+    pub enum Guarded<F> {
         Inner { #[pin] inner: F },
         Refused { refusal: std::pin::Pin<Box<dyn Future<Output = Response> + Send>> },
         Proxied { proxied: std::pin::Pin<Box<dyn Future<Output = Response> + Send>> },
@@ -134,24 +123,17 @@ where
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        let this = self.project();
-        let response = match this.answer.project() {
-            AnswerProj::Inner { inner } => match inner.poll(cx) {
-                std::task::Poll::Ready(Ok(mut response)) => {
-                    add_security_headers(response.headers_mut());
-                    response
-                }
+        let mut response = match self.project() {
+            GuardedProj::Inner { inner } => match inner.poll(cx) {
+                std::task::Poll::Ready(Ok(response)) => response,
                 std::task::Poll::Ready(Err(never)) => match never {},
                 std::task::Poll::Pending => return std::task::Poll::Pending,
             },
-            AnswerProj::Refused { refusal } => match refusal.as_mut().poll(cx) {
-                std::task::Poll::Ready(mut response) => {
-                    add_security_headers(response.headers_mut());
-                    response
-                }
+            GuardedProj::Refused { refusal } => match refusal.as_mut().poll(cx) {
+                std::task::Poll::Ready(response) => response,
                 std::task::Poll::Pending => return std::task::Poll::Pending,
             },
-            AnswerProj::Proxied { proxied } => match proxied.as_mut().poll(cx) {
+            GuardedProj::Proxied { proxied } => match proxied.as_mut().poll(cx) {
                 // An app's page keeps its own policy (CSP, framing, caching); HSTS is
                 // always added: the app is reached over rampart's HTTPS only.
                 std::task::Poll::Ready(mut response) => {
@@ -159,15 +141,13 @@ where
                         header::STRICT_TRANSPORT_SECURITY,
                         HeaderValue::from_static(HSTS),
                     );
-                    response
+                    return std::task::Poll::Ready(Ok(response));
                 }
                 std::task::Poll::Pending => return std::task::Poll::Pending,
             },
         };
-        std::task::Poll::Ready(Ok(match this.held.take() {
-            Some(held) => held.answer(response),
-            None => response,
-        }))
+        add_security_headers(response.headers_mut());
+        std::task::Poll::Ready(Ok(response))
     }
 }
 
