@@ -108,8 +108,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Linger<S> {
     }
 
     /// Shuts the sending side, then reads until the peer closes, [`LINGER_TIME`] has
-    /// passed or [`LINGER_BYTES`] have been read (the limits of [`Linger::new`]). Ends without error either way: the
-    /// answer is already sent.
+    /// passed or [`LINGER_BYTES`] have been read (the limits of [`Linger::new`]). The
+    /// drain ends without error whichever comes first: the answer is already sent.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let drain = match &mut this.drain {
