@@ -8,7 +8,8 @@
 //! it then reports "connection reset" instead of the status that says what was wrong.
 //! So after its side is shut down, a connection keeps reading, and throwing away, what
 //! the client still sends: until the client closes, for at most [`LINGER_TIME`] and
-//! [`LINGER_BYTES`].
+//! [`LINGER_BYTES`]. (The HTTP redirect closes the same way with smaller bounds,
+//! `redirect::linger`: only request heads reach it, where here whole uploads may.)
 
 use std::future::{Future, Ready};
 use std::io;
