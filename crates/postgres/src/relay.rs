@@ -736,7 +736,7 @@ fn record(
     };
     let (command, rows, code, outcome) = match done {
         Done::Complete(tag) => {
-            let (command, rows) = split_tag_borrowed(tag);
+            let (command, rows) = split_tag(tag);
             (Some(command), rows, None, Outcome::Success)
         }
         Done::Suspended => (
@@ -776,15 +776,9 @@ fn record(
     )
 }
 
-/// `INSERT 0 5` → (`INSERT`, 5); `CREATE TABLE` → (`CREATE TABLE`, none).
-pub fn split_tag(tag: &[u8]) -> (String, Option<u64>) {
-    let (command, rows) = split_tag_borrowed(tag);
-    (command.into_owned(), rows)
-}
-
-/// [`split_tag`], borrowing the command from the tag when it is UTF-8 and at most 64
-/// characters (as every tag PostgreSQL sends is).
-fn split_tag_borrowed(tag: &[u8]) -> (Cow<'_, str>, Option<u64>) {
+/// `INSERT 0 5` → (`INSERT`, 5); `CREATE TABLE` → (`CREATE TABLE`, none). The command is
+/// borrowed from the tag when the tag is UTF-8 (as every tag PostgreSQL sends is).
+fn split_tag(tag: &[u8]) -> (Cow<'_, str>, Option<u64>) {
     match String::from_utf8_lossy(tag) {
         Cow::Borrowed(text) => {
             let (command, rows) = split_tag_text(text);

@@ -8,8 +8,8 @@
 //! it then reports "connection reset" instead of the status that says what was wrong.
 //! So after its side is shut down, a connection keeps reading, and throwing away, what
 //! the client still sends: until the client closes, for at most [`LINGER_TIME`] and
-//! [`LINGER_BYTES`]. (The HTTP redirect closes the same way with smaller bounds,
-//! `redirect::linger`: only request heads reach it, where here whole uploads may.)
+//! [`LINGER_BYTES`]. (The HTTP redirect closes its connections through [`Linger`] too,
+//! with smaller bounds: only request heads reach it, where here whole uploads may.)
 
 use std::future::{Future, Ready};
 use std::io;
@@ -63,7 +63,8 @@ impl<S> Linger<S> {
         Self::with_limits(inner, LINGER_TIME, LINGER_BYTES)
     }
 
-    fn with_limits(inner: S, time: Duration, bytes: usize) -> Self {
+    /// As [`Linger::new`], with other bounds (the HTTP redirect's).
+    pub(crate) fn with_limits(inner: S, time: Duration, bytes: usize) -> Self {
         Self {
             inner,
             drain: None,

@@ -196,7 +196,7 @@ async fn connection(
             out.clear();
         }
         if close {
-            linger(stream, &mut buf).await;
+            linger(stream).await;
             return Ok(());
         }
         if start > 0 {
@@ -208,7 +208,7 @@ async fn connection(
             if buf.len() >= MAX_HEAD {
                 status_only(&mut out, "431 Request Header Fields Too Large");
                 let _ = tokio::time::timeout(IO_TIMEOUT, stream.write_all(&out)).await;
-                linger(stream, &mut buf).await;
+                linger(stream).await;
                 return Ok(());
             }
             buf.resize((buf.len() * 2).min(MAX_HEAD), 0);
@@ -230,24 +230,14 @@ async fn connection(
     }
 }
 
-/// Closes after a last answer without losing it: the write side is shut, then what the
-/// client still sends (the rest of a body or of a head) is read and dropped, at most
-/// [`LINGER_BYTES`] for at most [`LINGER`]. Closing a socket with unread bytes makes the
-/// kernel send a reset, which can destroy the answer before the client has read it.
-async fn linger(mut stream: TcpStream, buf: &mut [u8]) {
-    if stream.shutdown().await.is_err() {
-        return;
-    }
-    let _ = tokio::time::timeout(LINGER, async {
-        let mut left = LINGER_BYTES;
-        while left > 0 {
-            match stream.read(buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => left = left.saturating_sub(n),
-            }
-        }
-    })
-    .await;
+/// Closes after a last answer without losing it: the lingering close of the front door
+/// ([`crate::linger::Linger`]) with this server's bounds, [`LINGER_BYTES`] for at most
+/// [`LINGER`]. Closing a socket with unread bytes (the rest of a body or of a head) makes
+/// the kernel send a reset, which can destroy the answer before the client has read it.
+async fn linger(stream: TcpStream) {
+    let _ = crate::linger::Linger::with_limits(stream, LINGER, LINGER_BYTES)
+        .shutdown()
+        .await;
 }
 
 /// The outcome of looking at the start of the unanswered bytes.

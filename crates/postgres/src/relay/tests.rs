@@ -38,7 +38,7 @@ fn borrowed_splits_are_the_split_by_words() {
         b" 1",
     ];
     for tag in tags {
-        let (command, rows) = split_tag_borrowed(tag);
+        let (command, rows) = split_tag(tag);
         assert_eq!((command.into_owned(), rows), split_by_words(tag), "{tag:?}");
     }
 }
