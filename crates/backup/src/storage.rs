@@ -58,8 +58,12 @@ impl Storage {
                         root.display()
                     ))
                 })?;
+                // A backup is catalogued once its object is complete, so "complete" must
+                // survive a crash or a power cut: the file is synced before it is renamed into
+                // place and its directory after (object_store does neither by default).
                 let store = LocalFileSystem::new_with_prefix(&root)
-                    .map_err(|e| BackupError::Storage(e.to_string()))?;
+                    .map_err(|e| BackupError::Storage(e.to_string()))?
+                    .with_fsync(true);
                 Ok(Self {
                     store: Arc::new(store),
                     label: "dir".into(),

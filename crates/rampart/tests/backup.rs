@@ -325,6 +325,91 @@ fn a_backup_killed_halfway_leaves_no_catalog_entry_and_the_next_run_removes_its_
     assert!(audit.contains("backup.orphan"), "{audit}");
 }
 
+/// A backup to a directory is on disk before the catalog names it: `strace` shows its file
+/// synced before it is renamed into place, and its directory synced after the rename, so a
+/// power cut cannot leave a catalogued backup whose file is empty or missing.
+#[test]
+fn a_directory_backup_is_synced_to_disk_before_it_is_catalogued() {
+    let keys = tempfile::tempdir().unwrap();
+    let (_, public) = keygen(keys.path(), "k");
+    let sources =
+        "[[backup.sources]]\nname = \"notes\"\nkind = \"command\"\ncommand = [\"echo\", \"x\"]\n";
+    let site = Site::new(&backup_config(&public, "kind = \"dir\"", sources));
+    let trace = keys.path().join("trace");
+    let out = Command::new("strace")
+        .args([
+            "-f",
+            "-y",
+            "-qq",
+            "-e",
+            "trace=fsync,fdatasync,rename,renameat,renameat2",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(bin())
+        .arg("--data-dir")
+        .arg(site.path())
+        .args(["backup", "run", "--source", "notes"])
+        .output()
+        .expect("strace (apt-get install strace)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let catalog = site.catalog();
+    assert_eq!(catalog.len(), 1);
+    let object = walk(&site.path().join("backups"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with(".age"))
+        .expect("the backup's file");
+    let object = object.to_string_lossy().into_owned();
+    assert!(
+        catalog[0]["object_key"]
+            .as_str()
+            .is_some_and(|key| object.ends_with(key)),
+        "{object} is not {:?}",
+        catalog[0]["object_key"]
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let find = |what: &dyn Fn(&str) -> bool| lines.iter().position(|l| what(l));
+    // The staged file is renamed onto the object's name…
+    let renamed = find(&|l: &str| l.contains("rename") && l.contains(&format!("\"{object}\"")))
+        .unwrap_or_else(|| panic!("no rename onto {object}:\n{}", lines.join("\n")));
+    let staged = lines[renamed]
+        .split('"')
+        .nth(1)
+        .filter(|from| from.starts_with(&format!("{object}#")))
+        .unwrap_or_else(|| panic!("not a staged file: {}", lines[renamed]))
+        .to_owned();
+    // …after the staged file was synced, and the directory is synced after the rename.
+    let synced = find(&|l: &str| l.contains("fsync(") && l.contains(&format!("<{staged}>")))
+        .unwrap_or_else(|| panic!("{staged} was never synced:\n{}", lines.join("\n")));
+    assert!(
+        synced < renamed,
+        "synced after the rename:\n{}",
+        lines.join("\n")
+    );
+    let dir = Path::new(&object)
+        .parent()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let dir_synced = lines
+        .iter()
+        .skip(renamed)
+        .any(|l| l.contains("fsync(") && l.contains(&format!("<{dir}>")));
+    assert!(
+        dir_synced,
+        "{dir} not synced after the rename:\n{}",
+        lines.join("\n")
+    );
+}
+
 /// The same on S3: a run killed during a multipart upload leaves parts in the bucket (an
 /// upload in progress); the next run aborts it through the marker written before the
 /// first part, so the bucket holds no upload afterwards.
