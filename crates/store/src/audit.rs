@@ -208,14 +208,7 @@ impl Store {
         if upto <= after || actions.is_empty() || limit == 0 {
             return Ok((Vec::new(), upto.max(after)));
         }
-        let list = (0..actions.len())
-            .map(|i| format!("${}", i + 4))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 AND seq <= $2 AND action IN ({list}) \
-             ORDER BY seq ASC LIMIT $3"
-        );
+        let sql = page_of_sql(self.engine(), actions.len());
         let mut query = sqlx::query(&sql)
             .bind(seq_i64(after)?)
             .bind(seq_i64(upto)?)
@@ -391,6 +384,28 @@ impl Store {
 /// The `format()` pattern of one packed line: ten fields split by U+001F.
 static PACKED_FORMAT: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| ["%s"; 10].join("\u{1f}"));
+
+/// The query of [`Store::audit_page_of`]: records with `after < seq <= upto` (`$1`, `$2`)
+/// whose action is one of `actions` (`$4`…), in order, at most `$3`.
+///
+/// The sequence range leads. On SQLite the unary `+` keeps the planner off
+/// `audit_action_time`: through that index it walked every record of each action the log
+/// has ever held, then sorted them, so a page of 5,000 gateway statements took 177 ms on a
+/// log of 1.3 million records (8 ms along the range), and longer as the log grew.
+pub(crate) fn page_of_sql(engine: crate::Engine, actions: usize) -> String {
+    let list = (0..actions)
+        .map(|i| format!("${}", i + 4))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let action = match engine {
+        crate::Engine::Sqlite => "+action",
+        crate::Engine::Postgres => "action",
+    };
+    format!(
+        "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 AND seq <= $2 AND {action} IN ({list}) \
+         ORDER BY seq ASC LIMIT $3"
+    )
+}
 
 /// [`packed_sql`] for SQLite without the sort: lines come in table order.
 const PACKED_UNORDERED_SQLITE: &str = "SELECT group_concat(format($3, seq, time_us, actor, action, subject, outcome, source, details, prev_hash, hash), char(30)) AS packed FROM audit_log WHERE {filter}";
