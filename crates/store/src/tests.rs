@@ -769,6 +769,7 @@ async fn a_page_of_some_actions_is_read_along_its_sequence_range() {
     let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
         .bind(10_i64)
         .bind(20_i64)
+        .bind("%s")
         .bind(5_i64)
         .bind("db.statement")
         .bind("login.mfa")
@@ -778,10 +779,14 @@ async fn a_page_of_some_actions_is_read_along_its_sequence_range() {
         .iter()
         .map(|row| row.get::<String, _>("detail"))
         .collect();
-    assert_eq!(
-        plan,
-        ["SEARCH audit_log USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"],
-        "{sql}"
+    assert!(
+        plan.iter()
+            .any(|step| step == "SEARCH audit_log USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+        "{plan:?}\n{sql}"
+    );
+    assert!(
+        !plan.iter().any(|step| step.contains("audit_action_time")),
+        "{plan:?}\n{sql}"
     );
 }
 

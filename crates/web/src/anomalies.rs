@@ -1,8 +1,9 @@
 //! `/anomalies`: the anomaly rules of [`rampart_audit::anomaly`] run over the audit log
 //! (ACC-7). [`Watch`] learns the history once, then reads new records (`rampart serve` every
-//! minute; `rampart anomaly scan` on demand); each alert becomes an `anomaly.alert` audit
-//! record (outcome failure) naming the records behind it, written in the same transaction
-//! as the mark of how far the rules have read, so an alert is written once.
+//! minute, or every second while it is behind; `rampart anomaly scan` on demand, to the
+//! end); each alert becomes an `anomaly.alert` audit record (outcome failure) naming the
+//! records behind it, written in the same transaction as the mark of how far the rules
+//! have read, so an alert is written once.
 
 use askama::Template;
 use axum::Router;
@@ -40,6 +41,8 @@ const MAX_NAMED: usize = 50;
 pub struct Watch {
     detector: Detector,
     seen: Option<u64>,
+    /// The last step stopped at its page limit, not at the newest record.
+    behind: bool,
 }
 
 /// The audit event of an alert.
@@ -82,6 +85,7 @@ impl Watch {
         Self {
             detector,
             seen: Some(until),
+            behind: false,
         }
         .first_mark(store, mark.is_none())
         .await
@@ -107,8 +111,16 @@ impl Watch {
         self.step_across(store, SPAN).await
     }
 
+    /// Whether the last step stopped at its page limit with newer records left: a busy
+    /// gateway can write more in a minute than one step reads, so the caller steps again
+    /// soon instead of falling further behind.
+    pub fn is_behind(&self) -> bool {
+        self.behind
+    }
+
     async fn step_across(&mut self, store: &Store, span: u64) -> Result<Vec<Alert>, StoreError> {
         let mut raised = Vec::new();
+        self.behind = true;
         for _ in 0..MAX_PAGES {
             let from = self.seen;
             let after = from.unwrap_or(0);
@@ -116,6 +128,7 @@ impl Watch {
                 .audit_page_of(after, span, PAGE, Detector::OBSERVED)
                 .await?;
             if reached <= after {
+                self.behind = false;
                 break;
             }
             let alerts: Vec<Alert> = page
@@ -134,6 +147,7 @@ impl Watch {
             }
             // Caught up: the look stopped at the newest record, not at its span or page.
             if reached - after < span && page.len() < PAGE as usize {
+                self.behind = false;
                 break;
             }
         }
@@ -393,6 +407,36 @@ mod tests {
             "the two alerts come after the mark"
         );
         assert!(watch.step_across(&store, 50).await.unwrap().is_empty());
+        assert!(!watch.is_behind());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// More records than one step reads: the step says it is behind, and the next one
+    /// reads the rest and catches up.
+    #[tokio::test]
+    async fn a_step_that_stops_at_its_page_limit_says_it_is_behind() {
+        let dir = std::env::temp_dir().join(format!("rampart-anomalies-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&format!("sqlite://{}?mode=rwc", dir.join("a.db").display()))
+            .await
+            .unwrap();
+        let mut watch = Watch::start(&store).await.unwrap();
+        let span = 10;
+        // One step looks across MAX_PAGES spans: a few more records than that.
+        let events: Vec<AuditEvent> = (0..MAX_PAGES as u64 * span + 25)
+            .map(|i| {
+                AuditEvent::new(Actor::User("alice".into()), Action::AppRequest, "grafana")
+                    .detail("path", format!("/d/{i}"))
+            })
+            .collect();
+        store.append_audit(&events).await.unwrap();
+        let head = store.audit_head().await.unwrap().unwrap().seq;
+        watch.step_across(&store, span).await.unwrap();
+        assert!(watch.is_behind());
+        assert!(store.anomaly_seen().await.unwrap() < Some(head));
+        watch.step_across(&store, span).await.unwrap();
+        assert!(!watch.is_behind());
+        assert_eq!(store.anomaly_seen().await.unwrap(), Some(head));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

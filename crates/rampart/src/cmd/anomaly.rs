@@ -26,7 +26,11 @@ pub async fn run(ctx: &Ctx, command: AnomalyCommand) -> Result<Exit> {
     match command {
         AnomalyCommand::Scan => {
             let mut watch = rampart_web::anomalies::Watch::start(&ctx.store).await?;
-            let alerts = watch.step(&ctx.store).await?;
+            // Every record since the last look, however many steps that takes.
+            let mut alerts = watch.step(&ctx.store).await?;
+            while watch.is_behind() {
+                alerts.extend(watch.step(&ctx.store).await?);
+            }
             let rows = alerts
                 .iter()
                 .map(|a| {
