@@ -254,20 +254,31 @@ impl Store {
             return Ok(Vec::new());
         }
         let needle = format!("%\"session\":\"{session}\"%");
-        let start: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(time_us) FROM audit_log WHERE action = 'db.session.start' AND details LIKE $1",
-        )
-        .bind(&needle)
-        .fetch_one(self.pool())
-        .await?;
-        let Some(start) = start else {
+        // The session's own stretch of the log, from its start record to its end record
+        // (or the newest, while it runs), walked in sequence order. Bounded by time alone,
+        // SQLite walked the log from its very first record until 5,000 matched (a second
+        // and more on a log of millions of gateway statements).
+        let bound = |action: &'static str, min: bool| {
+            let sql = if min {
+                "SELECT MIN(seq) FROM audit_log WHERE action = $1 AND details LIKE $2"
+            } else {
+                "SELECT MAX(seq) FROM audit_log WHERE action = $1 AND details LIKE $2"
+            };
+            sqlx::query_scalar::<_, Option<i64>>(sql)
+                .bind(action)
+                .bind(&needle)
+                .fetch_one(self.pool())
+        };
+        let Some(start) = bound("db.session.start", true).await? else {
             return Ok(Vec::new());
         };
+        let end = bound("db.session.end", false).await?.unwrap_or(i64::MAX);
         let rows = sqlx::query(&format!(
-            "SELECT {} FROM audit_log WHERE time_us >= $1 AND action LIKE 'db.%' AND details LIKE $2 ORDER BY seq LIMIT 5000",
+            "SELECT {} FROM audit_log WHERE seq >= $1 AND seq <= $2 AND action LIKE 'db.%' AND details LIKE $3 ORDER BY seq LIMIT 5000",
             crate::audit::RECORD_COLUMNS
         ))
         .bind(start)
+        .bind(end)
         .bind(&needle)
         .fetch_all(self.pool())
         .await?;

@@ -739,6 +739,53 @@ async fn db_gateway(store: &Store) {
             ("orders-db".to_owned(), "user:bob".to_owned(), 1)
         ]
     );
+
+    // A session's records: its own, from its start record to its end record, whatever
+    // else the log holds around and between them.
+    let (one, two) = (
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::now_v7().to_string(),
+    );
+    let db = |action: Action, session: &str, text: &str| {
+        AuditEvent::new(Actor::User("alice".into()), action, "orders-db")
+            .detail("session", session)
+            .detail("statement", text)
+    };
+    let appended = store
+        .append_audit(&[
+            db(Action::DbStatement, &one, "before its start"),
+            db(Action::DbSessionStart, &one, "start"),
+            db(Action::DbSessionStart, &two, "start"),
+            db(Action::DbStatement, &one, "SELECT 1"),
+            db(Action::DbStatement, &two, "SELECT 2"),
+            ev(Action::AppRequest, "grafana"),
+            db(Action::DbChange, &one, "UPDATE t SET x = $1"),
+            db(Action::DbSessionEnd, &one, "end"),
+            db(Action::DbStatement, &two, "SELECT 3"),
+            db(Action::DbStatement, &one, "after its end"),
+        ])
+        .await
+        .unwrap();
+    let seqs = |records: Vec<rampart_audit::AuditRecord>| -> Vec<u64> {
+        records.iter().map(|r| r.seq).collect()
+    };
+    let at = |i: usize| appended[i].seq;
+    assert_eq!(
+        seqs(store.db_session_records(&one).await.unwrap()),
+        [at(1), at(3), at(6), at(7)]
+    );
+    assert_eq!(
+        seqs(store.db_session_records(&two).await.unwrap()),
+        [at(2), at(4), at(8)],
+        "a session without an end record runs to the newest record"
+    );
+    assert!(
+        store
+            .db_session_records(&uuid::Uuid::now_v7().to_string())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
