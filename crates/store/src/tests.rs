@@ -837,6 +837,75 @@ async fn a_page_of_some_actions_is_read_along_its_sequence_range() {
     );
 }
 
+/// The end of an action prefix's range in binary order.
+#[test]
+fn a_prefix_ends_where_its_last_character_is_raised() {
+    assert_eq!(crate::audit::prefix_end("db."), Some("db/".into()));
+    assert_eq!(
+        crate::audit::prefix_end("user.creat"),
+        Some("user.creau".into())
+    );
+    assert_eq!(crate::audit::prefix_end(""), None);
+    assert_eq!(crate::audit::prefix_end("a\u{d7ff}"), None, "no surrogate");
+}
+
+/// A search by a rare action goes through the index by action; one by an action with at
+/// least `FEW_ACTIONS` records walks the log back. Both give the newest records first.
+#[tokio::test]
+async fn searches_by_a_rare_and_by_a_common_action_give_the_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let common = crate::audit::FEW_ACTIONS as usize;
+    let mut events: Vec<AuditEvent> = (0..common)
+        .map(|i| ev(Action::DbStatement, &format!("s{i}")))
+        .collect();
+    for i in [10, common / 2, common - 10] {
+        events.insert(i, ev(Action::DbSessionStart, &format!("start{i}")));
+    }
+    let appended = store.append_audit(&events).await.unwrap();
+    assert_eq!(store.few_actions("db.statement").await.unwrap(), None);
+    assert_eq!(
+        store.few_actions("db.session").await.unwrap(),
+        Some(("db.session".into(), "db.sessioo".into()))
+    );
+    let search = |prefix: &str, limit: u32| crate::AuditQuery {
+        action_prefix: Some(prefix.into()),
+        limit,
+        ..Default::default()
+    };
+    let newest = |action: &str, n: usize| -> Vec<u64> {
+        appended
+            .iter()
+            .rev()
+            .filter(|r| r.action == action)
+            .take(n)
+            .map(|r| r.seq)
+            .collect()
+    };
+    let seqs = |records: Vec<rampart_audit::AuditRecord>| -> Vec<u64> {
+        records.iter().map(|r| r.seq).collect()
+    };
+    assert_eq!(
+        seqs(
+            store
+                .audit_search(&search("db.session", 100))
+                .await
+                .unwrap()
+        ),
+        newest("db.session.start", 100)
+    );
+    assert_eq!(
+        seqs(
+            store
+                .audit_search(&search("db.statement", 20))
+                .await
+                .unwrap()
+        ),
+        newest("db.statement", 20)
+    );
+}
+
 async fn verified(store: &Store) -> u64 {
     let mut verifier = Verifier::default();
     store
