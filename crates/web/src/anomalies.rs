@@ -366,15 +366,21 @@ mod tests {
 
     use super::*;
 
-    /// App requests fill most of the log: the rules pass them by and still see the burst
-    /// of failed logins behind them, across several looks, and the mark ends at the head.
-    #[tokio::test]
-    async fn the_rules_pass_app_requests_by_and_see_the_records_behind_them() {
+    /// A store in a directory of its own (removed by the test).
+    async fn fresh() -> (std::path::PathBuf, Store) {
         let dir = std::env::temp_dir().join(format!("rampart-anomalies-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).unwrap();
         let store = Store::open(&format!("sqlite://{}?mode=rwc", dir.join("a.db").display()))
             .await
             .unwrap();
+        (dir, store)
+    }
+
+    /// App requests fill most of the log: the rules pass them by and still see the burst
+    /// of failed logins behind them, across several looks, and the mark ends at the head.
+    #[tokio::test]
+    async fn the_rules_pass_app_requests_by_and_see_the_records_behind_them() {
+        let (dir, store) = fresh().await;
         let mut watch = Watch::start(&store).await.unwrap();
         let request = |i: usize| {
             AuditEvent::new(Actor::User("alice".into()), Action::AppRequest, "grafana")
@@ -415,11 +421,7 @@ mod tests {
     /// reads the rest and catches up.
     #[tokio::test]
     async fn a_step_that_stops_at_its_page_limit_says_it_is_behind() {
-        let dir = std::env::temp_dir().join(format!("rampart-anomalies-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::open(&format!("sqlite://{}?mode=rwc", dir.join("a.db").display()))
-            .await
-            .unwrap();
+        let (dir, store) = fresh().await;
         let mut watch = Watch::start(&store).await.unwrap();
         let span = 10;
         // One step looks across MAX_PAGES spans: a few more records than that.
