@@ -129,7 +129,7 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Response {
     extra.extend(
         evidence::backups(&state.store, &state.backup.config, jiff::Timestamp::now()).await,
     );
-    let report = evidence::collect(&state.store, &state.policy, extra).await;
+    let report = evidence::collect(&state.store, &state.policy, extra, Some(state.chain())).await;
     let (pass, fail, not_checked) = report.tally();
     render(
         StatusCode::OK,
@@ -681,8 +681,9 @@ async fn audit(
             .unwrap_or_default();
             format!("/audit?{qs}&before={seq}")
         });
-    let chain_status = match evidence::verify_chain(&state.store).await {
-        Ok(n) => format!("{n} records, verified end to end"),
+    let checked = state.chain().get(&state.store).await;
+    let chain_status = match &checked.result {
+        Ok(n) => format!("{n} records, verified end to end at {}", checked.when()),
         Err(text) => format!("BROKEN: {text}"),
     };
     render(

@@ -18,13 +18,27 @@ const WINDOW_US: i64 = 30 * 24 * 3600 * 1_000_000;
 /// Gathers every finding this room knows about, plus `extra` findings gathered elsewhere
 /// (the live ENC-2 probe, the network check). A store failure turns the affected controls
 /// into "not checked".
-pub async fn collect(store: &Store, policy: &PolicyConfig, extra: Vec<Finding>) -> Report {
+///
+/// LOG-3 states `chain`'s verification when one is given (the dashboard), else verifies the
+/// chain now.
+pub async fn collect(
+    store: &Store,
+    policy: &PolicyConfig,
+    extra: Vec<Finding>,
+    chain: Option<&ChainCheck>,
+) -> Report {
     let mut findings = extra;
+    let verified = match chain {
+        Some(chain) => chain.get(store).await,
+        None => Checked::now(verify_chain(store).await),
+    };
     let results = [
         acc1(store).await.map_err(|e| (ControlId::Acc1, e)),
         acc2(store, policy).await.map_err(|e| (ControlId::Acc2, e)),
         acc6(store).await.map_err(|e| (ControlId::Acc6, e)),
-        log3(store).await.map_err(|e| (ControlId::Log3, e)),
+        log3(store, &verified)
+            .await
+            .map_err(|e| (ControlId::Log3, e)),
         ext1(store, policy).await.map_err(|e| (ControlId::Ext1, e)),
         enc3(store).await.map_err(|e| (ControlId::Enc3, e)),
         log4(store).await.map_err(|e| (ControlId::Log4, e)),
@@ -147,6 +161,72 @@ async fn acc5_gateway(store: &Store) -> Result<Vec<String>, rampart_store::Store
         sessions.iter().map(|r| r.2).sum::<i64>(),
         refused.iter().map(|r| r.2).sum::<i64>()
     )])
+}
+
+/// The last end-to-end verification of the audit chain, shared by the pages that show it
+/// (the dashboard's LOG-3, `/audit`): one verification serves the loads of the next
+/// [`ChainCheck::FRESH`], and loads that come while one runs wait for its result. A walk of
+/// the whole chain grows with the log (about 5 s for 5 million records here), and `/audit`
+/// repeated it for every page of its listing. `rampart report` and `rampart audit verify`
+/// always verify afresh.
+#[derive(Debug, Default)]
+pub struct ChainCheck {
+    last: tokio::sync::Mutex<Option<Checked>>,
+}
+
+/// One verification: when it ended and what it found.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// When the verification ended.
+    pub at: jiff::Timestamp,
+    ended: std::time::Instant,
+    /// The number of records, or a sentence naming the break.
+    pub result: Result<u64, String>,
+}
+
+impl ChainCheck {
+    /// How long a verification that found the chain whole serves later loads. A break, or
+    /// an error reading the store, is never reused: the next load verifies again.
+    pub const FRESH: std::time::Duration = std::time::Duration::from_secs(600);
+
+    /// The last verification if it is fresh, else a new one.
+    pub async fn get(&self, store: &Store) -> Checked {
+        self.get_within(store, Self::FRESH).await
+    }
+
+    async fn get_within(&self, store: &Store, fresh: std::time::Duration) -> Checked {
+        let mut last = self.last.lock().await;
+        if let Some(done) = last.as_ref()
+            && done.result.is_ok()
+            && done.ended.elapsed() < fresh
+        {
+            return done.clone();
+        }
+        let result = verify_chain(store).await;
+        let done = Checked {
+            at: jiff::Timestamp::now(),
+            ended: std::time::Instant::now(),
+            result,
+        };
+        *last = Some(done.clone());
+        done
+    }
+}
+
+impl Checked {
+    /// A verification that ends now.
+    pub fn now(result: Result<u64, String>) -> Self {
+        Self {
+            at: jiff::Timestamp::now(),
+            ended: std::time::Instant::now(),
+            result,
+        }
+    }
+
+    /// When it ended, to the second, for a person to read.
+    pub fn when(&self) -> String {
+        self.at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
+    }
 }
 
 /// Verifies the whole audit chain (and the stored checkpoint, when there is one); the
@@ -452,12 +532,15 @@ async fn active_people(store: &Store) -> Result<usize, rampart_store::StoreError
         .count())
 }
 
-async fn log3(store: &Store) -> Result<Finding, rampart_store::StoreError> {
+async fn log3(store: &Store, checked: &Checked) -> Result<Finding, rampart_store::StoreError> {
     let since = jiff::Timestamp::now().as_microsecond() - WINDOW_US;
     let sessions = store.audit_counts_by_actor("session.start", since).await?;
-    let verified = verify_chain(store).await;
-    let mut evidence = vec![match &verified {
-        Ok(n) => format!("audit chain of {n} records verified end to end"),
+    let verified = &checked.result;
+    let mut evidence = vec![match verified {
+        Ok(n) => format!(
+            "audit chain of {n} records verified end to end at {}",
+            checked.when()
+        ),
         Err(text) => format!("audit chain broken: {text}"),
     }];
     evidence.push(if sessions.is_empty() {
@@ -877,4 +960,77 @@ async fn backup_findings(
         ]);
     }
     Ok(vec![bak1, bak2, bak3, bak4, bak5])
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use rampart_audit::{Action, Actor, AuditEvent};
+
+    use super::*;
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        Store::open(&format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("r.db").display()
+        ))
+        .await
+        .unwrap()
+    }
+
+    async fn append(store: &Store, n: usize) {
+        let events: Vec<AuditEvent> = (0..n)
+            .map(|i| AuditEvent::new(Actor::System, Action::AppRequest, format!("t{i}")))
+            .collect();
+        store.append_audit(&events).await.unwrap();
+    }
+
+    /// A verification that found the chain whole serves the loads of the next ten
+    /// minutes (newer records are counted at the next verification), and is done again
+    /// once it is older than that.
+    #[tokio::test]
+    async fn a_whole_chain_is_verified_once_for_the_loads_that_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        append(&store, 5).await;
+        let n = verify_chain(&store).await.unwrap();
+        let check = ChainCheck::default();
+        let first = check.get(&store).await;
+        assert_eq!(first.result, Ok(n));
+        append(&store, 3).await;
+        let again = check.get(&store).await;
+        assert_eq!((again.at, again.result), (first.at, Ok(n)));
+        let later = check.get_within(&store, Duration::ZERO).await;
+        assert_eq!(later.result, Ok(n + 3));
+        assert!(later.at >= first.at);
+    }
+
+    /// A break is shown at once and never reused: the next load verifies again.
+    #[tokio::test]
+    async fn a_broken_chain_is_verified_again_at_every_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        append(&store, 5).await;
+        let check = ChainCheck::default();
+        assert!(check.get(&store).await.result.is_ok());
+        let set = |subject: &'static str| {
+            sqlx::query("UPDATE audit_log SET subject = $1 WHERE seq = 3").bind(subject)
+        };
+        let original: String = sqlx::query_scalar("SELECT subject FROM audit_log WHERE seq = 3")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        set("forged").execute(store.pool()).await.unwrap();
+        let fresh = check.get_within(&store, Duration::ZERO).await;
+        assert!(fresh.result.is_err(), "{fresh:?}");
+        let original: &'static str = original.leak();
+        set(original).execute(store.pool()).await.unwrap();
+        assert!(
+            check.get(&store).await.result.is_ok(),
+            "the break was not reused"
+        );
+    }
 }

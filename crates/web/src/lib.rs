@@ -117,6 +117,7 @@ struct Whole {
     inner: Inner,
     origin: Box<str>,
     relying_party: Option<Arc<::webauthn_rs::Webauthn>>,
+    chain: evidence::ChainCheck,
 }
 
 /// The parts of [`AppState`].
@@ -170,12 +171,18 @@ impl AppState {
             inner,
             origin,
             relying_party,
+            chain: evidence::ChainCheck::default(),
         }))
     }
 
     /// `https://host[:port]`, computed once: every redirect uses it.
     pub fn public_origin(&self) -> &str {
         &self.0.origin
+    }
+
+    /// The last verification of the audit chain, shared by the pages that show it.
+    pub(crate) fn chain(&self) -> &evidence::ChainCheck {
+        &self.0.chain
     }
 
     /// The WebAuthn relying party (`web.public_host`, the public origin); `None` when the

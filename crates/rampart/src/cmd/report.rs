@@ -64,7 +64,7 @@ pub async fn run(ctx: &Ctx, args: ReportArgs) -> Result<Exit> {
     );
     logs.close().await;
     extra.extend(evidence::backups(&ctx.store, &ctx.config.backup, jiff::Timestamp::now()).await);
-    let report = evidence::collect(&ctx.store, &ctx.config.policy, extra).await;
+    let report = evidence::collect(&ctx.store, &ctx.config.policy, extra, None).await;
     let text = match args.format {
         Format::Html => report.to_html_page(),
         Format::Json => report.to_json(),
