@@ -379,23 +379,42 @@ impl<'a> Backups<'a> {
                 check_hash(row, got)
             }
             RestoreTarget::File(path) => {
+                // Written beside the file asked for, and given its name only once the whole
+                // backup decrypted, decompressed, matched its SHA-256 and is on disk: a
+                // failed or interrupted restore leaves nothing that looks like a dump.
+                if tokio::fs::symlink_metadata(path).await.is_ok() {
+                    return Err(BackupError::Sink(format!(
+                        "cannot create {}: it already exists",
+                        path.display()
+                    )));
+                }
+                let partial = partial_path(path);
                 let file = tokio::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
-                    .open(path)
+                    .open(&partial)
                     .await
                     .map_err(|e| {
-                        BackupError::Sink(format!("cannot create {}: {e}", path.display()))
+                        BackupError::Sink(format!("cannot create {}: {e}", partial.display()))
                     })?;
-                let got = pipeline::read(
-                    &self.storage,
-                    &row.object_key,
-                    identities,
-                    Box::new(file) as Sink,
-                    progress,
-                )
-                .await?;
-                check_hash(row, got)
+                let restored = async {
+                    let got = pipeline::read(
+                        &self.storage,
+                        &row.object_key,
+                        identities,
+                        Box::new(file) as Sink,
+                        progress,
+                    )
+                    .await?;
+                    let got = check_hash(row, got)?;
+                    publish(partial.clone(), path.clone()).await?;
+                    Ok(got)
+                }
+                .await;
+                if restored.is_err() {
+                    let _ = tokio::fs::remove_file(&partial).await;
+                }
+                restored
             }
             RestoreTarget::Postgres(url) => {
                 if row.kind != SourceKind::Postgres.as_str() {
@@ -486,6 +505,37 @@ pub fn to_backup(row: &BackupRow) -> Backup {
         verification: Verification::parse(&row.verification).unwrap_or(Verification::Failed),
         pinned: row.pinned,
     }
+}
+
+/// Where a restore to `path` is written until it is complete: `path` with `.partial` added.
+fn partial_path(path: &std::path::Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// Gives a complete restore its name: synced to disk, linked as `path` (which fails if
+/// something took that name meanwhile), the partial name removed, the directory synced.
+async fn publish(partial: PathBuf, path: PathBuf) -> Result<(), BackupError> {
+    tokio::task::spawn_blocking(move || {
+        let fail = |what: &str, e: std::io::Error| {
+            BackupError::Sink(format!("cannot {what} {}: {e}", path.display()))
+        };
+        std::fs::File::open(&partial)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| fail("sync", e))?;
+        std::fs::hard_link(&partial, &path).map_err(|e| fail("create", e))?;
+        let _ = std::fs::remove_file(&partial);
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| fail("sync the directory of", e))
+    })
+    .await
+    .map_err(|e| BackupError::Internal(e.to_string()))?
 }
 
 fn check_hash(row: &BackupRow, got: ReadBack) -> Result<ReadBack, BackupError> {

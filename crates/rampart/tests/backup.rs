@@ -214,6 +214,7 @@ fn restore_and_compare(site: &Site, pg: &Postgres, identity: &Path, name: &str) 
     ]);
     let head = std::fs::read(&copy).unwrap();
     assert!(head.starts_with(b"SQLite format 3\0"));
+    assert!(!site.path().join(format!("{name}.db.partial")).exists());
     // Every read of the catalog and every restore is in the audit log.
     let audit = site.ok(&[
         "audit", "search", "--action", "backup", "--json", "--limit", "100",
@@ -562,6 +563,10 @@ fn a_corrupted_object_and_a_missing_one_are_flagged_by_verify() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("altered"), "{err}");
+    // Nothing that looks like a dump is left behind, complete or not.
+    for left in ["out", "out.partial"] {
+        assert!(!keys.path().join(left).exists(), "{left} was left behind");
+    }
 }
 
 #[test]
@@ -595,6 +600,9 @@ fn a_wrong_identity_gives_one_clear_sentence() {
         err.contains("does not hold a key this backup was encrypted to"),
         "{err}"
     );
+    for left in ["out", "out.partial"] {
+        assert!(!keys.path().join(left).exists(), "{left} was left behind");
+    }
 }
 
 /// BAK-5: a restore or a prune names a person who holds the permission and passed a second
