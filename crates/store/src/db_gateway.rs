@@ -258,21 +258,23 @@ impl Store {
         // (or the newest, while it runs), walked in sequence order. Bounded by time alone,
         // SQLite walked the log from its very first record until 5,000 matched (a second
         // and more on a log of millions of gateway statements).
-        let bound = |action: &'static str, min: bool| {
-            let sql = if min {
-                "SELECT MIN(seq) FROM audit_log WHERE action = $1 AND details LIKE $2"
-            } else {
-                "SELECT MAX(seq) FROM audit_log WHERE action = $1 AND details LIKE $2"
-            };
+        let bound = |sql: &'static str| {
             sqlx::query_scalar::<_, Option<i64>>(sql)
-                .bind(action)
                 .bind(&needle)
                 .fetch_one(self.pool())
         };
-        let Some(start) = bound("db.session.start", true).await? else {
+        let Some(start) = bound(
+            "SELECT MIN(seq) FROM audit_log WHERE action = 'db.session.start' AND details LIKE $1",
+        )
+        .await?
+        else {
             return Ok(Vec::new());
         };
-        let end = bound("db.session.end", false).await?.unwrap_or(i64::MAX);
+        let end = bound(
+            "SELECT MAX(seq) FROM audit_log WHERE action = 'db.session.end' AND details LIKE $1",
+        )
+        .await?
+        .unwrap_or(i64::MAX);
         let rows = sqlx::query(&format!(
             "SELECT {} FROM audit_log WHERE seq >= $1 AND seq <= $2 AND action LIKE 'db.%' AND details LIKE $3 ORDER BY seq LIMIT 5000",
             crate::audit::RECORD_COLUMNS

@@ -202,12 +202,7 @@ impl ChainCheck {
         {
             return done.clone();
         }
-        let result = verify_chain(store).await;
-        let done = Checked {
-            at: jiff::Timestamp::now(),
-            ended: std::time::Instant::now(),
-            result,
-        };
+        let done = Checked::now(verify_chain(store).await);
         *last = Some(done.clone());
         done
     }
