@@ -243,6 +243,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         store.clone(),
         alerts_webhook(&config)?,
     ));
+    let rollup = tokio::spawn(keep_counting(store.clone()));
 
     tracing::info!(https = %config.web.https_listen, http = %config.web.http_listen, origin = %config.web.public_origin(), "rampart is serving");
     eprintln!(
@@ -294,6 +295,7 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     backups.abort();
     housekeeping.abort();
     anomalies.abort();
+    rollup.abort();
     if let Some(task) = bastion {
         task.abort();
     }
@@ -448,6 +450,22 @@ async fn keep_watching_anomalies(
         let behind = watch
             .as_ref()
             .is_some_and(rampart_web::anomalies::Watch::is_behind);
+        tokio::time::sleep(Duration::from_secs(if behind { 1 } else { 60 })).await;
+    }
+}
+
+/// Every minute, the hourly counts of the audit log catch up with it (one step a second
+/// while they are behind), so that the evidence and the apps page read a month of a busy
+/// gateway's or front door's records as a few hundred counts.
+async fn keep_counting(store: Arc<Store>) {
+    loop {
+        let behind = match store.audit_rollup_step().await {
+            Ok(behind) => behind,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not count the audit log by the hour");
+                false
+            }
+        };
         tokio::time::sleep(Duration::from_secs(if behind { 1 } else { 60 })).await;
     }
 }

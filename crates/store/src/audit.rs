@@ -383,12 +383,23 @@ impl Store {
         Ok(row.try_get("packed")?)
     }
 
-    /// Records of `action` since `since_us`, counted per actor, most active first.
+    /// Records of `action` since `since_us`, counted per actor, most active first (at most
+    /// 100). From the hourly counts when they reach back that far, else from the log.
     pub async fn audit_counts_by_actor(
         &self,
         action: &str,
         since_us: i64,
     ) -> Result<Vec<(String, i64)>, StoreError> {
+        if let Some(counts) = self.rolled_counts(action, since_us).await? {
+            let mut by_actor = std::collections::BTreeMap::<String, i64>::new();
+            for (_, actor, n) in counts {
+                *by_actor.entry(actor).or_default() += n;
+            }
+            let mut by_actor: Vec<(String, i64)> = by_actor.into_iter().collect();
+            by_actor.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            by_actor.truncate(100);
+            return Ok(by_actor);
+        }
         let rows = sqlx::query(
             "SELECT actor, COUNT(*) AS n FROM audit_log WHERE action = $1 AND time_us >= $2 GROUP BY actor ORDER BY n DESC, actor LIMIT 100",
         )

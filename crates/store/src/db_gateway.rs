@@ -288,12 +288,16 @@ impl Store {
     }
 
     /// Audit records of one action since `since_us`, counted per subject (the target) and
-    /// actor (the person): the LOG-4 and ACC-5 evidence.
+    /// actor (the person), in that order: the LOG-4 and ACC-5 evidence. From the hourly
+    /// counts when they reach back that far, else from the log.
     pub async fn audit_counts(
         &self,
         action: &str,
         since_us: i64,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        if let Some(counts) = self.rolled_counts(action, since_us).await? {
+            return Ok(counts);
+        }
         let rows = sqlx::query(
             "SELECT subject, actor, COUNT(*) AS n FROM audit_log WHERE action = $1 AND time_us >= $2 GROUP BY subject, actor ORDER BY subject, actor",
         )

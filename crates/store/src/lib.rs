@@ -28,6 +28,7 @@ mod log_tokens;
 mod migrate;
 mod policy;
 pub mod reviews;
+mod rollup;
 mod sessions;
 mod ssh;
 mod webauthn;

@@ -346,6 +346,24 @@ CREATE TABLE app_handoffs (
 CREATE INDEX app_handoffs_expiry ON app_handoffs(expires_us)
 ";
 
+/// Hourly counts of the audit log per action, subject and actor, and where they stand
+/// (one row): see `rollup.rs`.
+const V13_AUDIT_HOURLY: &str = "
+CREATE TABLE audit_hourly (
+    action TEXT NOT NULL,
+    hour BIGINT NOT NULL,
+    subject TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (action, hour, subject, actor)
+);
+CREATE TABLE audit_rollup (
+    id BIGINT PRIMARY KEY,
+    mark BIGINT NOT NULL,
+    from_us BIGINT NOT NULL
+)
+";
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -418,6 +436,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "session parents and app handoffs",
         sqlite: V12_SESSION_PARENT,
         postgres: V12_SESSION_PARENT,
+    },
+    Migration {
+        version: 13,
+        name: "hourly audit counts",
+        sqlite: V13_AUDIT_HOURLY,
+        postgres: V13_AUDIT_HOURLY,
     },
 ];
 

@@ -681,7 +681,7 @@ async fn audit(
             .unwrap_or_default();
             format!("/audit?{qs}&before={seq}")
         });
-    let checked = state.chain().get(&state.store).await;
+    let checked = state.chain().get().await;
     let chain_status = match &checked.result {
         Ok(n) => format!("{n} records, verified end to end at {}", checked.when()),
         Err(text) => format!("BROKEN: {text}"),

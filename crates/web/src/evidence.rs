@@ -4,6 +4,8 @@
 //! the log store ([`logs`]).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rampart_audit::{Checkpoint, Verifier};
 use rampart_core::ControlId;
@@ -25,11 +27,11 @@ pub async fn collect(
     store: &Store,
     policy: &PolicyConfig,
     extra: Vec<Finding>,
-    chain: Option<&ChainCheck>,
+    chain: Option<&Arc<ChainCheck>>,
 ) -> Report {
     let mut findings = extra;
     let verified = match chain {
-        Some(chain) => chain.get(store).await,
+        Some(chain) => chain.get().await,
         None => Checked::now(verify_chain(store).await),
     };
     let results = [
@@ -167,11 +169,16 @@ async fn acc5_gateway(store: &Store) -> Result<Vec<String>, rampart_store::Store
 /// (the dashboard's LOG-3, `/audit`): one verification serves the loads of the next
 /// [`ChainCheck::FRESH`], and loads that come while one runs wait for its result. A walk of
 /// the whole chain grows with the log (about 5 s for 5 million records here), and `/audit`
-/// repeated it for every page of its listing. `rampart report` and `rampart audit verify`
-/// always verify afresh.
-#[derive(Debug, Default)]
+/// repeated it for every page of its listing. Once a verification that found the chain
+/// whole is older than that, loads still show it, with its time, while a new one runs in
+/// the background: only the first load, and those after a break, wait for a walk.
+/// `rampart report` and `rampart audit verify` always verify afresh.
+#[derive(Debug)]
 pub struct ChainCheck {
+    store: Arc<Store>,
     last: tokio::sync::Mutex<Option<Checked>>,
+    /// A verification runs in the background.
+    refreshing: AtomicBool,
 }
 
 /// One verification: when it ended and what it found.
@@ -185,24 +192,42 @@ pub struct Checked {
 }
 
 impl ChainCheck {
-    /// How long a verification that found the chain whole serves later loads. A break, or
-    /// an error reading the store, is never reused: the next load verifies again.
+    /// How long a verification that found the chain whole is the one shown without another
+    /// starting. A break, or an error reading the store, is never reused: the next load
+    /// verifies again.
     pub const FRESH: std::time::Duration = std::time::Duration::from_secs(600);
 
-    /// The last verification if it is fresh, else a new one.
-    pub async fn get(&self, store: &Store) -> Checked {
-        self.get_within(store, Self::FRESH).await
+    /// Nothing verified yet.
+    pub fn new(store: Arc<Store>) -> Self {
+        Self {
+            store,
+            last: tokio::sync::Mutex::new(None),
+            refreshing: AtomicBool::new(false),
+        }
     }
 
-    async fn get_within(&self, store: &Store, fresh: std::time::Duration) -> Checked {
+    /// The last verification that found the chain whole (starting a new one in the
+    /// background when it is older than [`ChainCheck::FRESH`]); else a new one.
+    pub async fn get(self: &Arc<Self>) -> Checked {
+        self.get_within(Self::FRESH).await
+    }
+
+    async fn get_within(self: &Arc<Self>, fresh: std::time::Duration) -> Checked {
         let mut last = self.last.lock().await;
         if let Some(done) = last.as_ref()
             && done.result.is_ok()
-            && done.ended.elapsed() < fresh
         {
+            if done.ended.elapsed() >= fresh && !self.refreshing.swap(true, Ordering::AcqRel) {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let done = Checked::now(verify_chain(&me.store).await);
+                    *me.last.lock().await = Some(done);
+                    me.refreshing.store(false, Ordering::Release);
+                });
+            }
             return done.clone();
         }
-        let done = Checked::now(verify_chain(store).await);
+        let done = Checked::now(verify_chain(&self.store).await);
         *last = Some(done.clone());
         done
     }
@@ -983,34 +1008,54 @@ mod tests {
         store.append_audit(&events).await.unwrap();
     }
 
+    /// Waits (at most 10 s) until no verification runs in the background.
+    async fn settled(check: &ChainCheck) {
+        for _ in 0..1000 {
+            if !check.refreshing.load(Ordering::Acquire) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the background verification never ended");
+    }
+
     /// A verification that found the chain whole serves the loads of the next ten
-    /// minutes (newer records are counted at the next verification), and is done again
-    /// once it is older than that.
+    /// minutes (newer records are counted at the next verification). Once older than that,
+    /// loads still get it at once while a new one runs in the background, whose result
+    /// the loads after it get.
     #[tokio::test]
     async fn a_whole_chain_is_verified_once_for_the_loads_that_follow() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
+        let store = Arc::new(store(&dir).await);
         append(&store, 5).await;
         let n = verify_chain(&store).await.unwrap();
-        let check = ChainCheck::default();
-        let first = check.get(&store).await;
+        let check = Arc::new(ChainCheck::new(store.clone()));
+        let first = check.get().await;
         assert_eq!(first.result, Ok(n));
         append(&store, 3).await;
-        let again = check.get(&store).await;
-        assert_eq!((again.at, again.result), (first.at, Ok(n)));
-        let later = check.get_within(&store, Duration::ZERO).await;
-        assert_eq!(later.result, Ok(n + 3));
+        let again = check.get().await;
+        assert_eq!((again.at, &again.result), (first.at, &Ok(n)));
+        let stale = check.get_within(Duration::ZERO).await;
+        assert_eq!(
+            (stale.at, &stale.result),
+            (first.at, &Ok(n)),
+            "shown at once"
+        );
+        settled(&check).await;
+        let later = check.get().await;
+        assert_eq!(later.result, Ok(n + 3), "the background verification's");
         assert!(later.at >= first.at);
     }
 
-    /// A break is shown at once and never reused: the next load verifies again.
+    /// A break is shown from the first verification that finds it (one in the background
+    /// included) and never reused: the next load verifies again.
     #[tokio::test]
     async fn a_broken_chain_is_verified_again_at_every_load() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir).await;
+        let store = Arc::new(store(&dir).await);
         append(&store, 5).await;
-        let check = ChainCheck::default();
-        assert!(check.get(&store).await.result.is_ok());
+        let check = Arc::new(ChainCheck::new(store.clone()));
+        assert!(check.get().await.result.is_ok());
         let set = |subject: &'static str| {
             sqlx::query("UPDATE audit_log SET subject = $1 WHERE seq = 3").bind(subject)
         };
@@ -1019,13 +1064,13 @@ mod tests {
             .await
             .unwrap();
         set("forged").execute(store.pool()).await.unwrap();
-        let fresh = check.get_within(&store, Duration::ZERO).await;
-        assert!(fresh.result.is_err(), "{fresh:?}");
+        // The stale whole result is shown while the background verification runs.
+        assert!(check.get_within(Duration::ZERO).await.result.is_ok());
+        settled(&check).await;
+        let found = check.get().await;
+        assert!(found.result.is_err(), "{found:?}");
         let original: &'static str = original.leak();
         set(original).execute(store.pool()).await.unwrap();
-        assert!(
-            check.get(&store).await.result.is_ok(),
-            "the break was not reused"
-        );
+        assert!(check.get().await.result.is_ok(), "the break was not reused");
     }
 }

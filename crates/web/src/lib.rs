@@ -117,7 +117,7 @@ struct Whole {
     inner: Inner,
     origin: Box<str>,
     relying_party: Option<Arc<::webauthn_rs::Webauthn>>,
-    chain: evidence::ChainCheck,
+    chain: Arc<evidence::ChainCheck>,
 }
 
 /// The parts of [`AppState`].
@@ -167,11 +167,12 @@ impl AppState {
     pub fn new(inner: Inner) -> Self {
         let origin: Box<str> = Box::from(inner.web.public_origin());
         let relying_party = webauthn::relying_party(&inner.web.public_host, &origin);
+        let chain = Arc::new(evidence::ChainCheck::new(inner.store.clone()));
         Self(Arc::new(Whole {
             inner,
             origin,
             relying_party,
-            chain: evidence::ChainCheck::default(),
+            chain,
         }))
     }
 
@@ -181,7 +182,7 @@ impl AppState {
     }
 
     /// The last verification of the audit chain, shared by the pages that show it.
-    pub(crate) fn chain(&self) -> &evidence::ChainCheck {
+    pub(crate) fn chain(&self) -> &Arc<evidence::ChainCheck> {
         &self.0.chain
     }
 
