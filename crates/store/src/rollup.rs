@@ -181,8 +181,8 @@ impl Store {
 
     /// Records of `action` since `since_us` per subject and actor, from the counts, the
     /// first partial hour and the records after the mark, all read in one snapshot.
-    /// `None` when the counts do not reach back to `since_us` (not started, or a longer
-    /// window than they keep): the caller counts the log itself.
+    /// `None` when the counts do not reach back to `since_us` (not started, started later,
+    /// or older than the 40 days they keep): the caller counts the log itself.
     pub(crate) async fn rolled_counts(
         &self,
         action: &str,
@@ -204,7 +204,8 @@ impl Store {
             },
             None => return Ok(None),
         };
-        if since_us < state.from_us {
+        let kept_from = (crate::now_us().div_euclid(HOUR_US) - KEEP_HOURS) * HOUR_US;
+        if since_us < state.from_us.max(kept_from) {
             return Ok(None);
         }
         // The first whole hour of the window; the records before it are counted one by one.

@@ -156,11 +156,31 @@ async fn rollup_suite(store: &Store) {
     assert_eq!(start.mark, (first - 1 + 100).min(head(store).await));
     windows_agree(store, now, "mark in the middle").await;
 
-    // A window longer than the counts reach is counted from the log.
+    // A window longer than the counts reach is counted from the log: they start 31 days
+    // back, and keep 40 days once they have run that long.
     let long = now - 35 * 24 * HOUR_US;
     assert!(
         store
             .rolled_counts("db.statement", long)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    sqlx::query("UPDATE audit_rollup SET from_us = 0")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(
+        store
+            .rolled_counts("db.statement", long)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let older = now - 41 * 24 * HOUR_US;
+    assert!(
+        store
+            .rolled_counts("db.statement", older)
             .await
             .unwrap()
             .is_none()
