@@ -211,7 +211,7 @@ impl Store {
         // The first whole hour of the window; the records before it are counted one by one.
         let first_hour =
             since_us.div_euclid(HOUR_US) + i64::from(since_us.rem_euclid(HOUR_US) != 0);
-        let rows = sqlx::query(rolled_sql(self.engine()))
+        let rows = sqlx::query(&rolled_sql(self.engine()))
             .bind(action)
             .bind(first_hour)
             .bind(since_us)
@@ -238,21 +238,18 @@ impl Store {
 ///
 /// The records after the mark are read along the sequence range: on SQLite the unary `+`
 /// keeps the planner off `audit_action_time`, which would walk the whole window.
-fn rolled_sql(engine: Engine) -> &'static str {
-    match engine {
-        Engine::Sqlite => {
-            "SELECT subject, actor, CAST(SUM(n) AS BIGINT) AS n FROM (SELECT subject, actor, n FROM audit_hourly WHERE action = $1 AND hour >= $2 \
-             UNION ALL SELECT subject, actor, COUNT(*) AS n FROM audit_log WHERE action = $1 AND time_us >= $3 AND time_us < $4 GROUP BY subject, actor \
-             UNION ALL SELECT subject, actor, COUNT(*) AS n FROM audit_log WHERE seq > $5 AND +action = $1 AND +time_us >= $4 GROUP BY subject, actor) AS parts \
-             GROUP BY subject, actor ORDER BY subject, actor"
-        }
-        Engine::Postgres => {
-            "SELECT subject, actor, CAST(SUM(n) AS BIGINT) AS n FROM (SELECT subject, actor, n FROM audit_hourly WHERE action = $1 AND hour >= $2 \
-             UNION ALL SELECT subject, actor, COUNT(*) AS n FROM audit_log WHERE action = $1 AND time_us >= $3 AND time_us < $4 GROUP BY subject, actor \
-             UNION ALL SELECT subject, actor, COUNT(*) AS n FROM audit_log WHERE seq > $5 AND action = $1 AND time_us >= $4 GROUP BY subject, actor) AS parts \
-             GROUP BY subject, actor ORDER BY subject, actor"
-        }
-    }
+fn rolled_sql(engine: Engine) -> String {
+    let plus = match engine {
+        Engine::Sqlite => "+",
+        Engine::Postgres => "",
+    };
+    format!(
+        "SELECT subject, actor, CAST(SUM(n) AS BIGINT) AS n FROM (\
+         SELECT subject, actor, n FROM audit_hourly WHERE action = $1 AND hour >= $2 \
+         UNION ALL SELECT subject, actor, COUNT(*) AS n FROM audit_log WHERE action = $1 AND time_us >= $3 AND time_us < $4 GROUP BY subject, actor \
+         UNION ALL SELECT subject, actor, COUNT(*) AS n FROM audit_log WHERE seq > $5 AND {plus}action = $1 AND {plus}time_us >= $4 GROUP BY subject, actor\
+         ) AS parts GROUP BY subject, actor ORDER BY subject, actor"
+    )
 }
 
 #[cfg(test)]
