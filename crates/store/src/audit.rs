@@ -126,12 +126,16 @@ pub(crate) async fn insert(
 impl Store {
     /// Reads records matching `q`, newest first.
     pub async fn audit_search(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        let range = match &q.action_prefix {
-            Some(prefix) if self.engine() == crate::Engine::Sqlite => {
-                self.few_actions(prefix).await?
-            }
-            _ => None,
+        let few = match &q.action_prefix {
+            Some(prefix) => self.few_actions(prefix).await?,
+            None => None,
         };
+        if let Some(FewActions::Named(names)) = &few
+            && names.is_empty()
+        {
+            // No record's action starts with the prefix.
+            return Ok(Vec::new());
+        }
         let mut sql = format!("SELECT {COLUMNS} FROM audit_log WHERE 1 = 1");
         let mut n = 0;
         let mut param = |sql: &mut String, clause: &str| {
@@ -144,9 +148,19 @@ impl Store {
         if q.action_prefix.is_some() {
             param(&mut sql, " AND action LIKE ? ESCAPE '\\'");
         }
-        if range.is_some() {
-            param(&mut sql, " AND action >= ?");
-            param(&mut sql, " AND action < ?");
+        match &few {
+            Some(FewActions::Range(..)) => {
+                param(&mut sql, " AND action >= ?");
+                param(&mut sql, " AND action < ?");
+            }
+            Some(FewActions::Named(names)) => {
+                sql.push_str(" AND action IN (");
+                for i in 0..names.len() {
+                    param(&mut sql, if i == 0 { "?" } else { ", ?" });
+                }
+                sql.push(')');
+            }
+            None => {}
         }
         if q.outcome.is_some() {
             param(&mut sql, " AND outcome = ?");
@@ -171,8 +185,14 @@ impl Store {
                 .replace('_', "\\_");
             query = query.bind(format!("{escaped}%"));
         }
-        if let Some((lo, hi)) = range {
-            query = query.bind(lo).bind(hi);
+        match few {
+            Some(FewActions::Range(lo, hi)) => query = query.bind(lo).bind(hi),
+            Some(FewActions::Named(names)) => {
+                for name in names {
+                    query = query.bind(name);
+                }
+            }
+            None => {}
         }
         if let Some(o) = &q.outcome {
             query = query.bind(o.clone());
@@ -187,28 +207,66 @@ impl Store {
         rows.iter().map(record).collect()
     }
 
-    /// On SQLite, the range of action names that starts with `prefix`, when fewer than
-    /// [`FEW_ACTIONS`] records fall in it: the search then reads them through the index by
-    /// action and sorts them, where walking the log back from its newest record would pass
-    /// every other record first (a second on a log of 5 million gateway statements, for the
-    /// two `login.mfa` records in it). A common action (`db.statement`) is found at once
-    /// walking back, and through the index would mean sorting millions: no range then.
-    pub(crate) async fn few_actions(
-        &self,
-        prefix: &str,
-    ) -> Result<Option<(String, String)>, StoreError> {
-        let Some(hi) = prefix_end(prefix) else {
-            return Ok(None);
+    /// The actions starting with `prefix`, when fewer than [`FEW_ACTIONS`] records have
+    /// one: the search then reads them through the index by action and sorts them, where
+    /// walking the log back from its newest record would pass every other record first (a
+    /// second on a log of 5 million gateway statements, for the two `login.mfa` records in
+    /// it). A common action (`db.statement`) is found at once walking back, and through
+    /// the index would mean sorting millions: `None` then.
+    ///
+    /// On SQLite they are a range of names in its binary order. On PostgreSQL a range
+    /// under the database's collation is not a prefix, so they are the names themselves:
+    /// the distinct actions of the log, found by stepping through the index by action (one
+    /// probe per action), whose names start with `prefix`.
+    pub(crate) async fn few_actions(&self, prefix: &str) -> Result<Option<FewActions>, StoreError> {
+        let few = match self.engine() {
+            crate::Engine::Sqlite => {
+                let Some(hi) = prefix_end(prefix) else {
+                    return Ok(None);
+                };
+                FewActions::Range(prefix.to_owned(), hi)
+            }
+            crate::Engine::Postgres => {
+                let names: Vec<String> = sqlx::query_scalar(
+                    "WITH RECURSIVE a(action) AS (SELECT MIN(action) FROM audit_log \
+                     UNION ALL SELECT (SELECT MIN(action) FROM audit_log WHERE action > a.action) FROM a WHERE a.action IS NOT NULL) \
+                     SELECT action FROM a WHERE action IS NOT NULL",
+                )
+                .fetch_all(self.pool())
+                .await?;
+                let names: Vec<String> = names
+                    .into_iter()
+                    .filter(|a| a.starts_with(prefix))
+                    .collect();
+                if names.is_empty() {
+                    // No record at all; and `IN ()` is no SQL.
+                    return Ok(Some(FewActions::Named(names)));
+                }
+                FewActions::Named(names)
+            }
         };
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM audit_log WHERE action >= $1 AND action < $2 LIMIT $3) AS few",
-        )
-        .bind(prefix)
-        .bind(&hi)
-        .bind(FEW_ACTIONS)
-        .fetch_one(self.pool())
-        .await?;
-        Ok((n < FEW_ACTIONS).then(|| (prefix.to_owned(), hi)))
+        let (filter, binds) = match &few {
+            FewActions::Range(lo, hi) => (
+                "action >= $1 AND action < $2".to_owned(),
+                vec![lo.clone(), hi.clone()],
+            ),
+            FewActions::Named(names) => {
+                let list = (1..=names.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                (format!("action IN ({list})"), names.clone())
+            }
+        };
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM audit_log WHERE {filter} LIMIT {FEW_ACTIONS}) AS few"
+        );
+        let mut count = sqlx::query_scalar(&sql);
+        for b in binds {
+            count = count.bind(b);
+        }
+        let n: i64 = count.fetch_one(self.pool()).await?;
+        Ok((n < FEW_ACTIONS).then_some(few))
     }
 
     /// Records with `seq > after`, oldest first, at most `limit`.
@@ -441,6 +499,16 @@ impl Store {
 /// The `format()` pattern of one packed line: ten fields split by U+001F.
 static PACKED_FORMAT: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| ["%s"; 10].join("\u{1f}"));
+
+/// The actions an action prefix stands for, read through the index by action (see
+/// [`Store::few_actions`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FewActions {
+    /// SQLite: names from the first (inclusive) to the second (exclusive), binary order.
+    Range(String, String),
+    /// PostgreSQL: the actions in the log that start with the prefix (none: no record).
+    Named(Vec<String>),
+}
 
 /// Fewest records of an action prefix for which [`Store::audit_search`] walks the log
 /// instead of the index by action.
