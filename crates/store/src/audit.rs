@@ -127,12 +127,10 @@ impl Store {
     /// Reads records matching `q`, newest first.
     pub async fn audit_search(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         let few = match &q.action_prefix {
-            Some(prefix) => self.few_actions(prefix).await?,
+            Some(prefix) => self.few_actions(prefix, q.since_us).await?,
             None => None,
         };
-        if let Some(FewActions::Named(names)) = &few
-            && names.is_empty()
-        {
+        if few.as_ref().is_some_and(Vec::is_empty) {
             // No record's action starts with the prefix.
             return Ok(Vec::new());
         }
@@ -148,19 +146,12 @@ impl Store {
         if q.action_prefix.is_some() {
             param(&mut sql, " AND action LIKE ? ESCAPE '\\'");
         }
-        match &few {
-            Some(FewActions::Range(..)) => {
-                param(&mut sql, " AND action >= ?");
-                param(&mut sql, " AND action < ?");
+        if let Some(names) = &few {
+            sql.push_str(" AND action IN (");
+            for i in 0..names.len() {
+                param(&mut sql, if i == 0 { "?" } else { ", ?" });
             }
-            Some(FewActions::Named(names)) => {
-                sql.push_str(" AND action IN (");
-                for i in 0..names.len() {
-                    param(&mut sql, if i == 0 { "?" } else { ", ?" });
-                }
-                sql.push(')');
-            }
-            None => {}
+            sql.push(')');
         }
         if q.outcome.is_some() {
             param(&mut sql, " AND outcome = ?");
@@ -185,14 +176,8 @@ impl Store {
                 .replace('_', "\\_");
             query = query.bind(format!("{escaped}%"));
         }
-        match few {
-            Some(FewActions::Range(lo, hi)) => query = query.bind(lo).bind(hi),
-            Some(FewActions::Named(names)) => {
-                for name in names {
-                    query = query.bind(name);
-                }
-            }
-            None => {}
+        for name in few.into_iter().flatten() {
+            query = query.bind(name);
         }
         if let Some(o) = &q.outcome {
             query = query.bind(o.clone());
@@ -207,66 +192,58 @@ impl Store {
         rows.iter().map(record).collect()
     }
 
-    /// The actions starting with `prefix`, when fewer than [`FEW_ACTIONS`] records have
-    /// one: the search then reads them through the index by action and sorts them, where
-    /// walking the log back from its newest record would pass every other record first (a
-    /// second on a log of 5 million gateway statements, for the two `login.mfa` records in
-    /// it). A common action (`db.statement`) is found at once walking back, and through
-    /// the index would mean sorting millions: `None` then.
+    /// The log's actions that start with `prefix`, when fewer than [`FEW_ACTIONS`] records
+    /// of them fall in the window from `since_us` on: the search then reads them through
+    /// the index by action (and time) and sorts them, where walking the log back from its
+    /// newest record would pass every other record first (a second on a log of 5 million
+    /// gateway statements, for the two `login.mfa` records in it; the whole log for a week's
+    /// few database changes among months of them). A common action (`db.statement`) is
+    /// found at once walking back, and through the index would mean sorting millions:
+    /// `None` then. An empty list: no record has such an action.
     ///
-    /// On SQLite they are a range of names in its binary order. On PostgreSQL a range
-    /// under the database's collation is not a prefix, so they are the names themselves:
-    /// the distinct actions of the log, found by stepping through the index by action (one
-    /// probe per action), whose names start with `prefix`.
-    pub(crate) async fn few_actions(&self, prefix: &str) -> Result<Option<FewActions>, StoreError> {
-        let few = match self.engine() {
-            crate::Engine::Sqlite => {
-                let Some(hi) = prefix_end(prefix) else {
-                    return Ok(None);
-                };
-                FewActions::Range(prefix.to_owned(), hi)
-            }
-            crate::Engine::Postgres => {
-                let names: Vec<String> = sqlx::query_scalar(
-                    "WITH RECURSIVE a(action) AS (SELECT MIN(action) FROM audit_log \
-                     UNION ALL SELECT (SELECT MIN(action) FROM audit_log WHERE action > a.action) FROM a WHERE a.action IS NOT NULL) \
-                     SELECT action FROM a WHERE action IS NOT NULL",
-                )
-                .fetch_all(self.pool())
-                .await?;
-                let names: Vec<String> = names
-                    .into_iter()
-                    .filter(|a| a.starts_with(prefix))
-                    .collect();
-                if names.is_empty() {
-                    // No record at all; and `IN ()` is no SQL.
-                    return Ok(Some(FewActions::Named(names)));
-                }
-                FewActions::Named(names)
-            }
-        };
-        let (filter, binds) = match &few {
-            FewActions::Range(lo, hi) => (
-                "action >= $1 AND action < $2".to_owned(),
-                vec![lo.clone(), hi.clone()],
-            ),
-            FewActions::Named(names) => {
-                let list = (1..=names.len())
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                (format!("action IN ({list})"), names.clone())
-            }
+    /// The actions are the names themselves, found by stepping through the index by action
+    /// (one probe per distinct action) and kept when they start with `prefix`: under
+    /// PostgreSQL's collations a range of names is not a prefix.
+    pub(crate) async fn few_actions(
+        &self,
+        prefix: &str,
+        since_us: Option<i64>,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let names: Vec<String> = sqlx::query_scalar(
+            "WITH RECURSIVE a(action) AS (SELECT MIN(action) FROM audit_log \
+             UNION ALL SELECT (SELECT MIN(action) FROM audit_log WHERE action > a.action) FROM a WHERE a.action IS NOT NULL) \
+             SELECT action FROM a WHERE action IS NOT NULL",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let names: Vec<String> = names
+            .into_iter()
+            .filter(|a| a.starts_with(prefix))
+            .collect();
+        if names.is_empty() {
+            // `IN ()` is no SQL.
+            return Ok(Some(names));
+        }
+        let list = (1..=names.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let window = match since_us {
+            Some(_) => format!(" AND time_us >= ${}", names.len() + 1),
+            None => String::new(),
         };
         let sql = format!(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM audit_log WHERE {filter} LIMIT {FEW_ACTIONS}) AS few"
+            "SELECT COUNT(*) FROM (SELECT 1 FROM audit_log WHERE action IN ({list}){window} LIMIT {FEW_ACTIONS}) AS few"
         );
         let mut count = sqlx::query_scalar(&sql);
-        for b in binds {
-            count = count.bind(b);
+        for name in &names {
+            count = count.bind(name.as_str());
+        }
+        if let Some(since) = since_us {
+            count = count.bind(since);
         }
         let n: i64 = count.fetch_one(self.pool()).await?;
-        Ok((n < FEW_ACTIONS).then_some(few))
+        Ok((n < FEW_ACTIONS).then_some(names))
     }
 
     /// Records with `seq > after`, oldest first, at most `limit`.
@@ -500,30 +477,9 @@ impl Store {
 static PACKED_FORMAT: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| ["%s"; 10].join("\u{1f}"));
 
-/// The actions an action prefix stands for, read through the index by action (see
-/// [`Store::few_actions`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum FewActions {
-    /// SQLite: names from the first (inclusive) to the second (exclusive), binary order.
-    Range(String, String),
-    /// PostgreSQL: the actions in the log that start with the prefix (none: no record).
-    Named(Vec<String>),
-}
-
 /// Fewest records of an action prefix for which [`Store::audit_search`] walks the log
 /// instead of the index by action.
 pub(crate) const FEW_ACTIONS: i64 = 50_000;
-
-/// The first string after every string that starts with `prefix`, in SQLite's binary
-/// order: `prefix` with its last character raised by one. `None` for an empty prefix or
-/// one whose last character cannot be raised.
-pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    let last = chars.pop()?;
-    let next = char::from_u32(u32::from(last) + 1)?;
-    chars.push(next);
-    Some(chars.into_iter().collect())
-}
 
 /// The query of [`Store::audit_page_of`]: records with `after < seq <= upto` (`$1`, `$2`)
 /// whose action is one of `actions` (`$5`…), in order, at most `$4`, packed with the
