@@ -126,11 +126,21 @@ impl Store {
             .execute(w.conn()?)
             .await?;
         }
+        // Older counts of the actions counted here, each a range of the primary key: a
+        // scan of the whole table would hold appends up at every step. An action no longer
+        // written keeps at most its last 40 days.
         let now_hour = crate::now_us().div_euclid(HOUR_US);
-        sqlx::query("DELETE FROM audit_hourly WHERE hour < $1")
-            .bind(now_hour - KEEP_HOURS)
-            .execute(w.conn()?)
-            .await?;
+        let actions: std::collections::BTreeSet<&str> = counts
+            .iter()
+            .map(|(_, action, ..)| action.as_str())
+            .collect();
+        for action in actions {
+            sqlx::query("DELETE FROM audit_hourly WHERE action = $1 AND hour < $2")
+                .bind(action)
+                .bind(now_hour - KEEP_HOURS)
+                .execute(w.conn()?)
+                .await?;
+        }
         w.commit().await?;
         Ok(true)
     }
