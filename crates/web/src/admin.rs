@@ -681,10 +681,15 @@ async fn audit(
             .unwrap_or_default();
             format!("/audit?{qs}&before={seq}")
         });
-    let checked = state.chain().get().await;
-    let chain_status = match &checked.result {
-        Ok(n) => format!("{n} records, verified end to end at {}", checked.when()),
-        Err(text) => format!("BROKEN: {text}"),
+    let chain_status = match state.chain().get().await {
+        Some(checked) => match &checked.result {
+            Ok(n) => format!("{n} records, verified end to end at {}", checked.when()),
+            Err(text) => format!("BROKEN (found at {}): {text}", checked.when()),
+        },
+        None => {
+            "being verified end to end for the first time since rampart started: reload in a moment"
+                .into()
+        }
     };
     render(
         StatusCode::OK,

@@ -32,13 +32,13 @@ pub async fn collect(
     let mut findings = extra;
     let verified = match chain {
         Some(chain) => chain.get().await,
-        None => Checked::now(verify_chain(store).await),
+        None => Some(Checked::now(verify_chain(store).await)),
     };
     let results = [
         acc1(store).await.map_err(|e| (ControlId::Acc1, e)),
         acc2(store, policy).await.map_err(|e| (ControlId::Acc2, e)),
         acc6(store).await.map_err(|e| (ControlId::Acc6, e)),
-        log3(store, &verified)
+        log3(store, verified.as_ref())
             .await
             .map_err(|e| (ControlId::Log3, e)),
         ext1(store, policy).await.map_err(|e| (ControlId::Ext1, e)),
@@ -166,19 +166,26 @@ async fn acc5_gateway(store: &Store) -> Result<Vec<String>, rampart_store::Store
 }
 
 /// The last end-to-end verification of the audit chain, shared by the pages that show it
-/// (the dashboard's LOG-3, `/audit`): one verification serves the loads of the next
-/// [`ChainCheck::FRESH`], and loads that come while one runs wait for its result. A walk of
-/// the whole chain grows with the log (about 5 s for 5 million records here), and `/audit`
-/// repeated it for every page of its listing. Once a verification that found the chain
-/// whole is older than that, loads still show it, with its time, while a new one runs in
-/// the background: only the first load, and those after a break, wait for a walk.
+/// (the dashboard's LOG-3, `/audit`). A walk of the whole chain grows with the log (about
+/// 5 s for 5 million records here), and `/audit` repeated it for every page of its
+/// listing. Verifications run one at a time, in the background:
+/// - one that found the chain whole serves the loads of the next [`ChainCheck::FRESH`];
+///   after that, loads still show it, with its time, while a new one runs;
+/// - a break, or an error reading the store, is never taken as current: each load starts a
+///   new verification (unless one runs) and waits up to [`ChainCheck::WAIT`] for it,
+///   showing the break meanwhile;
+/// - the first load waits up to [`ChainCheck::WAIT`] for the first verification, then
+///   says it is running.
+///
 /// `rampart report` and `rampart audit verify` always verify afresh.
 #[derive(Debug)]
 pub struct ChainCheck {
     store: Arc<Store>,
-    last: tokio::sync::Mutex<Option<Checked>>,
+    last: std::sync::Mutex<Option<Checked>>,
     /// A verification runs in the background.
-    refreshing: AtomicBool,
+    running: AtomicBool,
+    /// Verifications ended so far.
+    ended: tokio::sync::watch::Sender<u64>,
 }
 
 /// One verification: when it ended and what it found.
@@ -193,43 +200,66 @@ pub struct Checked {
 
 impl ChainCheck {
     /// How long a verification that found the chain whole is the one shown without another
-    /// starting. A break, or an error reading the store, is never reused: the next load
-    /// verifies again.
+    /// starting.
     pub const FRESH: std::time::Duration = std::time::Duration::from_secs(600);
+
+    /// Longest a load waits for a verification to end when it has no whole one to show.
+    pub const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
     /// Nothing verified yet.
     pub fn new(store: Arc<Store>) -> Self {
         Self {
             store,
-            last: tokio::sync::Mutex::new(None),
-            refreshing: AtomicBool::new(false),
+            last: std::sync::Mutex::new(None),
+            running: AtomicBool::new(false),
+            ended: tokio::sync::watch::Sender::new(0),
         }
     }
 
-    /// The last verification that found the chain whole (starting a new one in the
-    /// background when it is older than [`ChainCheck::FRESH`]); else a new one.
-    pub async fn get(self: &Arc<Self>) -> Checked {
-        self.get_within(Self::FRESH).await
+    /// The verification to show: `None` while the first one runs (past [`ChainCheck::WAIT`]).
+    pub async fn get(self: &Arc<Self>) -> Option<Checked> {
+        self.get_within(Self::FRESH, Self::WAIT).await
     }
 
-    async fn get_within(self: &Arc<Self>, fresh: std::time::Duration) -> Checked {
-        let mut last = self.last.lock().await;
-        if let Some(done) = last.as_ref()
+    async fn get_within(
+        self: &Arc<Self>,
+        fresh: std::time::Duration,
+        wait: std::time::Duration,
+    ) -> Option<Checked> {
+        let mut ended = self.ended.subscribe();
+        let seen = *ended.borrow_and_update();
+        let last = self.last();
+        if let Some(done) = &last
             && done.result.is_ok()
         {
-            if done.ended.elapsed() >= fresh && !self.refreshing.swap(true, Ordering::AcqRel) {
-                let me = self.clone();
-                tokio::spawn(async move {
-                    let done = Checked::now(verify_chain(&me.store).await);
-                    *me.last.lock().await = Some(done);
-                    me.refreshing.store(false, Ordering::Release);
-                });
+            if done.ended.elapsed() >= fresh {
+                self.start();
             }
-            return done.clone();
+            return last;
         }
-        let done = Checked::now(verify_chain(&self.store).await);
-        *last = Some(done.clone());
-        done
+        self.start();
+        let _ = tokio::time::timeout(wait, ended.wait_for(|n| *n > seen)).await;
+        self.last().or(last)
+    }
+
+    fn last(&self) -> Option<Checked> {
+        self.last.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// Starts a verification in the background, unless one runs.
+    fn start(self: &Arc<Self>) {
+        if self.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let done = Checked::now(verify_chain(&me.store).await);
+            if let Ok(mut last) = me.last.lock() {
+                *last = Some(done);
+            }
+            me.running.store(false, Ordering::Release);
+            me.ended.send_modify(|n| *n += 1);
+        });
     }
 }
 
@@ -552,16 +582,25 @@ async fn active_people(store: &Store) -> Result<usize, rampart_store::StoreError
         .count())
 }
 
-async fn log3(store: &Store, checked: &Checked) -> Result<Finding, rampart_store::StoreError> {
+async fn log3(
+    store: &Store,
+    checked: Option<&Checked>,
+) -> Result<Finding, rampart_store::StoreError> {
     let since = jiff::Timestamp::now().as_microsecond() - WINDOW_US;
     let sessions = store.audit_counts_by_actor("session.start", since).await?;
+    let Some(checked) = checked else {
+        return Ok(Finding::not_checked(
+            ControlId::Log3,
+            "the audit chain's first verification since rampart started is still running: reload in a moment",
+        ));
+    };
     let verified = &checked.result;
     let mut evidence = vec![match verified {
         Ok(n) => format!(
             "audit chain of {n} records verified end to end at {}",
             checked.when()
         ),
-        Err(text) => format!("audit chain broken: {text}"),
+        Err(text) => format!("audit chain broken (found at {}): {text}", checked.when()),
     }];
     evidence.push(if sessions.is_empty() {
         "no sessions in the last 30 days".into()
@@ -1011,12 +1050,25 @@ mod tests {
     /// Waits (at most 10 s) until no verification runs in the background.
     async fn settled(check: &ChainCheck) {
         for _ in 0..1000 {
-            if !check.refreshing.load(Ordering::Acquire) {
+            if !check.running.load(Ordering::Acquire) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("the background verification never ended");
+    }
+
+    /// What a load shows (its time and result), waiting as long as a verification of these
+    /// few records could take (a minute, rather than [`ChainCheck::WAIT`]).
+    async fn shown(
+        check: &Arc<ChainCheck>,
+        fresh: Duration,
+    ) -> (jiff::Timestamp, Result<u64, String>) {
+        let checked = check
+            .get_within(fresh, Duration::from_secs(60))
+            .await
+            .expect("a verification ended within the wait");
+        (checked.at, checked.result)
     }
 
     /// A verification that found the chain whole serves the loads of the next ten
@@ -1030,32 +1082,58 @@ mod tests {
         append(&store, 5).await;
         let n = verify_chain(&store).await.unwrap();
         let check = Arc::new(ChainCheck::new(store.clone()));
-        let first = check.get().await;
-        assert_eq!(first.result, Ok(n));
+        let first = shown(&check, ChainCheck::FRESH).await;
+        assert_eq!(first.1, Ok(n));
         append(&store, 3).await;
-        let again = check.get().await;
-        assert_eq!((again.at, &again.result), (first.at, &Ok(n)));
-        let stale = check.get_within(Duration::ZERO).await;
+        assert_eq!(shown(&check, ChainCheck::FRESH).await, first);
+        assert_eq!(shown(&check, Duration::ZERO).await, first, "shown at once");
+        settled(&check).await;
+        let later = shown(&check, ChainCheck::FRESH).await;
+        assert_eq!(later.1, Ok(n + 3), "the background verification's");
+        assert!(later.0 >= first.0);
+    }
+
+    /// The first load waits for the first verification at most [`ChainCheck::WAIT`], then
+    /// says it runs; the loads after it get its result.
+    #[tokio::test]
+    async fn the_first_load_says_the_first_verification_runs_when_it_takes_long() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(store(&dir).await);
+        append(&store, 5).await;
+        let check = Arc::new(ChainCheck::new(store.clone()));
+        // A wait of nothing stands for a verification longer than the wait.
+        assert!(
+            check
+                .get_within(ChainCheck::FRESH, Duration::ZERO)
+                .await
+                .is_none()
+        );
+        let pending = log3(&store, None).await.unwrap();
         assert_eq!(
-            (stale.at, &stale.result),
-            (first.at, &Ok(n)),
-            "shown at once"
+            pending.status,
+            rampart_report::Status::NotChecked,
+            "{pending:?}"
         );
         settled(&check).await;
-        let later = check.get().await;
-        assert_eq!(later.result, Ok(n + 3), "the background verification's");
-        assert!(later.at >= first.at);
+        assert_eq!(shown(&check, ChainCheck::FRESH).await.1, Ok(5));
+        let report = collect(&store, &PolicyConfig::default(), Vec::new(), Some(&check)).await;
+        let log3 = report
+            .findings
+            .iter()
+            .find(|f| f.control == ControlId::Log3)
+            .unwrap();
+        assert_eq!(log3.status, rampart_report::Status::Pass, "{log3:?}");
     }
 
     /// A break is shown from the first verification that finds it (one in the background
-    /// included) and never reused: the next load verifies again.
+    /// included) and never taken as current: each load verifies again.
     #[tokio::test]
     async fn a_broken_chain_is_verified_again_at_every_load() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(store(&dir).await);
         append(&store, 5).await;
         let check = Arc::new(ChainCheck::new(store.clone()));
-        assert!(check.get().await.result.is_ok());
+        assert!(shown(&check, ChainCheck::FRESH).await.1.is_ok());
         let set = |subject: &'static str| {
             sqlx::query("UPDATE audit_log SET subject = $1 WHERE seq = 3").bind(subject)
         };
@@ -1065,12 +1143,15 @@ mod tests {
             .unwrap();
         set("forged").execute(store.pool()).await.unwrap();
         // The stale whole result is shown while the background verification runs.
-        assert!(check.get_within(Duration::ZERO).await.result.is_ok());
+        assert!(shown(&check, Duration::ZERO).await.1.is_ok());
         settled(&check).await;
-        let found = check.get().await;
-        assert!(found.result.is_err(), "{found:?}");
+        let found = shown(&check, ChainCheck::FRESH).await;
+        assert!(found.1.is_err(), "{found:?}");
         let original: &'static str = original.leak();
         set(original).execute(store.pool()).await.unwrap();
-        assert!(check.get().await.result.is_ok(), "the break was not reused");
+        assert!(
+            shown(&check, ChainCheck::FRESH).await.1.is_ok(),
+            "the break was not reused"
+        );
     }
 }
