@@ -147,7 +147,6 @@ fn user(actor: &str) -> Option<&str> {
     actor.strip_prefix("user:")
 }
 
-/// One detail of a record (details are a JSON object of strings, made by rampart).
 /// The two details of a `db.statement` record the rows rule reads; the others (the
 /// statement's text, its class, …) are passed over without being copied.
 #[derive(serde::Deserialize)]
@@ -158,6 +157,7 @@ struct StatementDetails<'a> {
     rows: Option<std::borrow::Cow<'a, str>>,
 }
 
+/// One detail of a record (details are a JSON object of strings, made by rampart).
 fn detail(r: &AuditRecord, key: &str) -> Option<String> {
     // Cheap test first: most records are not read for details at all.
     if !r.details.contains(key) {

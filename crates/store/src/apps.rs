@@ -150,47 +150,30 @@ impl Store {
     }
 
     /// Requests (`action`, e.g. `app.request`) per app (the record's subject) and actor
-    /// since `since_us`, most first (at most 1,000). From the hourly counts when they reach
-    /// back that far, else from the log.
+    /// since `since_us`, most first (at most 1,000): [`Store::audit_counts`] in that order.
     pub async fn app_request_counts(
         &self,
         action: &str,
         since_us: i64,
     ) -> Result<Vec<AppRequestCount>, StoreError> {
-        if let Some(counts) = self.rolled_counts(action, since_us).await? {
-            let mut counts: Vec<AppRequestCount> = counts
-                .into_iter()
-                .map(|(app, actor, requests)| AppRequestCount {
-                    app,
-                    actor,
-                    requests,
-                })
-                .collect();
-            counts.sort_by(|a, b| {
-                b.requests
-                    .cmp(&a.requests)
-                    .then_with(|| a.app.cmp(&b.app))
-                    .then_with(|| a.actor.cmp(&b.actor))
-            });
-            counts.truncate(1000);
-            return Ok(counts);
-        }
-        let rows = sqlx::query(
-            "SELECT subject, actor, COUNT(*) AS n FROM audit_log WHERE action = $1 AND time_us >= $2 GROUP BY subject, actor ORDER BY n DESC, subject, actor LIMIT 1000",
-        )
-        .bind(action)
-        .bind(since_us)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AppRequestCount {
-                    app: r.try_get("subject")?,
-                    actor: r.try_get("actor")?,
-                    requests: r.try_get("n")?,
-                })
+        let mut counts: Vec<AppRequestCount> = self
+            .audit_counts(action, since_us)
+            .await?
+            .into_iter()
+            .map(|(app, actor, requests)| AppRequestCount {
+                app,
+                actor,
+                requests,
             })
-            .collect()
+            .collect();
+        counts.sort_by(|a, b| {
+            b.requests
+                .cmp(&a.requests)
+                .then_with(|| a.app.cmp(&b.app))
+                .then_with(|| a.actor.cmp(&b.actor))
+        });
+        counts.truncate(1000);
+        Ok(counts)
     }
 }
 

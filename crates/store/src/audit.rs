@@ -419,32 +419,20 @@ impl Store {
     }
 
     /// Records of `action` since `since_us`, counted per actor, most active first (at most
-    /// 100). From the hourly counts when they reach back that far, else from the log.
+    /// 100): [`Store::audit_counts`] summed over subjects.
     pub async fn audit_counts_by_actor(
         &self,
         action: &str,
         since_us: i64,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        if let Some(counts) = self.rolled_counts(action, since_us).await? {
-            let mut by_actor = std::collections::BTreeMap::<String, i64>::new();
-            for (_, actor, n) in counts {
-                *by_actor.entry(actor).or_default() += n;
-            }
-            let mut by_actor: Vec<(String, i64)> = by_actor.into_iter().collect();
-            by_actor.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            by_actor.truncate(100);
-            return Ok(by_actor);
+        let mut by_actor = std::collections::BTreeMap::<String, i64>::new();
+        for (_, actor, n) in self.audit_counts(action, since_us).await? {
+            *by_actor.entry(actor).or_default() += n;
         }
-        let rows = sqlx::query(
-            "SELECT actor, COUNT(*) AS n FROM audit_log WHERE action = $1 AND time_us >= $2 GROUP BY actor ORDER BY n DESC, actor LIMIT 100",
-        )
-        .bind(action)
-        .bind(since_us)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("actor")?, r.try_get("n")?)))
-            .collect()
+        let mut by_actor: Vec<(String, i64)> = by_actor.into_iter().collect();
+        by_actor.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        by_actor.truncate(100);
+        Ok(by_actor)
     }
 
     /// How many records of `action` since `since_us` have a detail `key` equal to `value`.

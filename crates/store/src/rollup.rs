@@ -170,16 +170,7 @@ impl Store {
     }
 
     async fn rollup_state(&self) -> Result<Option<State>, StoreError> {
-        let row = sqlx::query("SELECT mark, from_us FROM audit_rollup WHERE id = 1")
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|r| {
-            Ok(State {
-                mark: r.try_get("mark")?,
-                from_us: r.try_get("from_us")?,
-            })
-        })
-        .transpose()
+        state(self.pool()).await
     }
 
     async fn rollup_head(&self) -> Result<i64, StoreError> {
@@ -204,15 +195,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let row = sqlx::query("SELECT mark, from_us FROM audit_rollup WHERE id = 1")
-            .fetch_optional(&mut *tx)
-            .await?;
-        let state = match row {
-            Some(r) => State {
-                mark: r.try_get("mark")?,
-                from_us: r.try_get("from_us")?,
-            },
-            None => return Ok(None),
+        let Some(state) = state(&mut *tx).await? else {
+            return Ok(None);
         };
         let kept_from = (crate::now_us().div_euclid(HOUR_US) - KEEP_HOURS) * HOUR_US;
         if since_us < state.from_us.max(kept_from) {
@@ -241,6 +225,23 @@ impl Store {
             .collect::<Result<Counts, StoreError>>()
             .map(Some)
     }
+}
+
+/// Where the counts stand, read through `conn` (the pool, or a transaction's snapshot).
+async fn state<'c, E>(conn: E) -> Result<Option<State>, StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let row = sqlx::query("SELECT mark, from_us FROM audit_rollup WHERE id = 1")
+        .fetch_optional(conn)
+        .await?;
+    row.map(|r| {
+        Ok(State {
+            mark: r.try_get("mark")?,
+            from_us: r.try_get("from_us")?,
+        })
+    })
+    .transpose()
 }
 
 /// The three parts of a window of `$1` records: the counts from hour `$2`, the records
