@@ -70,7 +70,9 @@ impl AuditQueue {
         let (tx, rx) = mpsc::channel(CAPACITY);
         let (health_tx, healthy) = watch::channel(true);
         let busy = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(write_loop(store, rx, health_tx, busy.clone(), window));
+        // Beside the store's group committer: a batch's commit then wakes no other thread.
+        let runtime = store.committer_runtime().clone();
+        let task = runtime.spawn(write_loop(store, rx, health_tx, busy.clone(), window));
         (
             Self {
                 tx,

@@ -85,8 +85,9 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         .map_err(|e| exit_usage(format!("{}: {e}", dir.master_key().display())))?;
     let signing = SigningKey::from_pkcs8(&read_key(&dir.audit_key())?)
         .map_err(|e| exit_usage(format!("{}: {e}", dir.audit_key().display())))?;
+    let audit_thread = AuditThread::start().context("cannot start the audit committer's thread")?;
     let store = Arc::new(
-        Store::open(&config.store_url(&dir.0))
+        Store::open_with_committer(&config.store_url(&dir.0), audit_thread.handle())
             .await
             .context("cannot open the store")?,
     );
@@ -202,8 +203,6 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
     };
     let gateway = match postgres {
         Some(listener) => {
-            let listener = tokio::net::TcpListener::from_std(listener)
-                .context("cannot use the postgres listener")?;
             let gateway = rampart_postgres::Gateway::new(
                 store.clone(),
                 state.master.clone(),
@@ -211,7 +210,25 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
                 config.postgres.clone(),
             )
             .map_err(|e| exit_usage(e.to_string()))?;
-            Some(tokio::spawn(gateway.serve(listener)))
+            // On the audit committer's thread: each statement waits for its record's
+            // commit, and the answer then wakes no other thread.
+            let (ready, started) = tokio::sync::oneshot::channel();
+            let task = audit_thread.handle().spawn(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => {
+                        let _ = ready.send(Ok(()));
+                        gateway.serve(listener).await;
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                    }
+                }
+            });
+            started
+                .await
+                .context("the audit committer's thread stopped")?
+                .context("cannot use the postgres listener")?;
+            Some(task)
         }
         None => None,
     };
@@ -313,7 +330,78 @@ pub async fn run(dir: &DataDir, config: Config, cost: Cost) -> Result<Exit> {
         .await
         .context("cannot write the shutdown audit record")?;
     store.close().await;
+    audit_thread.stop();
     Ok(Exit::Ok)
+}
+
+/// A thread of its own with a single-threaded runtime, where the audit group committer runs
+/// and the PostgreSQL gateway with it, as PgBouncer runs on one thread: a statement's record
+/// is committed and its connection answered there, with no wake-up between threads. The
+/// rest of `serve` stays on the main runtime (the front door on threads of its own).
+struct AuditThread {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl AuditThread {
+    /// How long the thread's blocking work gets to end when it stops.
+    const STOP_WAIT: Duration = Duration::from_secs(1);
+
+    fn start() -> std::io::Result<Self> {
+        let (tell, told) = std::sync::mpsc::sync_channel(1);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("rampart-audit".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = tell.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = tell.send(Ok(runtime.handle().clone()));
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+                runtime.shutdown_timeout(Self::STOP_WAIT);
+            })?;
+        let handle = told
+            .recv()
+            .map_err(|_| std::io::Error::other("the thread ended before its runtime started"))??;
+        Ok(Self {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+
+    /// Ends the runtime (what still runs there is dropped) and waits for the thread.
+    fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for AuditThread {
+    fn drop(&mut self) {
+        // An early return from `serve` (a listener failed) still ends the thread.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 /// What the admin UI borrows from the bastion: opening its sealed recordings under the

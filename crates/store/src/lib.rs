@@ -100,6 +100,8 @@ pub struct Store {
     group: mpsc::Sender<Pending>,
     /// Callers whose audit records are on their way (see [`Executing`]).
     executing: Arc<AtomicUsize>,
+    /// The runtime the group committer runs on.
+    committer: tokio::runtime::Handle,
     /// Dropped with the store: ends the background checkpointer.
     _checkpointer: Option<oneshot::Sender<()>>,
 }
@@ -196,8 +198,18 @@ const WRITER_LOCK: i64 = 0x726d_7074;
 
 impl Store {
     /// Connects and brings the schema up to date. `url` is `sqlite://PATH` or
-    /// `postgres://…`.
+    /// `postgres://…`. The audit group committer runs on the calling runtime.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with_committer(url, &tokio::runtime::Handle::current()).await
+    }
+
+    /// As [`Store::open`], with the audit group committer on `committer`'s runtime. Tasks
+    /// that wait for their records' commit and run on that runtime too (`serve` puts the
+    /// PostgreSQL gateway there) are answered without waking another thread.
+    pub async fn open_with_committer(
+        url: &str,
+        committer: &tokio::runtime::Handle,
+    ) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let engine = if url.starts_with("sqlite:") {
             Engine::Sqlite
@@ -240,7 +252,7 @@ impl Store {
         }));
         let (group, queue) = mpsc::channel(4096);
         let executing = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(group_commit(
+        committer.spawn(group_commit(
             engine,
             writer.clone(),
             queue,
@@ -257,10 +269,17 @@ impl Store {
             writer,
             group,
             executing,
+            committer: committer.clone(),
             _checkpointer: checkpointer,
         };
         migrate::run(&store).await?;
         Ok(store)
+    }
+
+    /// The runtime the audit group committer runs on: a task that feeds it steadily (a
+    /// batching writer) is best spawned there, so that its commits wake no other thread.
+    pub fn committer_runtime(&self) -> &tokio::runtime::Handle {
+        &self.committer
     }
 
     /// The engine in use.

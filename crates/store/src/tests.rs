@@ -803,6 +803,53 @@ async fn store_suite_passes_on_sqlite() {
     );
 }
 
+/// The audit committer runs on the runtime it is given: records appended from elsewhere
+/// are committed there, and once that runtime ends, appends fail with the committer gone
+/// instead of waiting.
+#[tokio::test]
+async fn the_audit_committer_runs_on_the_runtime_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+    let (tell, told) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tell.send(runtime.handle().clone()).unwrap();
+        runtime.block_on(async { stopped.await.unwrap() });
+    });
+    let handle = told.recv().unwrap();
+    let store = Store::open_with_committer(&url, &handle).await.unwrap();
+    let records = store
+        .append_audit(&[ev(Action::Startup, "committed elsewhere")])
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        store.audit_head().await.unwrap().unwrap().seq,
+        records[0].seq
+    );
+
+    stop.send(()).unwrap();
+    thread.join().unwrap();
+    let after = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        store.append_audit(&[ev(Action::Startup, "no committer")]),
+    )
+    .await
+    .expect("an append without a committer fails at once");
+    assert!(
+        matches!(&after, Err(StoreError::AuditWrite(why)) if why.contains("stopped")),
+        "{after:?}"
+    );
+    assert_eq!(
+        store.audit_head().await.unwrap().unwrap().seq,
+        records[0].seq
+    );
+}
+
 /// A page of some actions is read along its sequence range, whatever the log holds
 /// before it: through the index by action SQLite would walk every record of those actions
 /// ever written (and sort them), which grew with the log.
