@@ -35,12 +35,19 @@ fn setup() -> Setup {
 
 /// Like [`setup`], with more `[postgres]` keys.
 fn setup_with(postgres: &str) -> Setup {
+    setup_on(None, postgres)
+}
+
+/// Like [`setup`], with rampart's own store in database `store` of the same PostgreSQL
+/// server instead of SQLite.
+fn setup_on(store: Option<&str>, postgres: &str) -> Setup {
     let pg = Postgres::start();
     let port = free_port();
-    let r = Rampart::start(
-        bin(),
-        &format!("[postgres]\nlisten = \"127.0.0.1:{port}\"\n{postgres}\n"),
-    );
+    let gateway = format!("[postgres]\nlisten = \"127.0.0.1:{port}\"\n{postgres}\n");
+    let r = match store {
+        Some(name) => Rampart::start_on_store(bin(), &pg.create_database(name), &gateway),
+        None => Rampart::start(bin(), &gateway),
+    };
     wait_for_port(port, Duration::from_secs(10), "the postgres gateway");
     let (server, database) = pg.url().rsplit_once('/').unwrap();
     let address = server.rsplit_once('@').unwrap().1.to_owned();
@@ -283,6 +290,47 @@ fn psql_statements_are_audited_normalized_classified_and_without_values() {
         evidence.contains("orders-db: 4 changes (alice 4)"),
         "{evidence}"
     );
+}
+
+/// With rampart's own store on PostgreSQL (as when nodes share one), the gateway's
+/// statements are committed there, normalized and without their values, and `serve`
+/// stops cleanly.
+#[test]
+fn with_the_store_on_postgresql_statements_are_audited_there() {
+    let mut s = setup_on(Some("rampart_store"), "");
+    let store = format!("{}/rampart_store", s.pg.url().rsplit_once('/').unwrap().0);
+    s.psql("CREATE TABLE kept (id int PRIMARY KEY, secret text)");
+    s.psql("INSERT INTO kept VALUES (1, 'zq-pgstore-8812')");
+    assert_eq!(
+        s.psql("SELECT secret FROM kept WHERE id = 1").trim(),
+        "zq-pgstore-8812"
+    );
+
+    let audited = Postgres::psql(
+        &store,
+        "SELECT action || ' ' || (details::json->>'statement') FROM audit_log WHERE action IN ('db.statement', 'db.change') ORDER BY seq",
+    );
+    let audited: Vec<&str> = audited.lines().collect();
+    for expected in [
+        "db.change CREATE TABLE kept (id int PRIMARY KEY, secret text)",
+        "db.change INSERT INTO kept VALUES ($1, $2)",
+        "db.statement SELECT secret FROM kept WHERE id = $1",
+    ] {
+        assert!(audited.contains(&expected), "{expected:?} in {audited:#?}");
+    }
+    let leaked = Postgres::psql(
+        &store,
+        "SELECT count(*) FROM audit_log WHERE details LIKE '%zq-pgstore-8812%'",
+    );
+    assert_eq!(leaked.trim(), "0");
+    assert!(!s.r.log().contains("zq-pgstore-8812"));
+
+    assert_eq!(s.r.stop(), Some(0), "{}", s.r.log());
+    let last = Postgres::psql(
+        &store,
+        "SELECT action FROM audit_log ORDER BY seq DESC LIMIT 1",
+    );
+    assert_eq!(last.trim(), "system.shutdown");
 }
 
 #[test]

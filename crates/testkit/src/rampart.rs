@@ -35,10 +35,26 @@ impl Rampart {
     /// Like [`Rampart::start`], with the extra configuration made from the chosen HTTP port
     /// (for peers that must know it before rampart starts, like an ACME CA).
     pub fn start_with(bin: &Path, extra: impl FnOnce(u16) -> String) -> Rampart {
+        Self::start_on(bin, None, extra)
+    }
+
+    /// Like [`Rampart::start`], with rampart's own store in the PostgreSQL database at
+    /// `store_url` (`[store] url`, set before `init`) instead of SQLite.
+    pub fn start_on_store(bin: &Path, store_url: &str, extra: &str) -> Rampart {
+        Self::start_on(bin, Some(store_url), |_| extra.to_owned())
+    }
+
+    fn start_on(bin: &Path, store_url: Option<&str>, extra: impl FnOnce(u16) -> String) -> Rampart {
         let dir = tempfile::Builder::new()
             .prefix("rampart-e2e")
             .tempdir()
             .expect("tempdir");
+        let store = store_url
+            .map(|url| format!("[store]\nurl = \"{url}\"\n"))
+            .unwrap_or_default();
+        if !store.is_empty() {
+            std::fs::write(dir.path().join("rampart.toml"), &store).expect("write config");
+        }
         let out = Command::new(bin)
             .arg("--data-dir")
             .arg(dir.path())
@@ -60,7 +76,7 @@ impl Rampart {
         let public_host = "gateway.test".to_owned();
         let extra = extra(http_port);
         let config = format!(
-            "[web]\npublic_host = \"{public_host}\"\nhttps_listen = \"127.0.0.1:{https_port}\"\nhttp_listen = \"127.0.0.1:{http_port}\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n\n{extra}\n"
+            "[web]\npublic_host = \"{public_host}\"\nhttps_listen = \"127.0.0.1:{https_port}\"\nhttp_listen = \"127.0.0.1:{http_port}\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n\n{store}\n{extra}\n"
         );
         std::fs::write(dir.path().join("rampart.toml"), config).expect("write config");
         let mut r = Rampart {
