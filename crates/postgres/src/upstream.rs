@@ -46,9 +46,28 @@ pub enum UpstreamError {
     /// The SCRAM exchange failed (wrong credential, or a server that is not who it says).
     #[error("SCRAM authentication with the database server failed: {0}")]
     Scram(std::io::Error),
+    /// The server asked for more SCRAM iterations than the gateway computes.
+    #[error(
+        "the database server asks for {0} SCRAM iterations; rampart computes at most {MAX_SCRAM_ITERATIONS}"
+    )]
+    ScramIterations(u64),
     /// The server broke the protocol.
     #[error("the database server broke the protocol: {0}")]
     Protocol(#[from] CodecError),
+}
+
+/// Most SCRAM iterations the gateway computes for a server (PostgreSQL's default is 4096):
+/// the server chooses the count, and each login's key derivation runs on the gateway's
+/// thread, which all its sessions share.
+pub const MAX_SCRAM_ITERATIONS: u64 = 100_000;
+
+/// The iteration count (`i=`) of a SCRAM server-first-message, if it has one.
+fn scram_iterations(message: &[u8]) -> Option<u64> {
+    message
+        .split(|&b| b == b',')
+        .find_map(|attr| attr.strip_prefix(b"i="))
+        .and_then(|digits| std::str::from_utf8(digits).ok())
+        .and_then(|digits| digits.parse().ok())
 }
 
 /// Connects to `addr` and logs in as `user` with `password`; `params` go into the startup
@@ -117,12 +136,25 @@ pub async fn connect(
                         scram = Some(s);
                     }
                     11 => {
-                        let s = scram
-                            .as_mut()
+                        let mut s = scram
+                            .take()
                             .ok_or(CodecError::Malformed("SASL continue without start"))?;
-                        s.update(data).map_err(UpstreamError::Scram)?;
+                        let iterations = scram_iterations(data)
+                            .ok_or(CodecError::Malformed("SCRAM challenge without iterations"))?;
+                        if iterations > MAX_SCRAM_ITERATIONS {
+                            return Err(UpstreamError::ScramIterations(iterations));
+                        }
+                        // The key derivation (PBKDF2, a few milliseconds) runs off the
+                        // thread the gateway's sessions share.
+                        let challenge = data.to_vec();
+                        let s =
+                            tokio::task::spawn_blocking(move || s.update(&challenge).map(|()| s))
+                                .await
+                                .map_err(|e| UpstreamError::Scram(std::io::Error::other(e)))?
+                                .map_err(UpstreamError::Scram)?;
                         let reply = s.message().to_vec();
                         send(&mut stream, b'p', &reply).await?;
+                        scram = Some(s);
                     }
                     12 => {
                         let s = scram
@@ -202,4 +234,21 @@ pub fn error_message(error: &[u8]) -> String {
     codec::error_field(body, b'M')
         .map(|m| String::from_utf8_lossy(m).into_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_iteration_count_is_read_from_the_server_first_message() {
+        assert_eq!(scram_iterations(b"r=abc,s=c2FsdA==,i=4096"), Some(4096));
+        assert_eq!(
+            scram_iterations(b"r=abc,s=c2FsdA==,i=2000000000"),
+            Some(2_000_000_000)
+        );
+        assert_eq!(scram_iterations(b"r=abc,s=c2FsdA=="), None);
+        assert_eq!(scram_iterations(b"r=abc,s=c2FsdA==,i=many"), None);
+        assert_eq!(scram_iterations(b"r=i=4096,s=c2FsdA=="), None);
+    }
 }

@@ -86,28 +86,7 @@ fn setup_on(store: Option<&str>, postgres: &str) -> Setup {
     );
     cli_admin(&r, &admin_secret, &["grant", "add", "alice", "dba"]);
     for target in ["orders-db", "billing-db"] {
-        let mut child = Command::new(bin())
-            .arg("--data-dir")
-            .arg(r.data_dir())
-            .args(["db", "credential", "set", target, "app_rw"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"upstream-pw\n")
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        set_credential(&r, target, "upstream-pw");
     }
     let token = issue(&r, "orders-db");
     Setup {
@@ -119,6 +98,32 @@ fn setup_on(store: Option<&str>, postgres: &str) -> Setup {
         admin,
         admin_secret,
     }
+}
+
+/// Stores the upstream password of role `app_rw` on `target`, as an operator types it.
+fn set_credential(r: &Rampart, target: &str, password: &str) {
+    let mut child = Command::new(bin())
+        .arg("--data-dir")
+        .arg(r.data_dir())
+        .args(["db", "credential", "set", target, "app_rw"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn issue(r: &Rampart, target: &str) -> String {
@@ -331,6 +336,57 @@ fn with_the_store_on_postgresql_statements_are_audited_there() {
         "SELECT action FROM audit_log ORDER BY seq DESC LIMIT 1",
     );
     assert_eq!(last.trim(), "system.shutdown");
+}
+
+/// A server that asks for the role's password gets it through SCRAM-SHA-256; a wrong
+/// stored password, or a server asking for an iteration count no login should cost, ends
+/// in a clear refusal, audited with its reason.
+#[test]
+fn the_gateway_logs_in_to_the_server_with_scram_and_refuses_absurd_iteration_counts() {
+    let s = setup();
+    s.pg.require_scram("app_rw");
+    assert_eq!(s.psql("SELECT current_user").trim(), "app_rw");
+
+    let refused = |why: &str, told: &str| {
+        let out = s.psql_as("orders-db", &s.token, "require", "SELECT 1");
+        assert!(!out.status.success(), "{why}: the session opened");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(stderr.contains(told), "{why}: {stderr}");
+        s.records()
+            .into_iter()
+            .filter(|(action, _, _)| action == "db.refused")
+            .filter_map(|(_, _, details)| details["reason"].as_str().map(str::to_owned))
+            .next_back()
+            .unwrap_or_else(|| panic!("{why}: no db.refused record"))
+    };
+
+    set_credential(&s.r, "orders-db", "not-the-password");
+    // The server's own refusal reaches the client unchanged.
+    let reason = refused(
+        "a wrong stored password",
+        "password authentication failed for user \"app_rw\"",
+    );
+    assert!(reason.contains("SQLSTATE 28P01"), "{reason}");
+
+    set_credential(&s.r, "orders-db", "upstream-pw");
+    // A verifier of a million iterations (ten times the gateway's limit): each login
+    // would cost about a second of key derivation; the gateway declines before it starts.
+    let zeros = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    Postgres::psql(
+        s.pg.url(),
+        &format!(
+            "ALTER ROLE app_rw PASSWORD 'SCRAM-SHA-256$1000000:c2FsdHNhbHRzYWx0c2FsdA==${zeros}:{zeros}'"
+        ),
+    );
+    let reason = refused(
+        "a million iterations",
+        "rampart could not log in to the database server",
+    );
+    assert!(reason.contains("SCRAM iterations"), "{reason}");
+    assert!(
+        reason.contains(&rampart_postgres::upstream::MAX_SCRAM_ITERATIONS.to_string()),
+        "{reason}"
+    );
 }
 
 #[test]

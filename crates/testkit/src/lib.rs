@@ -180,6 +180,29 @@ impl Postgres {
         format!("{base}/{name}")
     }
 
+    /// Makes the server ask `role` for its password over TCP with SCRAM-SHA-256 (the
+    /// cluster is made with `--auth=trust`): a line before the others in `pg_hba.conf`,
+    /// then a reload. Needs a server this test started (not `RAMPART_TEST_PG_URL`).
+    pub fn require_scram(&self, role: &str) {
+        let (data, _) = self
+            .owned
+            .as_ref()
+            .expect("require_scram needs a server of the test's own, not RAMPART_TEST_PG_URL");
+        let hba = data.join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+        std::fs::write(
+            &hba,
+            format!("host all {role} 127.0.0.1/32 scram-sha-256\n{rules}"),
+        )
+        .expect("write pg_hba.conf");
+        let reloaded = Self::psql(&self.url, "SELECT pg_reload_conf()");
+        assert_eq!(
+            reloaded.trim(),
+            "t",
+            "the server did not reload its configuration"
+        );
+    }
+
     /// Runs SQL in the test database (or `url`) and returns psql's unaligned output.
     pub fn psql(url: &str, sql: &str) -> String {
         let out = Command::new("psql")

@@ -165,7 +165,9 @@ fn client_text(refusal: &Refusal) -> (&'static str, String) {
                 "rampart could not set up verified TLS to the database server".into(),
             ),
             UpstreamError::Refused(_) => ("28000", "the database server refused the session".into()),
-            UpstreamError::Method(_) | UpstreamError::Scram(_) => (
+            UpstreamError::Method(_)
+            | UpstreamError::Scram(_)
+            | UpstreamError::ScramIterations(_) => (
                 "28000",
                 "rampart could not log in to the database server".into(),
             ),
