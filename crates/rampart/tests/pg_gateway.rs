@@ -369,17 +369,18 @@ fn the_gateway_logs_in_to_the_server_with_scram_and_refuses_absurd_iteration_cou
     assert!(reason.contains("SQLSTATE 28P01"), "{reason}");
 
     set_credential(&s.r, "orders-db", "upstream-pw");
-    // A verifier of a million iterations (ten times the gateway's limit): each login
-    // would cost about a second of key derivation; the gateway declines before it starts.
+    // A verifier of two billion iterations, written into the catalog directly (ALTER ROLE
+    // with it ran for minutes here): a login would take a core for many minutes; the
+    // gateway declines before it starts.
     let zeros = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
     Postgres::psql(
         s.pg.url(),
         &format!(
-            "ALTER ROLE app_rw PASSWORD 'SCRAM-SHA-256$1000000:c2FsdHNhbHRzYWx0c2FsdA==${zeros}:{zeros}'"
+            "UPDATE pg_authid SET rolpassword = 'SCRAM-SHA-256$2000000000:c2FsdHNhbHRzYWx0c2FsdA==${zeros}:{zeros}' WHERE rolname = 'app_rw'"
         ),
     );
     let reason = refused(
-        "a million iterations",
+        "two billion iterations",
         "rampart could not log in to the database server",
     );
     assert!(reason.contains("SCRAM iterations"), "{reason}");
