@@ -5,7 +5,9 @@
 # Both gateways terminate TLS from pgbench with the same certificate (rampart's self-signed
 # one); the direct runs use no TLS. Through rampart every statement is audited: after each
 # run the script compares the audit records written with the transactions pgbench counted
-# (pgbench -S runs one statement per transaction).
+# (pgbench -S runs one statement per transaction). It also prints each gateway's CPU time
+# per transaction (all its threads, from /proc), rampart's with its background work over
+# the audit records.
 #
 # Usage: bench/pg.sh [SECONDS]   (default 30; RAMPART_BIN=path skips the release build)
 # Loopback only; everything lives in a temporary folder and stops on exit.
@@ -57,6 +59,7 @@ TOML
 r() { "$bin" --data-dir "$work/r" "$@"; }
 RAMPART_LOG=error "$bin" --data-dir "$work/r" serve 2>"$work/rampart.log" &
 pids+=($!)
+rampart_pid=$!
 secret=$(enroll_admin "$bin" "$work/r" "$r_https")
 r user add bencher --email bencher@example.com >/dev/null
 r target add bench-db --kind postgres --address "127.0.0.1:$pg_port" --env test >/dev/null
@@ -103,25 +106,31 @@ q = "SELECT count(*) FROM audit_log WHERE action IN ('db.statement', 'db.change'
 print(c.execute(q).fetchone()[0], c.execute(q + " AND details LIKE '%SELECT abalance FROM pgbench_accounts WHERE aid = $1%'").fetchone()[0])
 PY
 }
-# run NAME MODE ARGS… : prints tps and transactions
+# run NAME MODE PID ARGS… : prints tps, transactions, and the CPU µs per transaction of
+# process PID (the gateway; none for the direct runs) during the run. rampart's figure
+# includes its background work over the audit records (anomaly rules, hourly counts).
 run() {
-  local name=$1 mode=$2; shift 2
-  local out
+  local name=$1 mode=$2 pid=$3; shift 3
+  local out before after
+  before=$( [[ -n $pid ]] && ticks "$pid" || echo 0)
   out=$("$pgbin/pgbench" -n -S -c 16 -j 2 -T "$seconds" -M "$mode" "$@" bench 2>&1) || { echo "$out" >&2; exit 1; }
+  after=$( [[ -n $pid ]] && ticks "$pid" || echo 0)
   local tps tx
   tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")
   tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
-  echo "$name $mode $tps $tx"
+  echo "$name $mode $tps $tx $(( (after - before) * 10000000 / (tx > 0 ? tx : 1) ))"
 }
 direct=(-h 127.0.0.1 -p "$pg_port" -U postgres)
 bouncer=(-h 127.0.0.1 -p "$b_port" -U postgres)
-declare -A tps
+bouncer_pid=$(cat "$work/bouncer.pid")
+declare -A tps cpu
 for mode in simple prepared; do
-  read -r _ _ t _ < <(PGSSLMODE=disable run direct "$mode" "${direct[@]}"); tps[direct-$mode]=$t
-  read -r _ _ t _ < <(PGSSLMODE=require run pgbouncer "$mode" "${bouncer[@]}"); tps[pgbouncer-$mode]=$t
+  read -r _ _ t _ _ < <(PGSSLMODE=disable run direct "$mode" "" "${direct[@]}"); tps[direct-$mode]=$t
+  read -r _ _ t _ c < <(PGSSLMODE=require run pgbouncer "$mode" "$bouncer_pid" "${bouncer[@]}")
+  tps[pgbouncer-$mode]=$t cpu[pgbouncer-$mode]=$c
   read -r all_before sel_before < <(audited)
-  read -r _ _ t tx < <(PGSSLMODE=require PGPASSWORD=$token PGUSER='bencher#bench-db' run rampart "$mode" -h 127.0.0.1 -p "$r_port")
-  tps[rampart-$mode]=$t
+  read -r _ _ t tx c < <(PGSSLMODE=require PGPASSWORD=$token PGUSER='bencher#bench-db' run rampart "$mode" "$rampart_pid" -h 127.0.0.1 -p "$r_port")
+  tps[rampart-$mode]=$t cpu[rampart-$mode]=$c
   read -r all_after sel_after < <(audited)
   echo "rampart $mode: pgbench counted $tx transactions; audited: $((sel_after - sel_before)) of its SELECT, $((all_after - all_before)) statements in all"
 done
@@ -144,3 +153,6 @@ for mode in simple prepared; do
     "$(python3 -c "print($r/$b)")" "$(python3 -c "print($r/$d)")"
 done
 echo "p50 latency, 1 client: direct ${lat_direct} µs, rampart ${lat_rampart} µs (overhead $((lat_rampart - lat_direct)) µs)"
+for mode in simple prepared; do
+  printf 'gateway CPU per transaction, %s: pgbouncer %d ns, rampart %d ns\n' "$mode" "${cpu[pgbouncer-$mode]}" "${cpu[rampart-$mode]}"
+done
