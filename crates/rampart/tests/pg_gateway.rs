@@ -1150,23 +1150,7 @@ fn tls_to_the_database_server_is_verified_against_the_configured_ca() {
         ],
     );
     cli_admin(&other, &other_secret, &["grant", "add", "alice", "dba"]);
-    let mut child = Command::new(bin())
-        .arg("--data-dir")
-        .arg(other.data_dir())
-        .args(["db", "credential", "set", "orders-db", "app_rw"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"upstream-pw\n")
-            .unwrap();
-    }
-    assert!(child.wait().unwrap().success());
+    set_credential(&other, "orders-db", "upstream-pw");
     let token = issue(&other, "orders-db");
     let out = Command::new("psql")
         .arg(format!(
