@@ -195,12 +195,19 @@ impl Postgres {
             format!("host all {role} 127.0.0.1/32 scram-sha-256\n{rules}"),
         )
         .expect("write pg_hba.conf");
+        let loaded = || Self::psql(&self.url, "SELECT pg_conf_load_time()");
+        let before = loaded();
         let reloaded = Self::psql(&self.url, "SELECT pg_reload_conf()");
-        assert_eq!(
-            reloaded.trim(),
-            "t",
-            "the server did not reload its configuration"
-        );
+        assert_eq!(reloaded.trim(), "t", "pg_reload_conf failed");
+        // The reload is a signal to the server: wait until new sessions see it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while loaded() == before {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not reload pg_hba.conf within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Runs SQL in the test database (or `url`) and returns psql's unaligned output.
