@@ -272,9 +272,7 @@ impl Store {
         limit: u32,
         actions: &[&str],
     ) -> Result<(Vec<AuditRecord>, u64), StoreError> {
-        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_log")
-            .fetch_one(self.pool())
-            .await?;
+        let head = self.audit_last_seq().await?;
         let head = head.and_then(|h| u64::try_from(h).ok()).unwrap_or(0);
         let upto = head.min(after.saturating_add(span.max(1)));
         if upto <= after || actions.is_empty() || limit == 0 {
@@ -323,9 +321,7 @@ impl Store {
         verifier: &mut Verifier,
         mut progress: impl FnMut(u64),
     ) -> Result<Result<(), rampart_audit::ChainBreak>, StoreError> {
-        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_log")
-            .fetch_one(self.pool())
-            .await?;
+        let last = self.audit_last_seq().await?;
         let Some(last) = last.and_then(|l| u64::try_from(l).ok()) else {
             return Ok(Ok(()));
         };
@@ -366,6 +362,13 @@ impl Store {
             }
             progress(hi);
         }
+    }
+
+    /// The newest record's sequence number (none in an empty log), without the record.
+    pub(crate) async fn audit_last_seq(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT MAX(seq) FROM audit_log")
+            .fetch_one(self.pool())
+            .await?)
     }
 
     /// The number of records and the newest one.

@@ -174,10 +174,7 @@ impl Store {
     }
 
     async fn rollup_head(&self) -> Result<i64, StoreError> {
-        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_log")
-            .fetch_one(self.pool())
-            .await?;
-        Ok(head.unwrap_or(0))
+        Ok(self.audit_last_seq().await?.unwrap_or(0))
     }
 
     /// Records of `action` since `since_us` per subject and actor, from the counts, the
