@@ -34,7 +34,7 @@ mod hours;
 mod rows;
 
 /// The rules' limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Thresholds {
     /// Failures in the window that make a burst.
     pub burst_failures: usize,
@@ -70,7 +70,9 @@ impl Default for Thresholds {
 }
 
 /// Which rule fired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Rule {
     /// Many failed logins for one account.
     FailedLoginsAccount,
@@ -128,11 +130,18 @@ const MAX_SEEN: usize = 1000;
 /// Most keys tracked for bursts (oldest dropped first).
 const MAX_KEYS: usize = 100_000;
 
-/// The rules' state.
-#[derive(Debug, Default)]
+/// Largest saved state [`Detector::restore`] reads, in bytes.
+pub const MAX_SAVED: usize = 64 << 20;
+
+/// The rules' state. It can be saved ([`Detector::save`]) and restored, so that a
+/// restarted reader learns the history from the saved state and the records after it
+/// instead of from the whole audit log.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Detector {
     limits: Thresholds,
+    #[serde(with = "pairs")]
     failures: BTreeMap<(Rule, String), VecDeque<(i64, u64)>>,
+    #[serde(with = "pairs")]
     fired: BTreeMap<(Rule, String), i64>,
     addresses: BTreeMap<String, BTreeSet<String>>,
     targets: BTreeMap<String, BTreeSet<String>>,
@@ -142,6 +151,43 @@ pub struct Detector {
     hours: hours::Hours,
     rows: rows::Rows,
 }
+
+/// A map whose keys are not strings, (de)serialized as a list of pairs: JSON object keys
+/// can only be strings.
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S, K, V>(map: &BTreeMap<K, V>, s: S) -> Result<S::Ok, S::Error>
+    where
+        S: Serializer,
+        K: Serialize,
+        V: Serialize,
+    {
+        s.collect_seq(map)
+    }
+
+    pub(super) fn deserialize<'de, D, K, V>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+/// What [`Detector::save`] writes: the state, with the version of the rules that made it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved<T> {
+    rules: String,
+    detector: T,
+}
+
+/// The rules' version: a state saved by another build of rampart is not restored (its
+/// rules may read records differently), and the history is learned again.
+const RULES: &str = concat!("rampart ", env!("CARGO_PKG_VERSION"), ", state 1");
 
 fn user(actor: &str) -> Option<&str> {
     actor.strip_prefix("user:")
@@ -192,6 +238,32 @@ impl Detector {
             limits,
             ..Self::default()
         }
+    }
+
+    /// The state as text, for [`Detector::restore`].
+    pub fn save(&self) -> String {
+        serde_json::to_string(&Saved {
+            rules: RULES.to_owned(),
+            detector: self,
+        })
+        .unwrap_or_default()
+    }
+
+    /// A state saved by [`Detector::save`], or why it cannot be used: another version of
+    /// the rules, other limits, larger than [`MAX_SAVED`], or not a saved state at all.
+    pub fn restore(saved: &str, limits: Thresholds) -> Result<Self, String> {
+        if saved.len() > MAX_SAVED {
+            return Err(format!("{} bytes, more than {MAX_SAVED}", saved.len()));
+        }
+        let saved: Saved<Self> =
+            serde_json::from_str(saved).map_err(|e| format!("not a saved state: {e}"))?;
+        if saved.rules != RULES {
+            return Err(format!("saved by {}, not {RULES}", saved.rules));
+        }
+        if saved.detector.limits != limits {
+            return Err("saved with other limits".into());
+        }
+        Ok(saved.detector)
     }
 
     /// Takes the next record; returns the alerts it raises.

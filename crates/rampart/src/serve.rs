@@ -561,7 +561,8 @@ async fn keep_counting(store: Arc<Store>) {
 /// One step of the anomaly rules over the audit log (ACC-7), each alert also sent to the
 /// signed `[logs.alerts]` webhook (in the background) as `{"rule": "anomaly", "kind",
 /// "subject", "summary", "records", "at"}`; `None` after an error, so the next minute
-/// learns the history again.
+/// learns the history again (from the rules' saved state and the records after it). The
+/// state is saved every [`rampart_web::anomalies::SAVE_EVERY`] at most.
 async fn watch_anomalies(
     store: &Store,
     watch: Option<rampart_web::anomalies::Watch>,
@@ -579,6 +580,9 @@ async fn watch_anomalies(
     };
     match watch.step(store).await {
         Ok(alerts) => {
+            if let Err(e) = watch.save_if_due(store).await {
+                tracing::warn!(error = %e, "could not save the anomaly rules' state");
+            }
             for a in &alerts {
                 tracing::warn!(rule = a.rule.as_str(), subject = %a.subject, "{}", a.summary);
                 if let Some(webhook) = webhook.cloned() {

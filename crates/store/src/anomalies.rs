@@ -7,6 +7,10 @@ use crate::{Store, StoreError};
 /// The `meta` key holding the last audit sequence number the rules have read.
 const SEEN_KEY: &str = "anomaly.seq";
 
+/// The `meta` keys of the rules' saved state and of the sequence number it has read to.
+const STATE_KEY: &str = "anomaly.state";
+const STATE_SEQ_KEY: &str = "anomaly.state.seq";
+
 impl Store {
     /// The last audit sequence number the anomaly rules have read, if they ever ran.
     pub async fn anomaly_seen(&self) -> Result<Option<u64>, StoreError> {
@@ -17,6 +21,63 @@ impl Store {
                 .map_err(|_| StoreError::Corrupt(format!("{SEEN_KEY} = {v:?}"))),
             None => Ok(None),
         }
+    }
+
+    /// The anomaly rules' saved state (text, see [`Store::save_anomaly_state`]) and the
+    /// audit sequence number it has read up to, if one was saved.
+    pub async fn anomaly_state(&self) -> Result<Option<(u64, String)>, StoreError> {
+        // One statement: the state and its number as one save left them.
+        let rows = sqlx::query("SELECT key, value FROM meta WHERE key IN ($1, $2)")
+            .bind(STATE_KEY)
+            .bind(STATE_SEQ_KEY)
+            .fetch_all(self.pool())
+            .await?;
+        let mut state = None;
+        let mut seq = None;
+        for row in rows {
+            let key: String = sqlx::Row::try_get(&row, "key")?;
+            let value: String = sqlx::Row::try_get(&row, "value")?;
+            if key == STATE_SEQ_KEY {
+                seq =
+                    Some(value.parse::<u64>().map_err(|_| {
+                        StoreError::Corrupt(format!("{STATE_SEQ_KEY} = {value:?}"))
+                    })?);
+            } else {
+                state = Some(value);
+            }
+        }
+        Ok(seq.zip(state))
+    }
+
+    /// Saves the anomaly rules' state after reading the audit log up to `seq`, unless a
+    /// state that has read further is saved already (another node's). Returns whether it
+    /// was saved.
+    pub async fn save_anomaly_state(&self, seq: u64, state: &str) -> Result<bool, StoreError> {
+        let mut w = self.write().await?;
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(STATE_SEQ_KEY)
+            .fetch_optional(w.conn()?)
+            .await?;
+        if let Some(row) = row {
+            let saved: String = sqlx::Row::try_get(&row, "value")?;
+            if saved.parse::<u64>().is_ok_and(|saved| saved >= seq) {
+                return Ok(false);
+            }
+        }
+        sqlx::query("DELETE FROM meta WHERE key IN ($1, $2)")
+            .bind(STATE_KEY)
+            .bind(STATE_SEQ_KEY)
+            .execute(w.conn()?)
+            .await?;
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2), ($3, $4)")
+            .bind(STATE_KEY)
+            .bind(state)
+            .bind(STATE_SEQ_KEY)
+            .bind(seq.to_string())
+            .execute(w.conn()?)
+            .await?;
+        w.commit().await?;
+        Ok(true)
     }
 
     /// Appends the alerts raised by the records after `from` up to `seen` and moves the

@@ -464,6 +464,25 @@ async fn suite(store: &Store) {
     );
     db_gateway(store).await;
     webauthn(store).await;
+    anomaly_state(store).await;
+}
+
+/// The anomaly rules' saved state only moves forward: a save that has read less than the
+/// one stored (another node's, older) leaves it.
+async fn anomaly_state(store: &Store) {
+    assert_eq!(store.anomaly_state().await.unwrap(), None);
+    assert!(store.save_anomaly_state(10, "ten").await.unwrap());
+    assert!(!store.save_anomaly_state(7, "seven").await.unwrap());
+    assert!(!store.save_anomaly_state(10, "ten again").await.unwrap());
+    assert_eq!(
+        store.anomaly_state().await.unwrap(),
+        Some((10, "ten".to_owned()))
+    );
+    assert!(store.save_anomaly_state(12, "twelve").await.unwrap());
+    assert_eq!(
+        store.anomaly_state().await.unwrap(),
+        Some((12, "twelve".to_owned()))
+    );
 }
 
 /// WebAuthn: a ceremony's state is taken once (a second take finds nothing), an expired

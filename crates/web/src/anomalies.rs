@@ -16,6 +16,7 @@ use rampart_access::Permission;
 use rampart_audit::anomaly::{Alert, Detector, Thresholds};
 use rampart_audit::{Action, Actor, AuditEvent, Outcome};
 use rampart_store::{AuditQuery, Store, StoreError};
+use std::time::{Duration, Instant};
 
 use crate::AppState;
 use crate::admin::{nav, require};
@@ -41,9 +42,20 @@ const MAX_NAMED: usize = 50;
 pub struct Watch {
     detector: Detector,
     seen: Option<u64>,
+    /// The last record the detector has read (the mark can be ahead of it when another
+    /// node moved it).
+    read: u64,
     /// The last step stopped at its page limit, not at the newest record.
     behind: bool,
+    /// Records read to learn the history at the start.
+    learned: u64,
+    /// Where the saved state stands and when it was saved by this watch.
+    saved: Option<(u64, Instant)>,
 }
+
+/// How often the rules' state is saved while they read new records, at most. A restart
+/// then reads about this much of the log again, instead of the whole log.
+pub const SAVE_EVERY: Duration = Duration::from_secs(300);
 
 /// The audit event of an alert.
 pub fn event(alert: &Alert) -> AuditEvent {
@@ -62,14 +74,27 @@ pub fn event(alert: &Alert) -> AuditEvent {
 
 impl Watch {
     /// Learns the history up to the stored mark (records there raised their alerts
-    /// already). On the very first run there is no mark: the whole history is learned and
-    /// raises nothing, and the next step starts after it.
+    /// already): from the saved state ([`Watch::save_if_due`]) and the records after it,
+    /// or, without a usable saved state, from the whole log. On the very first run there
+    /// is no mark: the whole history is learned and raises nothing, and the next step
+    /// starts after it.
     pub async fn start(store: &Store) -> Result<Self, StoreError> {
         let mark = store.anomaly_seen().await?;
         let head = store.audit_head().await?.map_or(0, |r| r.seq);
         let until = mark.unwrap_or(head);
-        let mut detector = Detector::new(Thresholds::default());
-        let mut after = 0;
+        let limits = Thresholds::default();
+        let (mut detector, saved) = match store.anomaly_state().await? {
+            Some((seq, state)) if seq <= until => match Detector::restore(&state, limits) {
+                Ok(detector) => (detector, Some(seq)),
+                Err(why) => {
+                    tracing::info!(%why, "the anomaly rules' saved state is not used; they learn the whole audit log again");
+                    (Detector::new(limits), None)
+                }
+            },
+            _ => (Detector::new(limits), None),
+        };
+        let mut after = saved.unwrap_or(0);
+        let mut learned = 0;
         while after < until {
             let (page, reached) = store
                 .audit_page_of(after, SPAN.min(until - after), PAGE, Detector::OBSERVED)
@@ -77,6 +102,7 @@ impl Watch {
             for r in &page {
                 let _ = detector.observe(r);
             }
+            learned += page.len() as u64;
             if reached <= after {
                 break;
             }
@@ -85,10 +111,45 @@ impl Watch {
         Self {
             detector,
             seen: Some(until),
+            read: until,
             behind: false,
+            learned,
+            saved: saved.map(|seq| (seq, Instant::now())),
         }
         .first_mark(store, mark.is_none())
         .await
+    }
+
+    /// How many records [`Watch::start`] read to learn the history.
+    pub fn learned(&self) -> u64 {
+        self.learned
+    }
+
+    /// Saves the rules' state when none was saved since this watch started, or the last
+    /// save is [`SAVE_EVERY`] old and the rules have read further since.
+    pub async fn save_if_due(&mut self, store: &Store) -> Result<(), StoreError> {
+        let due = self
+            .saved
+            .is_none_or(|(seq, at)| self.read > seq && at.elapsed() >= SAVE_EVERY);
+        if due {
+            self.save(store).await?;
+        }
+        Ok(())
+    }
+
+    /// Saves the rules' state now (unless a state that has read further is saved).
+    pub async fn save(&mut self, store: &Store) -> Result<(), StoreError> {
+        let state = self.detector.save();
+        if state.len() > rampart_audit::anomaly::MAX_SAVED {
+            tracing::warn!(
+                bytes = state.len(),
+                "the anomaly rules' state is too large to save; a restart learns the whole audit log again"
+            );
+        } else {
+            store.save_anomaly_state(self.read, &state).await?;
+        }
+        self.saved = Some((self.read, Instant::now()));
+        Ok(())
     }
 
     async fn first_mark(self, store: &Store, first: bool) -> Result<Self, StoreError> {
@@ -137,6 +198,7 @@ impl Watch {
                 .flat_map(|r| self.detector.observe(r))
                 .collect();
             let events: Vec<AuditEvent> = alerts.iter().map(event).collect();
+            self.read = reached;
             match store.record_anomalies(&events, from, reached).await? {
                 Ok(()) => {
                     self.seen = Some(reached);
@@ -414,6 +476,69 @@ mod tests {
         );
         assert!(watch.step_across(&store, 50).await.unwrap().is_empty());
         assert!(!watch.is_behind());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A restart reads only the records between the saved state and the mark: a target
+    /// known from before the save is not a first access, an unknown one is. A state that
+    /// cannot be used is passed over and the whole log is read.
+    #[tokio::test]
+    async fn a_restarted_watch_learns_from_the_saved_state_and_the_records_after_it() {
+        let (dir, store) = fresh().await;
+        let session = |target: &str| {
+            AuditEvent::new(Actor::User("alice".into()), Action::SshSessionStart, target)
+        };
+        let mut watch = Watch::start(&store).await.unwrap();
+        let history: Vec<AuditEvent> = (0..200)
+            .map(|i| session(if i % 2 == 0 { "web-1" } else { "db-1" }))
+            .collect();
+        store.append_audit(&history).await.unwrap();
+        let alerts = watch.step(&store).await.unwrap();
+        assert_eq!(alerts.len(), 1, "db-1 after web-1: {alerts:?}");
+        watch.save_if_due(&store).await.unwrap();
+        // Saved where the rules have read to: the mark (the alert's record is after it).
+        let (saved_at, _) = store.anomaly_state().await.unwrap().unwrap();
+        assert_eq!(Some(saved_at), store.anomaly_seen().await.unwrap());
+        assert_eq!(saved_at, 200);
+        // Read (the mark moves) but not saved again: the last save is not old enough.
+        store
+            .append_audit(&[session("web-1"), session("web-1"), session("db-1")])
+            .await
+            .unwrap();
+        assert!(watch.step(&store).await.unwrap().is_empty());
+        watch.save_if_due(&store).await.unwrap();
+        assert_eq!(store.anomaly_state().await.unwrap().unwrap().0, saved_at);
+        drop(watch);
+
+        let mut restarted = Watch::start(&store).await.unwrap();
+        assert_eq!(
+            restarted.learned(),
+            3,
+            "only the records after the saved state"
+        );
+        store
+            .append_audit(&[session("db-1"), session("db-9")])
+            .await
+            .unwrap();
+        let alerts = restarted.step(&store).await.unwrap();
+        let about: Vec<(&str, &str)> = alerts
+            .iter()
+            .map(|a| (a.rule.as_str(), a.summary.as_str()))
+            .collect();
+        assert_eq!(
+            about,
+            [("first_target", "alice reached db-9 for the first time")]
+        );
+
+        // A state that does not parse is passed over: the whole log is learned.
+        let head = store.audit_head().await.unwrap().unwrap().seq;
+        assert!(store.save_anomaly_state(head, "{\"rules\":").await.unwrap());
+        let relearned = Watch::start(&store).await.unwrap();
+        assert_eq!(
+            relearned.learned(),
+            205,
+            "every session record; alerts are not read"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 

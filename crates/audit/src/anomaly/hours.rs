@@ -10,12 +10,12 @@ const HOUR_US: i64 = 3_600_000_000;
 const DAY_US: i64 = 24 * HOUR_US;
 
 /// Accesses per hour of the day, per account.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct Hours {
     accounts: BTreeMap<String, Profile>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Profile {
     by_hour: [u32; 24],
     accesses: u32,

@@ -15,13 +15,14 @@ const HISTORY: usize = 100;
 const MAX_SEQS: usize = 50;
 
 /// Running sessions and the history per account and target.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct Rows {
     live: BTreeMap<String, Live>,
+    #[serde(with = "super::pairs")]
     history: BTreeMap<(String, String), VecDeque<u64>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Live {
     account: String,
     target: String,

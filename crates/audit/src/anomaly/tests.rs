@@ -66,7 +66,55 @@ fn run(records: &[AuditRecord]) -> Vec<Alert> {
             }),
     );
     assert_eq!(all, noisy, "an action outside OBSERVED changed the alerts");
+    // And as a restarted watcher reads it: the state saved after any record and restored
+    // raises, for the records after it, exactly the alerts the running detector raised.
+    for cut in 0..=records.len() {
+        let (before, after) = records.split_at(cut);
+        let mut d = Detector::new(Thresholds::default());
+        let mut alerts: Vec<Alert> = before.iter().flat_map(|r| d.observe(r)).collect();
+        let mut restored = Detector::restore(&d.save(), Thresholds::default()).unwrap();
+        alerts.extend(after.iter().flat_map(|r| restored.observe(r)));
+        assert_eq!(all, alerts, "restored after record {cut}");
+    }
     all
+}
+
+#[test]
+fn a_saved_state_of_other_rules_other_limits_or_no_state_is_not_restored() {
+    let mut d = Detector::new(Thresholds::default());
+    for r in &normal() {
+        d.observe(r);
+    }
+    let saved = d.save();
+    assert!(Detector::restore(&saved, Thresholds::default()).is_ok());
+    let other = Thresholds {
+        burst_failures: 3,
+        ..Thresholds::default()
+    };
+    assert_eq!(
+        Detector::restore(&saved, other).unwrap_err(),
+        "saved with other limits"
+    );
+    let older = saved.replacen(RULES, "rampart 0.0.1, state 1", 1);
+    assert!(
+        Detector::restore(&older, Thresholds::default())
+            .unwrap_err()
+            .starts_with("saved by rampart 0.0.1"),
+    );
+    for junk in ["", "{}", "[1,2]", &saved[..saved.len() / 2]] {
+        assert!(
+            Detector::restore(junk, Thresholds::default())
+                .unwrap_err()
+                .starts_with("not a saved state"),
+            "{junk:?}"
+        );
+    }
+    let huge = " ".repeat(MAX_SAVED + 1);
+    assert!(
+        Detector::restore(&huge, Thresholds::default())
+            .unwrap_err()
+            .contains("more than")
+    );
 }
 
 /// Ordinary days: a few typos, logins from the usual places, sessions to the usual

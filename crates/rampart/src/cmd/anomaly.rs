@@ -31,6 +31,8 @@ pub async fn run(ctx: &Ctx, command: AnomalyCommand) -> Result<Exit> {
             while watch.is_behind() {
                 alerts.extend(watch.step(&ctx.store).await?);
             }
+            // The next scan (or `serve`) starts from here rather than from the first record.
+            watch.save(&ctx.store).await?;
             let rows = alerts
                 .iter()
                 .map(|a| {
