@@ -130,8 +130,10 @@ const MAX_SEEN: usize = 1000;
 /// Most keys tracked for bursts (oldest dropped first).
 const MAX_KEYS: usize = 100_000;
 
-/// Largest saved state [`Detector::restore`] reads, in bytes.
-pub const MAX_SAVED: usize = 64 << 20;
+/// Largest saved state [`Detector::restore`] reads (and a watcher saves), in bytes. Each
+/// map is bounded by its count of keys; this bounds the text of all of them, and with it
+/// how long a save holds the store's writer.
+pub const MAX_SAVED: usize = 16 << 20;
 
 /// The rules' state. It can be saved ([`Detector::save`]) and restored, so that a
 /// restarted reader learns the history from the saved state and the records after it
@@ -240,7 +242,9 @@ impl Detector {
         }
     }
 
-    /// The state as text, for [`Detector::restore`].
+    /// The state as text, for [`Detector::restore`]. (Serializing cannot fail: every map
+    /// key is a string or goes through `pairs`. If it ever did, the empty text would not
+    /// restore, and the history would be learned again.)
     pub fn save(&self) -> String {
         serde_json::to_string(&Saved {
             rules: RULES.to_owned(),
