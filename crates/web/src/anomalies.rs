@@ -53,6 +53,9 @@ pub struct Watch {
     saved: Option<(u64, Instant)>,
 }
 
+/// Records of history from which learning it is worth a line in the log.
+const LONG_HISTORY: u64 = 1_000_000;
+
 /// How often the rules' state is saved while they read new records, at most. A restart
 /// then reads about this much of the log again, instead of the whole log.
 pub const SAVE_EVERY: Duration = Duration::from_secs(300);
@@ -79,6 +82,16 @@ impl Watch {
     /// is no mark: the whole history is learned and raises nothing, and the next step
     /// starts after it.
     pub async fn start(store: &Store) -> Result<Self, StoreError> {
+        Self::start_with(store, &|_, _| {}).await
+    }
+
+    /// [`Watch::start`], calling `progress(read_to, until)` after each page of the history
+    /// it reads (sequence numbers: where it has read to, where it stops), for a progress
+    /// bar.
+    pub async fn start_with(
+        store: &Store,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<Self, StoreError> {
         let mark = store.anomaly_seen().await?;
         let head = store.audit_head().await?.map_or(0, |r| r.seq);
         let until = mark.unwrap_or(head);
@@ -95,6 +108,13 @@ impl Watch {
         };
         let mut after = saved.unwrap_or(0);
         let mut learned = 0;
+        if until - after > LONG_HISTORY {
+            tracing::info!(
+                from = after,
+                to = until,
+                "the anomaly rules learn the audit log's history"
+            );
+        }
         while after < until {
             let (page, reached) = store
                 .audit_page_of(after, SPAN.min(until - after), PAGE, Detector::OBSERVED)
@@ -107,6 +127,7 @@ impl Watch {
                 break;
             }
             after = reached;
+            progress(after, until);
         }
         Self {
             detector,
@@ -510,7 +531,14 @@ mod tests {
         assert_eq!(store.anomaly_state().await.unwrap().unwrap().0, saved_at);
         drop(watch);
 
-        let mut restarted = Watch::start(&store).await.unwrap();
+        let read_to = std::sync::Mutex::new(Vec::new());
+        let mut restarted = Watch::start_with(&store, &|at, until| {
+            read_to.lock().unwrap().push((at, until));
+        })
+        .await
+        .unwrap();
+        let mark = store.anomaly_seen().await.unwrap().unwrap();
+        assert_eq!(read_to.into_inner().unwrap(), [(mark, mark)]);
         assert_eq!(
             restarted.learned(),
             3,

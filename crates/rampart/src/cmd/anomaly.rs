@@ -25,7 +25,27 @@ pub enum AnomalyCommand {
 pub async fn run(ctx: &Ctx, command: AnomalyCommand) -> Result<Exit> {
     match command {
         AnomalyCommand::Scan => {
-            let mut watch = rampart_web::anomalies::Watch::start(&ctx.store).await?;
+            // Learning the history can take a while the first time (or after an upgrade)
+            // on a long audit log: a bar on a terminal.
+            let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+                let bar = indicatif::ProgressBar::new(0);
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "learning the audit history {bar:40} {percent}% ETA {eta}",
+                ) {
+                    bar.set_style(style);
+                }
+                bar
+            });
+            let mut watch = rampart_web::anomalies::Watch::start_with(&ctx.store, &|at, until| {
+                if let Some(bar) = &bar {
+                    bar.set_length(until);
+                    bar.set_position(at);
+                }
+            })
+            .await?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
             // Every record since the last look, however many steps that takes.
             let mut alerts = watch.step(&ctx.store).await?;
             while watch.is_behind() {
