@@ -51,6 +51,9 @@ pub struct Watch {
     learned: u64,
     /// Where the saved state stands and when it was saved by this watch.
     saved: Option<(u64, Instant)>,
+    /// The mark moved past records this watch did not read (another node or process
+    /// recorded them first): its state lacks them, so it is not saved.
+    skipped: bool,
 }
 
 /// Records of history from which learning it is worth a line in the log.
@@ -136,6 +139,7 @@ impl Watch {
             behind: false,
             learned,
             saved: saved.map(|seq| (seq, Instant::now())),
+            skipped: false,
         }
         .first_mark(store, mark.is_none())
         .await
@@ -158,8 +162,12 @@ impl Watch {
         Ok(())
     }
 
-    /// Saves the rules' state now (unless a state that has read further is saved).
+    /// Saves the rules' state now, unless a state that has read further is saved, or this
+    /// watch skipped records another node read (that node's state has them).
     pub async fn save(&mut self, store: &Store) -> Result<(), StoreError> {
+        if self.skipped {
+            return Ok(());
+        }
         let state = self.detector.save();
         if state.len() > rampart_audit::anomaly::MAX_SAVED {
             tracing::warn!(
@@ -226,7 +234,10 @@ impl Watch {
                     raised.extend(alerts);
                 }
                 // Someone else recorded these: their mark counts, the alerts are theirs.
-                Err(theirs) => self.seen = theirs.max(Some(reached)),
+                Err(theirs) => {
+                    self.skipped |= theirs > Some(reached);
+                    self.seen = theirs.max(Some(reached));
+                }
             }
             // Caught up: the look stopped at the newest record, not at its span or page.
             if reached - after < span && page.len() < PAGE as usize {
@@ -567,6 +578,34 @@ mod tests {
             205,
             "every session record; alerts are not read"
         );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Two watchers on one store: the one whose mark was overtaken by the other's skipped
+    /// records, so its state is not saved; the other's is.
+    #[tokio::test]
+    async fn a_watch_that_skipped_records_another_read_does_not_save_its_state() {
+        let (dir, store) = fresh().await;
+        let mut ahead = Watch::start(&store).await.unwrap();
+        let mut behind = Watch::start(&store).await.unwrap();
+        let events: Vec<AuditEvent> = (0..100)
+            .map(|i| {
+                AuditEvent::new(
+                    Actor::User("alice".into()),
+                    Action::SshSessionStart,
+                    format!("host-{}", i % 3),
+                )
+            })
+            .collect();
+        store.append_audit(&events).await.unwrap();
+        ahead.step(&store).await.unwrap();
+        // Its first page ends at record 10; the mark is at 100 already.
+        behind.step_across(&store, 10).await.unwrap();
+        behind.save(&store).await.unwrap();
+        assert_eq!(store.anomaly_state().await.unwrap(), None);
+        ahead.save(&store).await.unwrap();
+        let (at, _) = store.anomaly_state().await.unwrap().unwrap();
+        assert_eq!(at, 100, "every session record, read by the one ahead");
         std::fs::remove_dir_all(&dir).ok();
     }
 
