@@ -5,6 +5,8 @@
 //! records behind it, written in the same transaction as the mark of how far the rules
 //! have read, so an alert is written once.
 
+use std::time::{Duration, Instant};
+
 use askama::Template;
 use axum::Router;
 use axum::extract::rejection::FormRejection;
@@ -16,7 +18,6 @@ use rampart_access::Permission;
 use rampart_audit::anomaly::{Alert, Detector, Thresholds};
 use rampart_audit::{Action, Actor, AuditEvent, Outcome};
 use rampart_store::{AuditQuery, Store, StoreError};
-use std::time::{Duration, Instant};
 
 use crate::AppState;
 use crate::admin::{nav, require};
@@ -570,8 +571,8 @@ mod tests {
         );
 
         // A state that does not parse is passed over: the whole log is learned.
-        let head = store.audit_head().await.unwrap().unwrap().seq;
-        assert!(store.save_anomaly_state(head, "{\"rules\":").await.unwrap());
+        let mark = store.anomaly_seen().await.unwrap().unwrap();
+        assert!(store.save_anomaly_state(mark, "{\"rules\":").await.unwrap());
         let relearned = Watch::start(&store).await.unwrap();
         assert_eq!(
             relearned.learned(),
