@@ -146,11 +146,13 @@ lat_direct=$(PGSSLMODE=disable p50 "$work/lat-direct" "${direct[@]}")
 lat_rampart=$(PGSSLMODE=require PGPASSWORD=$token PGUSER='bencher#bench-db' p50 "$work/lat-rampart" -h 127.0.0.1 -p "$r_port")
 
 echo
-printf '%-10s %14s %14s %14s %18s %16s\n' mode direct pgbouncer rampart rampart/pgbouncer rampart/direct
+# pgbouncer/direct: what a relay that audits nothing reaches against the direct
+# connection on the same machine, beside rampart/direct.
+printf '%-10s %14s %14s %14s %18s %16s %18s\n' mode direct pgbouncer rampart rampart/pgbouncer rampart/direct pgbouncer/direct
 for mode in simple prepared; do
   d=${tps[direct-$mode]} b=${tps[pgbouncer-$mode]} r=${tps[rampart-$mode]}
-  printf '%-10s %14.0f %14.0f %14.0f %18.2f %16.2f\n' "$mode" "$d" "$b" "$r" \
-    "$(python3 -c "print($r/$b)")" "$(python3 -c "print($r/$d)")"
+  printf '%-10s %14.0f %14.0f %14.0f %18.2f %16.2f %18.2f\n' "$mode" "$d" "$b" "$r" \
+    "$(python3 -c "print($r/$b)")" "$(python3 -c "print($r/$d)")" "$(python3 -c "print($b/$d)")"
 done
 echo "p50 latency, 1 client: direct ${lat_direct} µs, rampart ${lat_rampart} µs (overhead $((lat_rampart - lat_direct)) µs)"
 for mode in simple prepared; do
