@@ -187,8 +187,10 @@ struct Saved<T> {
     detector: T,
 }
 
-/// The rules' version: a state saved by another build of rampart is not restored (its
-/// rules may read records differently), and the history is learned again.
+/// The rules' version: a state saved by another version of rampart is not restored (its
+/// rules may read records differently), and the history is learned again. Raise `state N`
+/// when a change to the rules changes what they learn from the same records; a change to
+/// the fields themselves already fails to restore.
 const RULES: &str = concat!("rampart ", env!("CARGO_PKG_VERSION"), ", state 1");
 
 fn user(actor: &str) -> Option<&str> {
