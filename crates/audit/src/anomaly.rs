@@ -35,6 +35,7 @@ mod rows;
 
 /// The rules' limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Thresholds {
     /// Failures in the window that make a burst.
     pub burst_failures: usize,
@@ -139,6 +140,7 @@ pub const MAX_SAVED: usize = 16 << 20;
 /// restarted reader learns the history from the saved state and the records after it
 /// instead of from the whole audit log.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Detector {
     limits: Thresholds,
     #[serde(with = "pairs")]
@@ -182,6 +184,7 @@ mod pairs {
 
 /// What [`Detector::save`] writes: the state, with the version of the rules that made it.
 #[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Saved<T> {
     rules: String,
     detector: T,
@@ -189,8 +192,8 @@ struct Saved<T> {
 
 /// The rules' version: a state saved by another version of rampart is not restored (its
 /// rules may read records differently), and the history is learned again. Raise `state N`
-/// when a change to the rules changes what they learn from the same records; a change to
-/// the fields themselves already fails to restore.
+/// when a change to the rules changes what they learn from the same records; a field
+/// added, removed or renamed already fails to restore (unknown fields are refused).
 const RULES: &str = concat!("rampart ", env!("CARGO_PKG_VERSION"), ", state 1");
 
 fn user(actor: &str) -> Option<&str> {

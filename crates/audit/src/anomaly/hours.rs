@@ -11,11 +11,13 @@ const DAY_US: i64 = 24 * HOUR_US;
 
 /// Accesses per hour of the day, per account.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct Hours {
     accounts: BTreeMap<String, Profile>,
 }
 
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Profile {
     by_hour: [u32; 24],
     accesses: u32,

@@ -16,6 +16,7 @@ const MAX_SEQS: usize = 50;
 
 /// Running sessions and the history per account and target.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct Rows {
     live: BTreeMap<String, Live>,
     #[serde(with = "super::pairs")]
@@ -23,6 +24,7 @@ pub(super) struct Rows {
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Live {
     account: String,
     target: String,
