@@ -24,7 +24,9 @@ impl Store {
     }
 
     /// The anomaly rules' saved state (text, see [`Store::save_anomaly_state`]) and the
-    /// audit sequence number it has read up to, if one was saved.
+    /// audit sequence number it has read up to, if one was saved. A number that does not
+    /// parse makes the state unusable, not the rules: `None` (they learn the whole log, and
+    /// their next save replaces it).
     pub async fn anomaly_state(&self) -> Result<Option<(u64, String)>, StoreError> {
         // One statement: the state and its number as one save left them.
         let rows = sqlx::query("SELECT key, value FROM meta WHERE key IN ($1, $2)")
@@ -38,10 +40,10 @@ impl Store {
             let key: String = sqlx::Row::try_get(&row, "key")?;
             let value: String = sqlx::Row::try_get(&row, "value")?;
             if key == STATE_SEQ_KEY {
-                seq =
-                    Some(value.parse::<u64>().map_err(|_| {
-                        StoreError::Corrupt(format!("{STATE_SEQ_KEY} = {value:?}"))
-                    })?);
+                seq = value.parse::<u64>().ok();
+                if seq.is_none() {
+                    tracing::warn!(%value, "the anomaly rules' saved state has no usable sequence number; it is not used");
+                }
             } else {
                 state = Some(value);
             }

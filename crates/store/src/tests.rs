@@ -483,6 +483,14 @@ async fn anomaly_state(store: &Store) {
         store.anomaly_state().await.unwrap(),
         Some((12, "twelve".to_owned()))
     );
+    // A number that does not parse: no state (not an error), and the next save mends it.
+    store.set_meta("anomaly.state.seq", "twelve").await.unwrap();
+    assert_eq!(store.anomaly_state().await.unwrap(), None);
+    assert!(store.save_anomaly_state(3, "three").await.unwrap());
+    assert_eq!(
+        store.anomaly_state().await.unwrap(),
+        Some((3, "three".to_owned()))
+    );
 }
 
 /// WebAuthn: a ceremony's state is taken once (a second take finds nothing), an expired
