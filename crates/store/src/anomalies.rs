@@ -56,28 +56,12 @@ impl Store {
     /// was saved.
     pub async fn save_anomaly_state(&self, seq: u64, state: &str) -> Result<bool, StoreError> {
         let mut w = self.write().await?;
-        let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
-            .bind(STATE_SEQ_KEY)
-            .fetch_optional(w.conn()?)
-            .await?;
-        if let Some(row) = row {
-            let saved: String = sqlx::Row::try_get(&row, "value")?;
-            if saved.parse::<u64>().is_ok_and(|saved| saved >= seq) {
-                return Ok(false);
-            }
+        let saved = w.meta(STATE_SEQ_KEY).await?;
+        if saved.is_some_and(|saved| saved.parse::<u64>().is_ok_and(|saved| saved >= seq)) {
+            return Ok(false);
         }
-        sqlx::query("DELETE FROM meta WHERE key IN ($1, $2)")
-            .bind(STATE_KEY)
-            .bind(STATE_SEQ_KEY)
-            .execute(w.conn()?)
-            .await?;
-        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2), ($3, $4)")
-            .bind(STATE_KEY)
-            .bind(state)
-            .bind(STATE_SEQ_KEY)
-            .bind(seq.to_string())
-            .execute(w.conn()?)
-            .await?;
+        w.put_meta(STATE_KEY, Some(state)).await?;
+        w.put_meta(STATE_SEQ_KEY, Some(&seq.to_string())).await?;
         w.commit().await?;
         Ok(true)
     }
@@ -93,32 +77,17 @@ impl Store {
         seen: u64,
     ) -> Result<Result<(), Option<u64>>, StoreError> {
         let mut w = self.write().await?;
-        let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
-            .bind(SEEN_KEY)
-            .fetch_optional(w.conn()?)
-            .await?;
-        let current: Option<u64> = match row {
-            Some(row) => {
-                let v: String = sqlx::Row::try_get(&row, "value")?;
-                Some(
-                    v.parse()
-                        .map_err(|_| StoreError::Corrupt(format!("{SEEN_KEY} = {v:?}")))?,
-                )
-            }
+        let current: Option<u64> = match w.meta(SEEN_KEY).await? {
+            Some(v) => Some(
+                v.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("{SEEN_KEY} = {v:?}")))?,
+            ),
             None => None,
         };
         if current != from {
             return Ok(Err(current));
         }
-        sqlx::query("DELETE FROM meta WHERE key = $1")
-            .bind(SEEN_KEY)
-            .execute(w.conn()?)
-            .await?;
-        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
-            .bind(SEEN_KEY)
-            .bind(seen.to_string())
-            .execute(w.conn()?)
-            .await?;
+        w.put_meta(SEEN_KEY, Some(&seen.to_string())).await?;
         if !alerts.is_empty() {
             w.audit(alerts).await?;
         }

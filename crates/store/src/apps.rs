@@ -130,20 +130,11 @@ impl Store {
         event: AuditEvent,
     ) -> Result<String, StoreError> {
         let mut w = self.write().await?;
-        let existing = sqlx::query("SELECT value FROM meta WHERE key = $1")
-            .bind(key)
-            .fetch_optional(w.conn()?)
-            .await?;
-        if let Some(row) = existing {
-            let v: String = row.try_get("value")?;
+        if let Some(v) = w.meta(key).await? {
             w.commit().await?;
             return Ok(v);
         }
-        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
-            .bind(key)
-            .bind(value)
-            .execute(w.conn()?)
-            .await?;
+        w.put_meta(key, Some(value)).await?;
         w.audit(&[event]).await?;
         w.commit().await?;
         Ok(value.to_owned())

@@ -666,6 +666,31 @@ pub struct Write {
 }
 
 impl Write {
+    /// A value of the `meta` table, read in this transaction.
+    pub async fn meta(&mut self, key: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(self.conn()?)
+            .await?;
+        Ok(row.map(|r| sqlx::Row::try_get(&r, "value")).transpose()?)
+    }
+
+    /// Sets (`Some`) or removes (`None`) a value of the `meta` table in this transaction.
+    pub async fn put_meta(&mut self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM meta WHERE key = $1")
+            .bind(key)
+            .execute(self.conn()?)
+            .await?;
+        if let Some(value) = value {
+            sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
+                .bind(key)
+                .bind(value)
+                .execute(self.conn()?)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Seals and inserts audit events as part of this transaction.
     pub async fn audit(&mut self, events: &[AuditEvent]) -> Result<Vec<AuditRecord>, StoreError> {
         let mut records: Vec<AuditRecord> = events.iter().map(AuditRecord::unsealed).collect();

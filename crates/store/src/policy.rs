@@ -218,17 +218,7 @@ impl Store {
         event: AuditEvent,
     ) -> Result<(), StoreError> {
         let mut w = self.write().await?;
-        sqlx::query("DELETE FROM meta WHERE key = $1")
-            .bind(key)
-            .execute(w.conn()?)
-            .await?;
-        if let Some(value) = value {
-            sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
-                .bind(key)
-                .bind(value)
-                .execute(w.conn()?)
-                .await?;
-        }
+        w.put_meta(key, value).await?;
         w.audit(&[event]).await?;
         w.commit().await
     }
@@ -236,15 +226,7 @@ impl Store {
     /// Sets a value in the `meta` table.
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         let mut w = self.write().await?;
-        sqlx::query("DELETE FROM meta WHERE key = $1")
-            .bind(key)
-            .execute(w.conn()?)
-            .await?;
-        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
-            .bind(key)
-            .bind(value)
-            .execute(w.conn()?)
-            .await?;
+        w.put_meta(key, Some(value)).await?;
         w.commit().await
     }
 }

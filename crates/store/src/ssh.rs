@@ -190,17 +190,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let key = format!("ssh.static_key:{target}");
         let mut w = self.write().await?;
-        sqlx::query("DELETE FROM meta WHERE key = $1")
-            .bind(&key)
-            .execute(w.conn()?)
-            .await?;
-        if let Some(sealed) = sealed {
-            sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
-                .bind(&key)
-                .bind(sealed)
-                .execute(w.conn()?)
-                .await?;
-        }
+        w.put_meta(&key, sealed).await?;
         w.audit(&[event]).await?;
         w.commit().await
     }
