@@ -282,7 +282,16 @@ pub async fn write(
     let (zst_tx, zst_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH);
     let (enc_tx, mut enc_rx) = mpsc::channel::<Bytes>(DEPTH);
 
-    let compress = tokio::task::spawn_blocking(move || compress(source, zst_tx, level));
+    // A thread of its own rather than one of the runtime's blocking threads: it is marked as
+    // batch work, and a pooled thread would carry that on to later tasks.
+    let (compressed_tx, compressed_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(COMPRESSING_THREAD.into())
+        .spawn(move || {
+            batch_work();
+            let _ = compressed_tx.send(compress(source, zst_tx, level));
+        })
+        .map_err(|e| BackupError::Internal(format!("cannot start the compressing thread: {e}")))?;
     let encrypt = tokio::task::spawn_blocking(move || -> Result<(String, u64), BackupError> {
         let encryptor =
             age::Encryptor::with_recipients(keys.iter().map(|k| k as &dyn age::Recipient))
@@ -312,9 +321,9 @@ pub async fn write(
         Ok(writer)
     });
 
-    let compressed = compress
+    let compressed = compressed_rx
         .await
-        .map_err(|e| BackupError::Internal(e.to_string()))?;
+        .map_err(|_| BackupError::Internal("the compressing thread stopped".into()))?;
     let encrypted = encrypt
         .await
         .map_err(|e| BackupError::Internal(e.to_string()))?;
@@ -346,6 +355,26 @@ pub async fn write(
             writer.abort().await;
             Err(e)
         }
+    }
+}
+
+/// The name of the thread that reads the source and feeds zstd.
+const COMPRESSING_THREAD: &str = "rampart-zstd";
+
+/// Marks the calling thread as batch work: Linux's `SCHED_BATCH`, its nice value kept.
+///
+/// pg_dump writes 4 KiB at a time, and each write wakes the thread that reads it. As a
+/// normal thread, the reader then preempted pg_dump or the database server on their core,
+/// well over a hundred thousand times in the backup of a 1 GB database. A batch thread
+/// does not preempt the thread that woke it: it runs on a free core, or when the writer
+/// blocks. The backup of a 1 GB database (pgbench scale 70) took 7–8 % less time on two
+/// cores. zstd's worker threads, started from this thread, inherit the policy.
+///
+/// Where the system refuses, the thread stays a normal one: slower, never wrong.
+fn batch_work() {
+    #[cfg(target_os = "linux")]
+    if scheduler::set_self_policy(scheduler::Policy::Batch, 0).is_err() {
+        tracing::debug!("the compressing thread stays a normal thread: SCHED_BATCH refused");
     }
 }
 
@@ -624,5 +653,94 @@ impl Read for ChanReader {
             dst.copy_from_slice(&head);
         }
         Ok(n)
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::config::StorageConfig;
+
+    /// Each read of the source: whether the thread was batch work, and its name.
+    type Reads = Arc<Mutex<Vec<(bool, Option<String>)>>>;
+
+    /// A source that notes, at each read, whether the reading thread is batch work and
+    /// what it is called.
+    struct Watched {
+        data: std::io::Cursor<Vec<u8>>,
+        readers: Reads,
+    }
+
+    impl Read for Watched {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let batch = matches!(scheduler::get_self_policy(), Ok(scheduler::Policy::Batch));
+            let name = std::thread::current().name().map(str::to_owned);
+            self.readers.lock().unwrap().push((batch, name));
+            // A pipe's few KiB at a time, so that the source is read many times.
+            let n = buf.len().min(4096);
+            self.data.read(buf.get_mut(..n).unwrap_or_default())
+        }
+    }
+
+    /// The source is read on a thread of its own marked as batch work, the runtime's
+    /// blocking threads stay normal ones, and every byte comes back out of the object.
+    #[tokio::test]
+    async fn the_source_is_read_by_a_batch_thread_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(
+            &StorageConfig {
+                path: dir.path().join("objects"),
+                ..StorageConfig::default()
+            },
+            dir.path(),
+        )
+        .unwrap();
+        let identity = age::x25519::Identity::generate();
+        let recipient = Recipient::parse(&identity.to_public().to_string()).unwrap();
+        let data: Vec<u8> = (0..300_000_u32).flat_map(|i| i.to_le_bytes()).collect();
+        let readers = Arc::new(Mutex::new(Vec::new()));
+        let source = Watched {
+            data: std::io::Cursor::new(data.clone()),
+            readers: readers.clone(),
+        };
+
+        let upload = write(source, &storage, "t/one", &[recipient], 3)
+            .await
+            .unwrap();
+        upload.commit().await.unwrap();
+
+        let readers = readers.lock().unwrap().clone();
+        assert!(readers.len() > 100, "{} reads", readers.len());
+        for (batch, name) in &readers {
+            assert!(batch, "a read on a normal thread");
+            assert_eq!(name.as_deref(), Some(COMPRESSING_THREAD));
+        }
+        let pooled_is_normal = tokio::task::spawn_blocking(|| {
+            matches!(scheduler::get_self_policy(), Ok(scheduler::Policy::Other))
+        })
+        .await
+        .unwrap();
+        assert!(
+            pooled_is_normal,
+            "a blocking thread of the runtime became batch work"
+        );
+
+        let out = dir.path().join("plain");
+        let sink: Sink = Box::new(tokio::fs::File::create(&out).await.unwrap());
+        let back = read(
+            &storage,
+            "t/one",
+            vec![identity],
+            sink,
+            Arc::new(AtomicU64::new(0)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(back.plain, data.len() as u64);
+        assert_eq!(std::fs::read(&out).unwrap(), data);
     }
 }
