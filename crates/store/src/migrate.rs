@@ -453,6 +453,11 @@ pub(crate) fn latest() -> i64 {
 
 /// Applies every migration not yet recorded, each in its own transaction.
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
+    // Every command opens the store, usually one at the newest schema, often beside a busy
+    // `serve`: one plain read says so without taking the write lock (once per migration).
+    if all_applied(store).await {
+        return Ok(());
+    }
     let mut w = store.write().await?;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_us BIGINT NOT NULL)",
@@ -492,6 +497,22 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
         );
     }
     Ok(())
+}
+
+/// Whether every migration is recorded as applied. False when the table is missing or
+/// cannot be read: the locked path then decides, one migration at a time.
+async fn all_applied(store: &Store) -> bool {
+    let Ok(rows) = sqlx::query("SELECT version FROM schema_migrations")
+        .fetch_all(store.pool())
+        .await
+    else {
+        return false;
+    };
+    let applied: std::collections::BTreeSet<i64> = rows
+        .iter()
+        .filter_map(|r| r.try_get::<i64, _>("version").ok())
+        .collect();
+    MIGRATIONS.iter().all(|m| applied.contains(&m.version))
 }
 
 impl Store {
