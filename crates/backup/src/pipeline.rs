@@ -367,7 +367,7 @@ const COMPRESSING_THREAD: &str = "rampart-zstd";
 /// normal thread, the reader then preempted pg_dump or the database server on their core,
 /// well over a hundred thousand times in the backup of a 1 GB database. A batch thread
 /// does not preempt the thread that woke it: it runs on a free core, or when the writer
-/// blocks. The backup of a 1 GB database (pgbench scale 70) took 7–8 % less time on two
+/// blocks. The backup of a 1 GB database (pgbench scale 70) took 7–10 % less time on two
 /// cores. zstd's worker threads, started from this thread, inherit the policy.
 ///
 /// Where the system refuses, the thread stays a normal one: slower, never wrong.
