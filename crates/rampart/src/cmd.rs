@@ -175,6 +175,19 @@ pub async fn person_may(ctx: &Ctx, person: &Person, permission: Permission) -> R
     Ok(actor)
 }
 
+/// A progress bar of `len` steps on stderr, drawn with `template` (indicatif's syntax), when
+/// stderr is a terminal; none otherwise.
+pub fn terminal_bar(len: u64, template: &str) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
 /// A table with a header row, for terminals.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut t = comfy_table::Table::new();

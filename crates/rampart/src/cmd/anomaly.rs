@@ -27,15 +27,10 @@ pub async fn run(ctx: &Ctx, command: AnomalyCommand) -> Result<Exit> {
         AnomalyCommand::Scan => {
             // Learning the history can take a while the first time (or after an upgrade)
             // on a long audit log: a bar on a terminal.
-            let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
-                let bar = indicatif::ProgressBar::new(0);
-                if let Ok(style) = indicatif::ProgressStyle::with_template(
-                    "learning the audit history {bar:40} {percent}% ETA {eta}",
-                ) {
-                    bar.set_style(style);
-                }
-                bar
-            });
+            let bar = super::terminal_bar(
+                0,
+                "learning the audit history {bar:40} {percent}% ETA {eta}",
+            );
             let mut watch = rampart_web::anomalies::Watch::start_with(&ctx.store, &|at, until| {
                 if let Some(bar) = &bar {
                     bar.set_length(until);

@@ -2,7 +2,6 @@
 //!
 //! Every command that reads or changes the catalog or an object is an audit event.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -468,15 +467,10 @@ fn row_json(r: &BackupRow) -> String {
 
 /// A progress bar (bytes, throughput, ETA) on stderr when it is a terminal.
 fn progress_bar(total: i64, done: Arc<AtomicU64>) -> Option<tokio::task::JoinHandle<()>> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(0));
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
+    let bar = super::terminal_bar(
+        u64::try_from(total).unwrap_or(0),
         "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-    ) {
-        bar.set_style(style);
-    }
+    )?;
     Some(tokio::spawn(async move {
         loop {
             bar.set_position(done.load(Ordering::Relaxed));
