@@ -94,7 +94,8 @@ impl<'a> Backups<'a> {
         &self.sources
     }
 
-    /// Backs up every source (or the one named), after removing orphans of crashed runs.
+    /// Backs up every source (or the one named), after removing orphans of crashed runs
+    /// (while the first source's dump starts).
     pub async fn run(
         &self,
         only: Option<&str>,
@@ -115,10 +116,29 @@ impl<'a> Backups<'a> {
                 None => "no backup source is configured".into(),
             }));
         }
-        self.clean_orphans(now, actor).await?;
         let mut out = Vec::new();
-        for s in chosen {
-            let result = self.run_one(s, actor).await;
+        for (i, s) in chosen.into_iter().enumerate() {
+            let result = if i == 0 {
+                // The first dump starts (connecting, exporting its snapshot, starting pg_dump)
+                // while the orphans of crashed runs are removed: both wait on other programs.
+                // Its object is created only once the cleaning has ended, so the cleaning
+                // cannot take it for an orphan.
+                let started = Timestamp::now();
+                let (cleaned, dump) =
+                    tokio::join!(self.clean_orphans(now, actor), source::start(s));
+                if let Err(e) = cleaned {
+                    if let Ok(dump) = dump {
+                        dump.kill().await;
+                    }
+                    return Err(e);
+                }
+                match dump {
+                    Ok(dump) => self.write_one(s, started, dump, actor).await,
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.run_one(s, actor).await
+            };
             if let Err(e) = &result {
                 let event = AuditEvent::new(actor.clone(), Action::BackupRun, s.name.as_str())
                     .outcome(Outcome::Failure)
@@ -137,21 +157,35 @@ impl<'a> Backups<'a> {
     /// event). A failure at any step leaves no catalog row and no object.
     pub async fn run_one(&self, s: &SourceConfig, actor: &Actor) -> Result<BackupRow, BackupError> {
         let started = Timestamp::now();
+        let dump = source::start(s).await?;
+        self.write_one(s, started, dump, actor).await
+    }
+
+    /// The rest of [`Backups::run_one`], once the source has started.
+    async fn write_one(
+        &self,
+        s: &SourceConfig,
+        started: Timestamp,
+        mut dump: source::Dump,
+        actor: &Actor,
+    ) -> Result<BackupRow, BackupError> {
         let id = uuid::Uuid::now_v7().to_string();
         let key = self
             .storage
             .key_for(s.name.as_str(), started, &id, source::extension(s.kind));
-        let mut dump = source::start(s).await?;
         let reader = std::mem::replace(&mut dump.reader, Box::new(std::io::empty()));
-        let upload = match pipeline::write(
-            reader,
-            &self.storage,
-            &key,
-            &self.config.recipients,
-            i32::try_from(self.config.zstd_level.get()).unwrap_or(3),
-        )
-        .await
-        {
+        // The catalog's writer connects while the dump runs, not after it.
+        let (written, _) = tokio::join!(
+            pipeline::write(
+                reader,
+                &self.storage,
+                &key,
+                &self.config.recipients,
+                i32::try_from(self.config.zstd_level.get()).unwrap_or(3),
+            ),
+            self.store.prepare_writer()
+        );
+        let upload = match written {
             Ok(upload) => upload,
             Err(e) => {
                 dump.kill().await;

@@ -188,13 +188,6 @@ async fn start_postgres(source: &SourceConfig) -> Result<Dump, BackupError> {
         .fetch_one(&mut conn)
         .await
         .map_err(pg)?;
-    let tables: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT schemaname::text, tablename::text, format('%I.%I', schemaname, tablename) \
-         FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 3",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .map_err(pg)?;
     let (bare, password) = split_password(url);
     let mut cmd = Command::new(pg_program("pg_dump"));
     cmd.arg("-Fc")
@@ -211,6 +204,14 @@ async fn start_postgres(source: &SourceConfig) -> Result<Dump, BackupError> {
     // a table the stream did not show is counted in the exporting transaction, which stays
     // open until pg_dump has ended, so every count is of the dump's snapshot.
     let counts = tokio::spawn(async move {
+        // The snapshot's tables, asked while pg_dump starts rather than before it does.
+        let tables: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT schemaname::text, tablename::text, format('%I.%I', schemaname, tablename) \
+             FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 3",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .map_err(pg)?;
         let _ = released.await;
         let streamed = seen
             .lock()

@@ -23,6 +23,8 @@ pub struct Storage {
     /// The directory, for `dir` storage: staged uploads of a killed run live there as
     /// `KEY#N` files, which `object_store` does not list.
     root: Option<PathBuf>,
+    /// The directory's object store, for `dir` storage: where a key's file is.
+    local: Option<Arc<LocalFileSystem>>,
     /// The bucket, for `s3` storage: large objects go up as multipart uploads whose ids
     /// are written down in marker objects first ([`UPLOADS`]), so that the parts of a run
     /// killed halfway can be aborted by the next run.
@@ -59,16 +61,20 @@ impl Storage {
                     ))
                 })?;
                 // A backup is catalogued once its object is complete, so "complete" must
-                // survive a crash or a power cut: the file is synced before it is renamed into
-                // place and its directory after (object_store does neither by default).
-                let store = LocalFileSystem::new_with_prefix(&root)
-                    .map_err(|e| BackupError::Storage(e.to_string()))?
-                    .with_fsync(true);
+                // survive a crash or a power cut: a file is synced before it is renamed into
+                // place and its directory after. The pipeline writes backups itself and does
+                // so (`DirWriter`); object_store, for anything else it writes, only when told.
+                let store = Arc::new(
+                    LocalFileSystem::new_with_prefix(&root)
+                        .map_err(|e| BackupError::Storage(e.to_string()))?
+                        .with_fsync(true),
+                );
                 Ok(Self {
-                    store: Arc::new(store),
+                    store: store.clone(),
                     label: "dir".into(),
                     prefix: config.prefix.clone(),
                     root: Some(root),
+                    local: Some(store),
                     s3: None,
                 })
             }
@@ -93,6 +99,7 @@ impl Storage {
                     label: format!("s3:{bucket}"),
                     prefix: config.prefix.clone(),
                     root: None,
+                    local: None,
                     s3: Some(store),
                 })
             }
@@ -107,6 +114,11 @@ impl Storage {
     /// The object store.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    /// The directory's object store, for `dir` storage.
+    pub(crate) fn local(&self) -> Option<&Arc<LocalFileSystem>> {
+        self.local.as_ref()
     }
 
     /// The bucket's multipart API, for `s3` storage.

@@ -358,6 +358,15 @@ impl Store {
     pub async fn write(&self) -> Result<Write, StoreError> {
         begin(self.engine, &self.writer).await
     }
+
+    /// Connects the writer now when it is not connected, so that the next write does not
+    /// wait for it: a backup does this while its dump runs. A failure is left for that
+    /// write to meet and report.
+    pub async fn prepare_writer(&self) {
+        if let Err(e) = self.writer.lock().await.ready().await {
+            tracing::debug!(error = %e, "the writer did not connect ahead of its first write");
+        }
+    }
 }
 
 async fn begin(
