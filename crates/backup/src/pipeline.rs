@@ -2,8 +2,9 @@
 //! never the whole backup.
 //!
 //! Writing: source bytes → zstd (its own thread, which also reads the source) → age (X25519 recipients)
-//! and SHA-256 (another thread) → a multipart upload (async). The upload is completed only
-//! when the caller says the source ended well ([`Upload::commit`]); otherwise it is aborted.
+//! and SHA-256 (another thread) → the object: a staged file in a directory, or a multipart
+//! upload to S3 (async). The object is completed only when the caller says the source ended
+//! well ([`Upload::commit`]); otherwise it is aborted.
 //!
 //! Reading: object stream → SHA-256 → age → zstd → a sink (pg_restore's stdin, a file), with
 //! the hash compared at the end. age authenticates every 64 KiB chunk and the end of the

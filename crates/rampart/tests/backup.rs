@@ -224,6 +224,39 @@ fn restore_and_compare(site: &Site, pg: &Postgres, identity: &Path, name: &str) 
     }
 }
 
+/// A table the dump stream has no data block for (a partitioned table's parent: its rows
+/// are in its partitions' blocks) is counted in the exporting transaction, and an empty
+/// table counts 0: the catalog has a count for every table, each of the dump's snapshot.
+#[test]
+fn a_table_without_a_data_block_is_counted_in_the_dumps_snapshot() {
+    let pg = Postgres::start();
+    Postgres::psql(
+        pg.url(),
+        "CREATE TABLE events (id int, at date) PARTITION BY RANGE (at);
+         CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+         CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+         INSERT INTO events SELECT g, date '2025-06-01' + (g % 365) FROM generate_series(1, 1000) g;
+         CREATE TABLE empty (id int);",
+    );
+    let keys = tempfile::tempdir().unwrap();
+    let (_, public) = keygen(keys.path(), "k");
+    let site = Site::new(&backup_config(
+        &public,
+        "kind = \"dir\"",
+        &pg_source(pg.url()),
+    ));
+    let run = site.cli(&["backup", "run", "--source", "app"]);
+    assert!(run.status.success(), "{run:?}");
+    let catalog = site.catalog();
+    let counts = &catalog[0]["row_counts"];
+    let in_2025 = Postgres::psql(pg.url(), "SELECT count(*) FROM events_2025");
+    let in_2025: i64 = in_2025.trim().parse().unwrap();
+    assert_eq!(counts["public.events"], 1000, "{counts}");
+    assert_eq!(counts["public.events_2025"], in_2025, "{counts}");
+    assert_eq!(counts["public.events_2026"], 1000 - in_2025, "{counts}");
+    assert_eq!(counts["public.empty"], 0, "{counts}");
+}
+
 #[test]
 fn a_database_backed_up_to_a_directory_and_to_s3_restores_with_the_same_contents() {
     let pg = Postgres::start();
