@@ -129,36 +129,27 @@ impl ObjectWriter {
 
 /// An object in a directory, written as its chunks arrive into a staged file `KEY#N` (the
 /// name `object_store` gives its own uploads, which [`Storage::list`] finds if the run dies),
-/// then synced and renamed into place at the commit, and its directory synced.
+/// then synced and renamed into place at the commit, and its directory synced: the catalog
+/// must not name an object a power cut can lose. `object_store`'s buffered writer held up to
+/// a part (16 MiB) in memory and wrote it all at the commit.
 ///
-/// After each chunk the kernel is asked to start writing it out (`POSIX_FADV_DONTNEED`, which
-/// also keeps the backup from crowding the page cache), so the commit's sync waits only for
-/// the last chunk rather than for the whole object: the shell pipeline's `> file` ends
-/// without a sync at all, and the catalog must not name an object a power cut can lose.
+/// Asking the kernel to write each chunk out at once (`POSIX_FADV_DONTNEED`) was tried, so
+/// that the commit's sync would have less to wait for (0.3 ms instead of 3.6 ms for a 6.6 MB
+/// object). In the backup of a 1 GB database the database server then took 45–65 ms more
+/// CPU, and the backup up to 6 % longer, for reasons not found; so the sync does it all.
 struct DirWriter {
     dest: PathBuf,
     /// The staged file and its path, once the first chunk has created it.
     staged: Option<(std::fs::File, PathBuf)>,
-    /// Bytes written.
-    written: u64,
 }
 
 impl DirWriter {
     fn new(dest: PathBuf) -> Self {
-        Self {
-            dest,
-            staged: None,
-            written: 0,
-        }
+        Self { dest, staged: None }
     }
 
     async fn write(&mut self, chunk: Bytes) -> Result<(), BackupError> {
-        let (staged, dest, offset, len) = (
-            self.staged.take(),
-            self.dest.clone(),
-            self.written,
-            chunk.len(),
-        );
+        let (staged, dest) = (self.staged.take(), self.dest.clone());
         let (staged, result) = tokio::task::spawn_blocking(move || {
             let (mut file, path) = match staged {
                 Some(staged) => staged,
@@ -168,9 +159,6 @@ impl DirWriter {
                 },
             };
             let result = file.write_all(&chunk);
-            if result.is_ok() {
-                start_writeback(&file, offset, len);
-            }
             (Some((file, path)), result)
         })
         .await
@@ -179,7 +167,6 @@ impl DirWriter {
         result.map_err(|e| {
             BackupError::Storage(format!("cannot write {}: {e}", self.dest.display()))
         })?;
-        self.written += len as u64;
         Ok(())
     }
 
@@ -272,19 +259,6 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
         Some(parent) => std::fs::File::open(parent)?.sync_all(),
         None => Ok(()),
     }
-}
-
-/// Asks the kernel to start writing `len` bytes at `offset` out to disk now, without
-/// waiting for them (Linux starts the writeback of dirty pages for `POSIX_FADV_DONTNEED`
-/// and drops the pages once clean). Advice only: a refusal changes nothing but the time
-/// the commit's sync takes.
-fn start_writeback(file: &std::fs::File, offset: u64, len: usize) {
-    #[cfg(target_os = "linux")]
-    if let Some(len) = std::num::NonZeroU64::new(len as u64) {
-        let _ = rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed);
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, offset, len);
 }
 
 /// An S3 object in parts of [`PART`] bytes, [`PARTS_IN_FLIGHT`] at once.
