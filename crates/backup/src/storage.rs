@@ -62,8 +62,9 @@ impl Storage {
                 })?;
                 // A backup is catalogued once its object is complete, so "complete" must
                 // survive a crash or a power cut: a file is synced before it is renamed into
-                // place and its directory after. The pipeline writes backups itself and does
-                // so (`DirWriter`); object_store, for anything else it writes, only when told.
+                // place and its directory after. The pipeline's `DirWriter` does so for the
+                // backups; object_store, which does neither by default, is told to for
+                // anything else written through it.
                 let store = Arc::new(
                     LocalFileSystem::new_with_prefix(&root)
                         .map_err(|e| BackupError::Storage(e.to_string()))?
