@@ -560,13 +560,7 @@ async fn publish(partial: PathBuf, path: PathBuf) -> Result<(), BackupError> {
             .map_err(|e| fail("sync", e))?;
         std::fs::hard_link(&partial, &path).map_err(|e| fail("create", e))?;
         let _ = std::fs::remove_file(&partial);
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| fail("sync the directory of", e))
+        crate::pipeline::sync_parent(&path).map_err(|e| fail("sync the directory of", e))
     })
     .await
     .map_err(|e| BackupError::Internal(e.to_string()))?

@@ -253,12 +253,14 @@ fn make_dirs(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Syncs the directory that holds `path`, so that a new entry in it survives a power cut.
-fn sync_parent(path: &Path) -> std::io::Result<()> {
-    match path.parent() {
-        Some(parent) => std::fs::File::open(parent)?.sync_all(),
-        None => Ok(()),
-    }
+/// Syncs the directory that holds `path` (the working directory for a bare file name), so
+/// that a new entry in it survives a power cut.
+pub(crate) fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// An S3 object in parts of [`PART`] bytes, [`PARTS_IN_FLIGHT`] at once.
